@@ -1,0 +1,25 @@
+namespace Balancer.Configuration;
+
+/// <summary>The <c>Balancer</c> section of the config file.</summary>
+public sealed class BalancerOptions
+{
+    public const string SectionName = "Balancer";
+
+    /// <summary>Address of the proxy listener, e.g. <c>http://0.0.0.0:8080</c>. Read at start-up.</summary>
+    public string Listen { get; set; } = "http://127.0.0.1:8080";
+
+    public ManagementOptions Management { get; set; } = new();
+
+    /// <summary>
+    /// Peers (addresses or CIDR ranges) whose <c>X-Forwarded-For</c> header is believed when finding the
+    /// client IP. Empty by default: the TCP peer is the client.
+    /// </summary>
+    public List<string> TrustedProxies { get; set; } = [];
+}
+
+/// <summary>The <c>Balancer:Management</c> section.</summary>
+public sealed class ManagementOptions
+{
+    /// <summary>Address of the management listener (metrics, status, page). Read at start-up.</summary>
+    public string Listen { get; set; } = "http://127.0.0.1:9091";
+}

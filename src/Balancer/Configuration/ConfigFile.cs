@@ -1,0 +1,83 @@
+using System.Text.Json;
+using Microsoft.Extensions.Configuration;
+
+namespace Balancer.Configuration;
+
+/// <summary>Reads and validates a config file in one step, without touching the live configuration.</summary>
+public static class ConfigFile
+{
+    /// <summary>The outcome of reading a file: its flattened keys, or the reasons it cannot be used.</summary>
+    public sealed record Result(IDictionary<string, string?>? Data, IReadOnlyList<string> Errors)
+    {
+        public bool IsValid => Errors.Count == 0;
+    }
+
+    public static Result Read(string path)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            return Failed($"{path}: cannot read the config file: {e.Message}");
+        }
+
+        if (bytes.Length == 0)
+        {
+            return Failed($"{path}: the config file is empty");
+        }
+
+        IConfigurationRoot parsed;
+        try
+        {
+            using var stream = new MemoryStream(bytes, writable: false);
+            parsed = new ConfigurationBuilder().AddJsonStream(stream).Build();
+        }
+        catch (FormatException e)
+        {
+            // The parser reports duplicate keys itself ("A duplicate key 'X' was found.") and wraps JSON
+            // syntax errors, whose message carries the line and position.
+            var reason = e.InnerException is JsonException json ? json.Message : e.Message;
+            return Failed($"{path}: not valid JSON: {reason}");
+        }
+        catch (JsonException e)
+        {
+            return Failed($"{path}: not valid JSON: {e.Message}");
+        }
+
+        var errors = ConfigValidator.Validate(parsed);
+        if (errors.Count > 0)
+        {
+            return new Result(null, errors);
+        }
+
+        var data = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (key, value) in parsed.AsEnumerable())
+        {
+            if (value is not null)
+            {
+                data[key] = value;
+            }
+        }
+
+        ApplyDefaults(parsed, data);
+        return new Result(data, errors);
+    }
+
+    /// <summary>
+    /// With YARP's default (HealthyOrPanic) a cluster whose destinations are all down sends traffic to all
+    /// of them anyway; an operator expects the NGINX behaviour, an immediate 503. A cluster can still ask
+    /// for panic mode explicitly.
+    /// </summary>
+    private static void ApplyDefaults(IConfiguration parsed, Dictionary<string, string?> data)
+    {
+        foreach (var cluster in parsed.GetSection("ReverseProxy:Clusters").GetChildren())
+        {
+            data.TryAdd(cluster.Path + ":HealthCheck:AvailableDestinationsPolicy", "HealthyAndUnknown");
+        }
+    }
+
+    private static Result Failed(string error) => new(null, [error]);
+}

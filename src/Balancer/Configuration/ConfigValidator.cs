@@ -1,0 +1,128 @@
+using Balancer.LoadBalancing;
+using Microsoft.Extensions.Configuration;
+
+namespace Balancer.Configuration;
+
+/// <summary>
+/// Checks a whole configuration before it is allowed to serve. Every error names the key and the reason,
+/// and all errors are reported at once so an operator fixes the file in one pass.
+/// </summary>
+public static class ConfigValidator
+{
+    public static IReadOnlyList<string> Validate(IConfiguration config)
+    {
+        var errors = new List<string>();
+        var balancer = config.GetSection(BalancerOptions.SectionName);
+        CheckListen(balancer.GetSection("Listen"), errors);
+        CheckListen(balancer.GetSection("Management:Listen"), errors);
+        foreach (var proxy in balancer.GetSection("TrustedProxies").GetChildren())
+        {
+            if (!ClientIpResolver.TryParseNetwork(proxy.Value, out _))
+            {
+                errors.Add($"{proxy.Path}: '{proxy.Value}' is not an IP address or CIDR range");
+            }
+        }
+
+        var proxyConfig = config.GetSection("ReverseProxy");
+        var clusters = proxyConfig.GetSection("Clusters");
+        var clusterIds = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var cluster in clusters.GetChildren())
+        {
+            clusterIds.Add(cluster.Key);
+            CheckCluster(cluster, errors);
+        }
+
+        foreach (var route in proxyConfig.GetSection("Routes").GetChildren())
+        {
+            var clusterId = route["ClusterId"];
+            if (string.IsNullOrWhiteSpace(clusterId))
+            {
+                errors.Add($"{route.Path}:ClusterId: is missing");
+            }
+            else if (!clusterIds.Contains(clusterId))
+            {
+                errors.Add($"{route.Path}:ClusterId: no cluster named '{clusterId}' (clusters: {string.Join(", ", clusterIds)})");
+            }
+
+            var match = route.GetSection("Match");
+            if (string.IsNullOrWhiteSpace(match["Path"]) && !match.GetSection("Hosts").GetChildren().Any())
+            {
+                errors.Add($"{route.Path}:Match: needs a Path or Hosts");
+            }
+        }
+
+        return errors;
+    }
+
+    private static void CheckCluster(IConfigurationSection cluster, List<string> errors)
+    {
+        var policy = cluster.GetSection("LoadBalancingPolicy");
+        if (policy.Value is { } name && !PolicyNames.All.Contains(name))
+        {
+            errors.Add($"{policy.Path}: unknown policy '{name}'; use one of {string.Join(", ", PolicyNames.All.Order(StringComparer.Ordinal))}");
+        }
+
+        var health = cluster.GetSection("HealthCheck");
+        CheckPositiveTimeSpan(health.GetSection("Active:Interval"), errors);
+        CheckPositiveTimeSpan(health.GetSection("Active:Timeout"), errors);
+        CheckPositiveTimeSpan(health.GetSection("Passive:ReactivationPeriod"), errors);
+        CheckPositiveTimeSpan(cluster.GetSection("HttpRequest:ActivityTimeout"), errors);
+        CheckBool(health.GetSection("Active:Enabled"), errors);
+        CheckBool(health.GetSection("Passive:Enabled"), errors);
+
+        var destinations = cluster.GetSection("Destinations").GetChildren().ToList();
+        if (destinations.Count == 0)
+        {
+            errors.Add($"{cluster.Path}:Destinations: a cluster needs at least one destination");
+        }
+
+        foreach (var destination in destinations)
+        {
+            var address = destination.GetSection("Address");
+            if (!Uri.TryCreate(address.Value, UriKind.Absolute, out var uri) ||
+                (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
+            {
+                errors.Add($"{address.Path}: '{address.Value}' is not an absolute http:// or https:// URL");
+            }
+
+            var weight = destination.GetSection("Metadata:" + DestinationWeight.MetadataKey);
+            if (weight.Value is not null && !DestinationWeight.TryParse(weight.Value, out _, out var reason))
+            {
+                errors.Add($"{weight.Path}: {reason}");
+            }
+        }
+    }
+
+    private static void CheckListen(IConfigurationSection section, List<string> errors)
+    {
+        if (section.Value is not null && !ListenAddress.TryParse(section.Value, out _, out var reason))
+        {
+            errors.Add($"{section.Path}: {reason}");
+        }
+    }
+
+    private static void CheckPositiveTimeSpan(IConfigurationSection section, List<string> errors)
+    {
+        if (section.Value is null)
+        {
+            return;
+        }
+
+        if (!TimeSpan.TryParse(section.Value, System.Globalization.CultureInfo.InvariantCulture, out var value))
+        {
+            errors.Add($"{section.Path}: '{section.Value}' is not a time span such as 00:00:02");
+        }
+        else if (value <= TimeSpan.Zero)
+        {
+            errors.Add($"{section.Path}: must be positive, not '{section.Value}'");
+        }
+    }
+
+    private static void CheckBool(IConfigurationSection section, List<string> errors)
+    {
+        if (section.Value is not null && !bool.TryParse(section.Value, out _))
+        {
+            errors.Add($"{section.Path}: '{section.Value}' is not true or false");
+        }
+    }
+}

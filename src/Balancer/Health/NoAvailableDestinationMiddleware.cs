@@ -1,0 +1,28 @@
+using Yarp.ReverseProxy.Model;
+
+namespace Balancer.Health;
+
+/// <summary>
+/// Answers 503 at once, with a body that says why and a <c>Retry-After</c>, when a cluster has no
+/// destination to send to (YARP would answer an empty 503).
+/// </summary>
+internal sealed class NoAvailableDestinationMiddleware(RequestDelegate next)
+{
+    private static readonly byte[] Body = "503 Service Unavailable: no healthy backend is available.\n"u8.ToArray();
+
+    public Task InvokeAsync(HttpContext context)
+    {
+        var feature = context.GetReverseProxyFeature();
+        if (feature.AvailableDestinations.Count > 0)
+        {
+            return next(context);
+        }
+
+        var response = context.Response;
+        response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+        response.ContentType = "text/plain; charset=utf-8";
+        response.Headers.RetryAfter = "1";
+        response.ContentLength = Body.Length;
+        return response.Body.WriteAsync(Body, context.RequestAborted).AsTask();
+    }
+}

@@ -1,0 +1,99 @@
+using Balancer.Configuration;
+using Balancer.Health;
+using Balancer.LoadBalancing;
+using Balancer.Management;
+using Microsoft.Extensions.Configuration.EnvironmentVariables;
+using Microsoft.Extensions.Configuration.Json;
+using Microsoft.Extensions.Options;
+
+namespace Balancer.Hosting;
+
+/// <summary>Builds the balancer application; used by <c>Program</c>, the tests and the benchmarks alike.</summary>
+public static class BalancerHost
+{
+    /// <summary>
+    /// Creates the balancer for <paramref name="configPath"/>. Throws <see cref="InvalidConfigFileException"/>
+    /// when the file is missing or invalid.
+    /// </summary>
+    public static WebApplication Create(string configPath, string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            Args = args,
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+
+        var tracker = new ConfigReloadTracker(TimeProvider.System);
+        builder.Configuration.AddBalancerConfigFile(configPath, tracker);
+        builder.Services.AddSingleton(tracker);
+        builder.Services.AddSingleton(TimeProvider.System);
+
+        var errors = ConfigValidator.Validate(builder.Configuration);
+        if (errors.Count > 0)
+        {
+            throw new InvalidConfigFileException(configPath, errors);
+        }
+
+        builder.Services.AddOptions<BalancerOptions>().Bind(builder.Configuration.GetSection(BalancerOptions.SectionName));
+        var listeners = new Listeners();
+        builder.Services.AddSingleton(listeners);
+        builder.WebHost.ConfigureKestrel((context, kestrel) =>
+            listeners.Configure(kestrel, context.Configuration.GetSection(BalancerOptions.SectionName).Get<BalancerOptions>() ?? new()));
+
+        builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"));
+        builder.Services.AddBalancerPolicies();
+        builder.Services.AddSingleton<Yarp.ReverseProxy.Configuration.IConfigChangeListener, ReloadListener>();
+        builder.Services.AddHostedService<ConfigReloadLogger>();
+        builder.Services.AddSingleton<StatusApi>();
+
+        configure?.Invoke(builder);
+
+        var app = builder.Build();
+        app.MapWhen(Listeners.IsManagement, ManagementApp.Configure);
+        app.UseRouting();
+        app.MapReverseProxy(proxy =>
+        {
+            proxy.UseMiddleware<NoAvailableDestinationMiddleware>();
+            proxy.UseSessionAffinity();
+            proxy.UseLoadBalancing();
+            proxy.UsePassiveHealthChecks();
+        });
+        return app;
+    }
+
+    /// <summary>
+    /// Puts the validated config file where appsettings.json would be: above the defaults, below
+    /// environment variables and the command line, so that <c>--Balancer:Listen ...</c> still wins.
+    /// </summary>
+    private static void AddBalancerConfigFile(this ConfigurationManager configuration, string path, ConfigReloadTracker tracker)
+    {
+        var sources = configuration.Sources;
+        for (var i = sources.Count - 1; i >= 0; i--)
+        {
+            if (sources[i] is JsonConfigurationSource)
+            {
+                sources.RemoveAt(i);
+            }
+        }
+
+        var index = 0;
+        while (index < sources.Count && sources[index] is not EnvironmentVariablesConfigurationSource)
+        {
+            index++;
+        }
+
+        // Environment variables are added twice (ASPNETCORE_ and DOTNET_ prefixed first); insert after
+        // those prefixed ones only if the unprefixed source follows, which it always does in CreateBuilder.
+        var lastEnv = index;
+        for (var i = index; i < sources.Count; i++)
+        {
+            if (sources[i] is EnvironmentVariablesConfigurationSource { Prefix: null or "" })
+            {
+                lastEnv = i;
+                break;
+            }
+        }
+
+        sources.Insert(lastEnv, new ValidatedJsonConfigurationSource(path, tracker, TimeProvider.System));
+    }
+}

@@ -1,0 +1,41 @@
+using Microsoft.AspNetCore.Http;
+using Yarp.ReverseProxy.LoadBalancing;
+using Yarp.ReverseProxy.Model;
+
+namespace Balancer.LoadBalancing;
+
+/// <summary>
+/// Picks the destination with the fewest in-flight requests per unit of weight, rotating among ties.
+/// </summary>
+/// <remarks>
+/// Reads YARP's own <see cref="DestinationState.ConcurrentRequestCount"/>, which YARP increments just after
+/// the pick. Pick and increment are not atomic, so a burst can briefly tie on a stale count; the rotating
+/// start spreads such a burst instead of sending all of it to the first destination.
+/// </remarks>
+internal sealed class LeastConnectionsPolicy : ILoadBalancingPolicy
+{
+    private const int StackLimit = 64;
+    private readonly ClusterPolicyState.Table _clusters = new();
+
+    public string Name => PolicyNames.LeastConnections;
+
+    public DestinationState? PickDestination(HttpContext context, ClusterState cluster, IReadOnlyList<DestinationState> availableDestinations)
+    {
+        var count = availableDestinations.Count;
+        if (count == 0)
+        {
+            return null;
+        }
+
+        var state = _clusters.For(cluster);
+        var set = state.SetFor(availableDestinations);
+        var destinations = set.Destinations;
+        Span<int> inFlight = count <= StackLimit ? stackalloc int[count] : new int[count];
+        for (var i = 0; i < count; i++)
+        {
+            inFlight[i] = destinations[i].ConcurrentRequestCount;
+        }
+
+        return destinations[LeastConnections.Pick(inFlight, set.Weights, state.Next())];
+    }
+}

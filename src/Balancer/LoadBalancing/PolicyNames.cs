@@ -1,0 +1,27 @@
+namespace Balancer.LoadBalancing;
+
+/// <summary>
+/// The load-balancing policy names accepted in a cluster's <c>LoadBalancingPolicy</c>.
+/// </summary>
+public static class PolicyNames
+{
+    /// <summary>Smooth weighted round robin (replaces YARP's unweighted built-in of the same name).</summary>
+    public static string RoundRobin => nameof(RoundRobin);
+
+    /// <summary>Fewest in-flight requests divided by weight; ties rotate.</summary>
+    public static string LeastConnections => nameof(LeastConnections);
+
+    /// <summary>Consistent (rendezvous) hashing of the client IP.</summary>
+    public static string IpHash => nameof(IpHash);
+
+    /// <summary>YARP's built-in policies, which keep working under their own names.</summary>
+    public static IReadOnlyList<string> YarpBuiltIns { get; } =
+        ["PowerOfTwoChoices", "FirstAlphabetical", "Random", "LeastRequests"];
+
+    /// <summary>Every name a cluster may use, compared case-insensitively as YARP does.</summary>
+    public static IReadOnlySet<string> All { get; } = new HashSet<string>(
+        [RoundRobin, LeastConnections, IpHash, .. YarpBuiltIns], StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>What YARP uses when a cluster names no policy.</summary>
+    public static string Default => "PowerOfTwoChoices";
+}

@@ -1,0 +1,67 @@
+namespace Balancer.LoadBalancing;
+
+/// <summary>
+/// NGINX's smooth weighted round robin, unrolled into one period of picks.
+/// </summary>
+/// <remarks>
+/// Running the classic algorithm per request needs every destination's running score updated together,
+/// which means a lock on the request path. The sequence it produces is periodic (period = sum of the
+/// weights divided by their GCD), so we compute one period once per membership change and let requests
+/// walk it with a single atomic increment.
+/// </remarks>
+public static class SmoothWeightedRoundRobin
+{
+    /// <summary>Returns one period of the pick order as indices into <paramref name="weights"/>.</summary>
+    public static int[] BuildSchedule(ReadOnlySpan<int> weights)
+    {
+        if (weights.IsEmpty)
+        {
+            return [];
+        }
+
+        var gcd = 0;
+        foreach (var w in weights)
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(w, 1, nameof(weights));
+            gcd = Gcd(gcd, w);
+        }
+
+        var reduced = new int[weights.Length];
+        var total = 0;
+        for (var i = 0; i < weights.Length; i++)
+        {
+            reduced[i] = weights[i] / gcd;
+            total += reduced[i];
+        }
+
+        var current = new int[weights.Length];
+        var schedule = new int[total];
+        for (var step = 0; step < total; step++)
+        {
+            var best = 0;
+            for (var i = 0; i < reduced.Length; i++)
+            {
+                current[i] += reduced[i];
+                if (current[i] > current[best])
+                {
+                    best = i;
+                }
+            }
+
+            current[best] -= total;
+            schedule[step] = best;
+        }
+
+        return schedule;
+    }
+
+    private static int Gcd(int a, int b)
+    {
+        while (b != 0)
+        {
+            (a, b) = (b, a % b);
+        }
+
+        return a;
+    }
+}

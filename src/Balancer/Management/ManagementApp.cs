@@ -1,0 +1,43 @@
+using System.Text.Json;
+
+namespace Balancer.Management;
+
+/// <summary>The management listener's pipeline: liveness, status API; read-only.</summary>
+internal static class ManagementApp
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+
+    public static void Configure(IApplicationBuilder management)
+    {
+        management.Run(static context =>
+        {
+            var request = context.Request;
+            if (!HttpMethods.IsGet(request.Method) && !HttpMethods.IsHead(request.Method))
+            {
+                context.Response.StatusCode = StatusCodes.Status405MethodNotAllowed;
+                context.Response.Headers.Allow = "GET, HEAD";
+                return Task.CompletedTask;
+            }
+
+            return request.Path.Value switch
+            {
+                "/healthz" => context.Response.WriteAsync("ok\n"),
+                "/status" => WriteStatus(context),
+                _ => NotFound(context),
+            };
+        });
+    }
+
+    private static Task WriteStatus(HttpContext context)
+    {
+        var status = context.RequestServices.GetRequiredService<StatusApi>().Snapshot();
+        context.Response.Headers.CacheControl = "no-store";
+        return context.Response.WriteAsJsonAsync(status, Json);
+    }
+
+    private static Task NotFound(HttpContext context)
+    {
+        context.Response.StatusCode = StatusCodes.Status404NotFound;
+        return context.Response.WriteAsync("not found\n");
+    }
+}

@@ -1,0 +1,74 @@
+using Balancer.Configuration;
+using Balancer.Hosting;
+
+namespace Balancer;
+
+public static class Program
+{
+    private const string Usage = """
+        Usage:
+          Balancer --config FILE [--Key:Sub value ...]   run the balancer; FILE is watched and reloaded
+          Balancer --check-config FILE                   validate FILE and exit (0 valid, 1 invalid)
+        """;
+
+    public static int Main(string[] args)
+    {
+        var configPath = ValueOf(args, "--config") ?? Environment.GetEnvironmentVariable("BALANCER_CONFIG");
+        var checkPath = ValueOf(args, "--check-config");
+        if (checkPath is not null)
+        {
+            return CheckConfig(checkPath);
+        }
+
+        if (string.IsNullOrWhiteSpace(configPath))
+        {
+            Console.Error.WriteLine("No config file given." + Environment.NewLine + Usage);
+            return 2;
+        }
+
+        WebApplication app;
+        try
+        {
+            app = BalancerHost.Create(configPath, args);
+        }
+        catch (InvalidConfigFileException e)
+        {
+            Console.Error.WriteLine(e.Message);
+            return 1;
+        }
+
+        app.Run();
+        return 0;
+    }
+
+    private static int CheckConfig(string path)
+    {
+        var result = ConfigFile.Read(path);
+        if (result.IsValid)
+        {
+            Console.Out.WriteLine($"{Path.GetFullPath(path)}: OK");
+            return 0;
+        }
+
+        Console.Error.WriteLine(new InvalidConfigFileException(Path.GetFullPath(path), result.Errors).Message);
+        return 1;
+    }
+
+    private static string? ValueOf(string[] args, string name)
+    {
+        for (var i = 0; i < args.Length; i++)
+        {
+            if (args[i] == name)
+            {
+                return i + 1 < args.Length ? args[i + 1] : string.Empty;
+            }
+
+            if (args[i].StartsWith(name + "=", StringComparison.Ordinal))
+            {
+                return args[i][(name.Length + 1)..];
+            }
+        }
+
+        return null;
+    }
+}

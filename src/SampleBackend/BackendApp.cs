@@ -1,0 +1,102 @@
+using System.Text;
+using System.Text.Json;
+using Prometheus;
+
+namespace SampleBackend;
+
+/// <summary>Builds a sample backend instance; used by Program and by the tests.</summary>
+public static class BackendApp
+{
+    public static WebApplication Create(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(args);
+        var config = builder.Configuration;
+        var name = config["name"] ?? config["BACKEND_NAME"] ?? Environment.MachineName;
+        var state = new BackendState(
+            name,
+            healthy: !config.GetValue("unhealthy", false),
+            delayMs: config.GetValue("delay-ms", 0));
+        builder.Services.AddSingleton(state);
+        builder.Services.AddSingleton<BackendMetrics>();
+        builder.Services.AddSingleton<Workload>();
+        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, BackendJsonContext.Default));
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        configure?.Invoke(builder);
+
+        var app = builder.Build();
+        app.Use(Tag(state, app.Services.GetRequiredService<BackendMetrics>()));
+        Map(app, state);
+        return app;
+    }
+
+    /// <summary>Stamps X-Backend on every response and counts and slows workload requests.</summary>
+    private static Func<HttpContext, RequestDelegate, Task> Tag(BackendState state, BackendMetrics metrics)
+    {
+        var header = new Microsoft.Extensions.Primitives.StringValues(state.Name);
+        return async (context, next) =>
+        {
+            context.Response.Headers["X-Backend"] = header;
+            var path = context.Request.Path;
+            var workload = !path.StartsWithSegments("/health") && !path.StartsWithSegments("/metrics") && !path.StartsWithSegments("/admin");
+            if (workload && state.DelayMs > 0)
+            {
+                await Task.Delay(state.DelayMs, context.RequestAborted);
+            }
+
+            await next(context);
+            if (workload)
+            {
+                state.CountServed();
+                metrics.Count(context.Response.StatusCode);
+            }
+        };
+    }
+
+    private static void Map(WebApplication app, BackendState state)
+    {
+        var hello = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new Hello(state.Name, $"Hello from {state.Name}"), BackendJsonContext.Default.Hello));
+        app.MapGet("/", () => Results.Bytes(hello, "application/json"));
+        app.MapGet("/health", (BackendState s) => s.Healthy
+            ? Results.Text("healthy\n")
+            : Results.Text("unhealthy\n", statusCode: StatusCodes.Status503ServiceUnavailable));
+
+        var api = app.MapGroup("/api");
+        api.MapGet("/products", (Workload w, int? limit) => Results.Ok(w.Products(limit ?? 20)));
+        api.MapGet("/report", (Workload w, int? top) => Results.Ok(w.Report(top ?? 10)));
+        api.MapPost("/upload", async (HttpRequest request, CancellationToken ct) =>
+        {
+            if (!request.HasFormContentType)
+            {
+                return Results.BadRequest("expected multipart/form-data\n");
+            }
+
+            var form = await request.ReadFormAsync(ct);
+            return Results.Ok(await Workload.ReceiveAsync(form.Files, ct));
+        }).DisableAntiforgery();
+        app.MapGet("/delay/{ms:int}", async (int ms, BackendState s, CancellationToken ct) =>
+        {
+            await Task.Delay(Math.Clamp(ms, 0, 120_000), ct);
+            return Results.Ok(new Delayed(s.Name, ms));
+        });
+
+        // Run-time controls for demos, tests and benchmarks. Bind the backend to loopback in production.
+        var admin = app.MapGroup("/admin");
+        admin.MapGet("/stats", (BackendState s) => Results.Ok(new Stats(s.Name, s.Served, s.Healthy, s.DelayMs)));
+        admin.MapPost("/healthy", (BackendState s) => { s.Healthy = true; return Results.Ok(new Stats(s.Name, s.Served, s.Healthy, s.DelayMs)); });
+        admin.MapPost("/unhealthy", (BackendState s) => { s.Healthy = false; return Results.Ok(new Stats(s.Name, s.Served, s.Healthy, s.DelayMs)); });
+        admin.MapPost("/delay", (BackendState s, int ms) =>
+        {
+            s.DelayMs = Math.Clamp(ms, 0, 120_000);
+            return Results.Ok(new Stats(s.Name, s.Served, s.Healthy, s.DelayMs));
+        });
+
+        var metrics = app.Services.GetRequiredService<BackendMetrics>();
+        app.UseMetricServer("/metrics", metrics.Registry);
+    }
+}
+
+public sealed record Hello(string Backend, string Message);
+
+public sealed record Delayed(string Backend, int DelayedMs);
+
+public sealed record Stats(string Backend, long Served, bool Healthy, int DelayMs);

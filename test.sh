@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh Debian machine, then runs the whole suite.
+# Usage: ./test.sh [extra dotnet test arguments, e.g. --filter RoundRobin]
+set -euo pipefail
+cd "$(dirname "$0")"
+
+packages=(prometheus chromium slowhttptest shellcheck docker-compose ruby)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "Installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+dotnet restore --nologo
+dotnet build --nologo --no-restore -c Release
+results=$(mktemp -d)
+status=0
+dotnet test --nologo --no-build -c Release --logger "trx;LogFileName=results.trx" --results-directory "$results" "$@" || status=$?
+
+# One summary line in the 'N passed, N failed' form that CI reads.
+python3 - "$results/results.trx" <<'PY' || true
+import sys, xml.etree.ElementTree as ET
+c = ET.parse(sys.argv[1]).getroot().find('{http://microsoft.com/schemas/VisualStudio/TeamTest/2010}ResultSummary/{http://microsoft.com/schemas/VisualStudio/TeamTest/2010}Counters')
+print(f"tests: {c.get('passed')} passed, {c.get('failed')} failed, {int(c.get('total')) - int(c.get('executed'))} skipped")
+PY
+exit $status

@@ -1,0 +1,125 @@
+using System.Text.Json.Nodes;
+using Balancer.Hosting;
+
+namespace Balancer.Tests.Infrastructure;
+
+/// <summary>
+/// Three real SampleBackends (A, B, C) and a real balancer in front of them, all on loopback ports chosen
+/// by the OS, with the config in a temporary file that tests may rewrite to trigger a reload.
+/// </summary>
+internal sealed class BalancerFixture : IAsyncDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("balancer-test-").FullName;
+    private WebApplication? _balancer;
+
+    public List<BackendHost> Backends { get; } = [];
+
+    public string ConfigPath => Path.Combine(_directory, "balancer.json");
+
+    public WebApplication App => _balancer!;
+
+    public Uri ProxyAddress => App.Services.GetRequiredService<Listeners>().ProxyAddress;
+
+    public Uri ManagementAddress => App.Services.GetRequiredService<Listeners>().ManagementAddress;
+
+    public HttpClient Client { get; private set; } = null!;
+
+    public HttpClient Management { get; private set; } = null!;
+
+    public static async Task<BalancerFixture> StartAsync(string policy = "RoundRobin", Action<JsonObject>? edit = null, Action<WebApplicationBuilder>? configure = null)
+    {
+        var fixture = new BalancerFixture();
+        foreach (var name in new[] { "A", "B", "C" })
+        {
+            fixture.Backends.Add(await BackendHost.StartAsync(name));
+        }
+
+        fixture.WriteConfig(policy, edit);
+        fixture._balancer = BalancerHost.Create(fixture.ConfigPath, [], builder =>
+        {
+            builder.Logging.ClearProviders();
+            configure?.Invoke(builder);
+        });
+        await fixture._balancer.StartAsync();
+        fixture.Client = new HttpClient { BaseAddress = fixture.ProxyAddress };
+        fixture.Management = new HttpClient { BaseAddress = fixture.ManagementAddress };
+        return fixture;
+    }
+
+    public BackendHost Backend(string name) => Backends.Single(b => b.Name == name);
+
+    /// <summary>The config as a JSON tree, for tests to edit before <see cref="WriteConfig(JsonObject)"/>.</summary>
+    public JsonObject Config(string policy, Action<JsonObject>? edit = null)
+    {
+        var destinations = new JsonObject();
+        foreach (var backend in Backends)
+        {
+            destinations[backend.Name] = new JsonObject { ["Address"] = backend.Address.ToString() };
+        }
+
+        var config = new JsonObject
+        {
+            ["Balancer"] = new JsonObject
+            {
+                ["Listen"] = "http://127.0.0.1:0",
+                ["Management"] = new JsonObject { ["Listen"] = "http://127.0.0.1:0" },
+            },
+            ["ReverseProxy"] = new JsonObject
+            {
+                ["Routes"] = new JsonObject
+                {
+                    ["all"] = new JsonObject { ["ClusterId"] = "backends", ["Match"] = new JsonObject { ["Path"] = "{**catch-all}" } },
+                },
+                ["Clusters"] = new JsonObject
+                {
+                    ["backends"] = new JsonObject
+                    {
+                        ["LoadBalancingPolicy"] = policy,
+                        ["Destinations"] = destinations,
+                    },
+                },
+            },
+        };
+        edit?.Invoke(config);
+        return config;
+    }
+
+    public void WriteConfig(string policy, Action<JsonObject>? edit = null) => WriteConfig(Config(policy, edit));
+
+    /// <summary>Replaces the file in one step (write aside, then rename), as careful tools do.</summary>
+    public void WriteConfig(JsonObject config) => WriteConfigText(config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+
+    public void WriteConfigText(string text)
+    {
+        var temporary = ConfigPath + ".tmp";
+        File.WriteAllText(temporary, text);
+        File.Move(temporary, ConfigPath, overwrite: true);
+    }
+
+    public async Task<string> GetBackendAsync(string path = "/")
+    {
+        using var response = await Client.GetAsync(path);
+        response.EnsureSuccessStatusCode();
+        return response.Headers.GetValues("X-Backend").Single();
+    }
+
+    public async Task<JsonNode> StatusAsync() => JsonNode.Parse(await Management.GetStringAsync("/status"))!;
+
+    public async ValueTask DisposeAsync()
+    {
+        Client?.Dispose();
+        Management?.Dispose();
+        if (_balancer is not null)
+        {
+            await _balancer.StopAsync();
+            await _balancer.DisposeAsync();
+        }
+
+        foreach (var backend in Backends)
+        {
+            await backend.DisposeAsync();
+        }
+
+        Directory.Delete(_directory, recursive: true);
+    }
+}

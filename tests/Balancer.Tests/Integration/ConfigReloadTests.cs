@@ -1,0 +1,110 @@
+using System.Net;
+using Balancer.Tests.Infrastructure;
+
+namespace Balancer.Tests.Integration;
+
+[Collection(IntegrationCollection.Name)]
+public sealed class ConfigReloadTests
+{
+    [Fact]
+    public async Task PolicySwitch_RoundRobinToIpHashToLeastConnections_UnderTraffic_NoRestartNoFailure()
+    {
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin");
+        // RoundRobin: sequential requests rotate exactly (measured before the background traffic starts,
+        // which would share the rotation).
+        Assert.Equal(new[] { 100, 100, 100 }, await CountsAsync(lb, 300));
+        using var traffic = new SteadyTraffic(lb.Client, clients: 4);
+
+        lb.WriteConfig("IpHash");
+        await WaitForPolicyAsync(lb, "IpHash");
+        // IpHash: every request from this one client address lands on the same backend.
+        Assert.Equal(new[] { 300 }, await CountsAsync(lb, 300));
+
+        lb.WriteConfig("LeastConnections");
+        await WaitForPolicyAsync(lb, "LeastConnections");
+        var result = await traffic.StopAsync();
+        Assert.True(result.Succeeded > 0);
+        Assert.True(result.Failed == 0, string.Join("; ", result.Failures));
+
+        // LeastConnections: while A holds a slow request, idle B and C take every new one.
+        lb.Backend("A").State.DelayMs = 2_000;
+        using var held = new HttpClient { BaseAddress = lb.ProxyAddress };
+        var slow = new List<Task<HttpResponseMessage>>();
+        await Poll.UntilAsync(async () =>
+        {
+            slow.Add(held.GetAsync("/"));
+            return await InFlightAsync(lb, "A") >= 1;
+        }, TimeSpan.FromSeconds(5), "a request in flight on A");
+        var distribution = await CountsByNameAsync(lb, 60);
+        Assert.False(distribution.ContainsKey("A"), $"A got {distribution.GetValueOrDefault("A")} requests while busy");
+        Assert.Equal(60, distribution.GetValueOrDefault("B") + distribution.GetValueOrDefault("C"));
+        lb.Backend("A").State.DelayMs = 0;
+        foreach (var response in await Task.WhenAll(slow))
+        {
+            response.Dispose();
+        }
+
+        lb.WriteConfig("RoundRobin");
+        await WaitForPolicyAsync(lb, "RoundRobin");
+        Assert.Equal(new[] { 100, 100, 100 }, await CountsAsync(lb, 300));
+    }
+
+    private static async Task<int> InFlightAsync(BalancerFixture lb, string destination)
+    {
+        var destinations = (await lb.StatusAsync())["clusters"]![0]!["destinations"]!.AsArray();
+        return (int)destinations.Single(d => (string)d!["id"]! == destination)!["inFlight"]!;
+    }
+
+    [Fact]
+    public async Task InvalidReload_IsRejected_LastGoodConfigKeepsServing()
+    {
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin");
+        Assert.Equal(new[] { 100, 100, 100 }, await CountsAsync(lb, 300));
+
+        lb.WriteConfig("NoSuchPolicy");
+        await Poll.UntilAsync(async () => (await lb.StatusAsync())["lastReload"]?["result"]?.GetValue<string>() == "failure", TimeSpan.FromSeconds(5), "the rejected reload");
+
+        var status = await lb.StatusAsync();
+        Assert.Contains("ReverseProxy:Clusters:backends:LoadBalancingPolicy", status["lastReload"]!["error"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal("RoundRobin", status["clusters"]![0]!["policy"]!.GetValue<string>());
+        Assert.Equal(new[] { 100, 100, 100 }, await CountsAsync(lb, 300));
+    }
+
+    [Fact]
+    public async Task HalfWrittenFile_DoesNotFailRequests_AndCompletedFileApplies()
+    {
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin");
+        using var traffic = new SteadyTraffic(lb.Client, clients: 2);
+
+        // An editor that truncates and then writes in two steps, in place.
+        var full = lb.Config("IpHash").ToJsonString();
+        await File.WriteAllTextAsync(lb.ConfigPath, full[..(full.Length / 2)]);
+        await File.WriteAllTextAsync(lb.ConfigPath, full);
+        await WaitForPolicyAsync(lb, "IpHash");
+
+        var result = await traffic.StopAsync();
+        Assert.Equal(0, result.Failed);
+    }
+
+    private static async Task WaitForPolicyAsync(BalancerFixture lb, string policy) =>
+        await Poll.UntilAsync(async () => (await lb.StatusAsync())["clusters"]![0]!["policy"]!.GetValue<string>() == policy, TimeSpan.FromSeconds(2), $"policy {policy} in force");
+
+    private static async Task<int[]> CountsAsync(BalancerFixture lb, int requests) =>
+        [.. (await CountsByNameAsync(lb, requests)).Values.Order()];
+
+    private static async Task<Dictionary<string, int>> CountsByNameAsync(BalancerFixture lb, int requests)
+    {
+        // A client of its own, so the steady background traffic does not interleave with the count.
+        using var client = new HttpClient { BaseAddress = lb.ProxyAddress };
+        var counts = new Dictionary<string, int>();
+        for (var i = 0; i < requests; i++)
+        {
+            using var response = await client.GetAsync("/");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var backend = response.Headers.GetValues("X-Backend").Single();
+            counts[backend] = counts.GetValueOrDefault(backend) + 1;
+        }
+
+        return counts;
+    }
+}
