@@ -29,7 +29,8 @@ for i in 1 2 3; do
   dotnet "$out/backend/SampleBackend.dll" --urls "http://127.0.0.1:$port" --name "$name" >"$out/backend-$name.log" 2>&1 &
   pids+=($!)
 done
-dotnet "$out/balancer/Balancer.dll" --config "$config" 2>&1 | tee "$out/balancer.log" &
+# Process substitution, not a pipe, so that $! is the balancer itself and Ctrl-C reaches it.
+dotnet "$out/balancer/Balancer.dll" --config "$config" > >(tee "$out/balancer.log") 2>&1 &
 pids+=($!)
 
 cat <<MSG

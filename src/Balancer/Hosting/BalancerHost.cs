@@ -2,7 +2,9 @@ using Balancer.Configuration;
 using Balancer.Health;
 using Balancer.LoadBalancing;
 using Balancer.Management;
+using Balancer.Telemetry;
 using Microsoft.Extensions.Configuration.EnvironmentVariables;
+using Microsoft.Extensions.Configuration.Memory;
 using Microsoft.Extensions.Configuration.Json;
 using Microsoft.Extensions.Options;
 
@@ -21,6 +23,19 @@ public static class BalancerHost
         {
             Args = args,
             ContentRootPath = AppContext.BaseDirectory,
+        });
+
+        // Quiet defaults, below everything else so a "Logging" section in the config file overrides them:
+        // ASP.NET Core and YARP log every request at Information, which costs throughput and buries
+        // what operators need to see.
+        builder.Configuration.Sources.Insert(0, new MemoryConfigurationSource
+        {
+            InitialData = new Dictionary<string, string?>
+            {
+                ["Logging:LogLevel:Default"] = "Information",
+                ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
+                ["Logging:LogLevel:Yarp"] = "Warning",
+            },
         });
 
         var tracker = new ConfigReloadTracker(TimeProvider.System);
@@ -45,6 +60,7 @@ public static class BalancerHost
         builder.Services.AddSingleton<Yarp.ReverseProxy.Configuration.IConfigChangeListener, ReloadListener>();
         builder.Services.AddHostedService<ConfigReloadLogger>();
         builder.Services.AddSingleton<StatusApi>();
+        builder.Services.AddSingleton<BalancerMetricsRegistry>();
 
         configure?.Invoke(builder);
 

@@ -1,4 +1,6 @@
 using System.Text.Json;
+using Balancer.Telemetry;
+using Prometheus;
 
 namespace Balancer.Management;
 
@@ -9,6 +11,8 @@ internal static class ManagementApp
 
     public static void Configure(IApplicationBuilder management)
     {
+        var metrics = management.ApplicationServices.GetRequiredService<BalancerMetricsRegistry>();
+        management.UseMetricServer("/metrics", metrics.Registry);
         management.Run(static context =>
         {
             var request = context.Request;

@@ -29,6 +29,17 @@ public sealed class ListenerTests
     }
 
     [Fact]
+    public async Task Management_Metrics_ServesPrometheusExposition()
+    {
+        await using var lb = await BalancerFixture.StartAsync();
+
+        using var response = await lb.Management.GetAsync("/metrics");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.False(response.Headers.Contains("X-Backend"));
+    }
+
+    [Fact]
     public async Task Management_Status_ListsClusterPolicyAndDestinations()
     {
         await using var lb = await BalancerFixture.StartAsync("LeastConnections");
