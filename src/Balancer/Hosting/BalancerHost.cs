@@ -61,6 +61,8 @@ public static class BalancerHost
         builder.Services.AddHostedService<ConfigReloadLogger>();
         builder.Services.AddSingleton<StatusApi>();
         builder.Services.AddSingleton<BalancerMetricsRegistry>();
+        // TEMPORARY (replaced by the health-transition tracker of issue 3): records nothing yet.
+        builder.Services.AddSingleton<IDestinationHealthHistory, NoHealthHistory>();
 
         configure?.Invoke(builder);
 
@@ -75,6 +77,11 @@ public static class BalancerHost
             proxy.UsePassiveHealthChecks();
         });
         return app;
+    }
+
+    private sealed class NoHealthHistory : IDestinationHealthHistory
+    {
+        public HealthChange? LastChange(string clusterId, string destinationId) => null;
     }
 
     /// <summary>
