@@ -5,20 +5,22 @@
 set -euo pipefail
 
 hosts="${1:?usage: common.sh HOSTS_LINES}"
+hosts_file="${HOSTS_FILE:-/etc/hosts}"
 begin="# BEGIN yarp-balancer topology"
 end="# END yarp-balancer topology"
 
 # Replace our block, keep everything else: re-provisioning must not pile up duplicates.
 tmp=$(mktemp)
-sed "/^${begin}\$/,/^${end}\$/d" /etc/hosts >"$tmp"
+sed "/^${begin}\$/,/^${end}\$/d" "$hosts_file" >"$tmp"
 {
   echo "$begin"
   echo "$hosts"
   echo "$end"
 } >>"$tmp"
-cat "$tmp" >/etc/hosts
+# Rewritten in place, not moved: /etc/hosts may be a bind mount or a symlink.
+cat "$tmp" >"$hosts_file"
 rm -f "$tmp"
 
 # Vagrant also maps each VM's own hostname to 127.0.1.1, above this block; that only affects the VM
 # looking itself up, and every service here listens on all interfaces, so it is left alone.
-echo "hosts: $(grep -c . <<<"$hosts") topology entries in /etc/hosts"
+echo "hosts: $(grep -c . <<<"$hosts") topology entries in $hosts_file"
