@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Every VM: name resolution for the whole topology (lb/balancer, backend-a..c, monitor/prometheus/grafana),
 # so the same balancer config and prometheus.yml work here and in the compose stack.
-# Usage (as root, by Vagrant): common.sh "IP NAME [ALIAS...]<newline>..."
+# Usage (as root, by Vagrant): common.sh "IP NAME [ALIAS...],IP NAME [ALIAS...],..."
 set -euo pipefail
 
-hosts="${1:?usage: common.sh HOSTS_LINES}"
+hosts=$(tr ',' '\n' <<<"${1:?usage: common.sh \"IP NAME [ALIAS...],...\"}")
 hosts_file="${HOSTS_FILE:-/etc/hosts}"
 begin="# BEGIN yarp-balancer topology"
 end="# END yarp-balancer topology"

@@ -56,7 +56,7 @@ public sealed class VagrantTests
         foreach (var (name, machine) in Machines())
         {
             var hosts = Provision(machine!, "deploy/vagrant/common.sh")["args"]![0]!.GetValue<string>();
-            var lines = hosts.Split('\n').Select(l => l.Split(' ')).ToDictionary(f => f[1], f => f);
+            var lines = hosts.Split(',').Select(l => l.Split(' ')).ToDictionary(f => f[1], f => f);
             foreach (var (other, ip) in Topology)
             {
                 Assert.Equal(ip, lines[other][0]);
@@ -126,8 +126,8 @@ public sealed class VagrantTests
             File.WriteAllText(file, "127.0.0.1 localhost\n127.0.1.1 lb lb\n");
             var env = new Dictionary<string, string?> { ["HOSTS_FILE"] = file };
 
-            var first = Repo.Run("bash", ["deploy/vagrant/common.sh", "192.168.56.103 lb balancer\n192.168.56.109 backend-a"], env: env);
-            var second = Repo.Run("bash", ["deploy/vagrant/common.sh", "192.168.56.103 lb balancer\n192.168.56.113 backend-b"], env: env);
+            var first = Repo.Run("bash", ["deploy/vagrant/common.sh", "192.168.56.103 lb balancer,192.168.56.109 backend-a"], env: env);
+            var second = Repo.Run("bash", ["deploy/vagrant/common.sh", "192.168.56.103 lb balancer,192.168.56.113 backend-b"], env: env);
 
             Assert.True(first.ExitCode == 0, first.ToString());
             Assert.True(second.ExitCode == 0, second.ToString());
