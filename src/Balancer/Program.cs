@@ -1,5 +1,6 @@
 using Balancer.Configuration;
 using Balancer.Hosting;
+using LoadBalancer.Shared;
 
 namespace Balancer;
 
@@ -9,10 +10,18 @@ public static class Program
         Usage:
           Balancer --config FILE [--Key:Sub value ...]   run the balancer; FILE is watched and reloaded
           Balancer --check-config FILE                   validate FILE and exit (0 valid, 1 invalid)
+          Balancer --probe URL                           GET URL, exit 0 on 2xx (container HEALTHCHECK)
         """;
 
     public static int Main(string[] args)
     {
+        if (HttpProbe.UrlFrom(args) is { } probeUrl)
+        {
+            // The management token, when one is set, rides along so the probe works whichever
+            // management paths end up requiring it.
+            return HttpProbe.Run(probeUrl, bearerToken: Environment.GetEnvironmentVariable("Balancer__Management__Token"));
+        }
+
         var configPath = ValueOf(args, "--config") ?? Environment.GetEnvironmentVariable("BALANCER_CONFIG");
         var checkPath = ValueOf(args, "--check-config");
         if (checkPath is not null)

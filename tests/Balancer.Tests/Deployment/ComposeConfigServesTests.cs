@@ -1,0 +1,86 @@
+using System.Text.Json.Nodes;
+using Balancer.Hosting;
+using Balancer.Tests.Infrastructure;
+
+namespace Balancer.Tests.Deployment;
+
+/// <summary>
+/// The balancer config the compose stack and the lb VM run (deploy/config/balancer.json), started for real:
+/// only the addresses are rewritten (listeners to loopback port 0, backend host names to real SampleBackends
+/// on loopback); routes, policy and health checks are the file's own.
+/// </summary>
+[Collection(Integration.IntegrationCollection.Name)]
+public sealed class ComposeConfigServesTests : IAsyncDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("compose-config-").FullName;
+    private readonly List<BackendHost> _backends = [];
+    private WebApplication? _balancer;
+
+    [Fact]
+    public async Task DeployConfig_WithAddressesOnLoopback_ProbesAllThreeBackendsUp_AndSplitsTrafficEvenly()
+    {
+        var config = DeployConfig.Load();
+        Assert.Equal("http://0.0.0.0:8080", (string?)config["Balancer"]!["Listen"]);
+        Assert.Equal("http://0.0.0.0:9091", (string?)config["Balancer"]!["Management"]!["Listen"]);
+        config["Balancer"]!["Listen"] = "http://127.0.0.1:0";
+        config["Balancer"]!["Management"]!["Listen"] = "http://127.0.0.1:0";
+
+        var destinations = config["ReverseProxy"]!["Clusters"]!["backends"]!["Destinations"]!.AsObject();
+        Assert.Equal(["A", "B", "C"], destinations.Select(d => d.Key));
+        foreach (var (id, destination) in destinations)
+        {
+            var backend = await BackendHost.StartAsync(id);
+            _backends.Add(backend);
+            var compose = new Uri((string)destination!["Address"]!);
+            Assert.Equal($"backend-{id.ToLowerInvariant()}", compose.Host);
+            destination["Address"] = backend.Address.ToString();
+        }
+
+        var path = Path.Combine(_directory, "balancer.json");
+        await File.WriteAllTextAsync(path, config.ToJsonString());
+        _balancer = BalancerHost.Create(path, [], b => b.Logging.ClearProviders());
+        await _balancer.StartAsync();
+        var listeners = _balancer.Services.GetRequiredService<Listeners>();
+        using var client = new HttpClient { BaseAddress = listeners.ProxyAddress };
+        using var management = new HttpClient { BaseAddress = listeners.ManagementAddress };
+
+        // The file's active health checks (every 2 s) must find all three backends healthy.
+        await Poll.UntilAsync(
+            async () =>
+            {
+                var status = JsonNode.Parse(await management.GetStringAsync("/status"))!;
+                var cluster = status["clusters"]!.AsArray().Single(c => (string?)c!["id"] == "backends")!;
+                return cluster["destinations"]!.AsArray().All(d => (string?)d!["health"] == "Up");
+            },
+            TimeSpan.FromSeconds(20),
+            "all three destinations Up in /status");
+
+        var counts = new Dictionary<string, int>();
+        for (var i = 0; i < 300; i++)
+        {
+            using var response = await client.GetAsync("/");
+            response.EnsureSuccessStatusCode();
+            var name = response.Headers.GetValues("X-Backend").Single();
+            counts[name] = counts.GetValueOrDefault(name) + 1;
+        }
+
+        Assert.Equal("RoundRobin", (string?)config["ReverseProxy"]!["Clusters"]!["backends"]!["LoadBalancingPolicy"]);
+        Assert.Equal(new Dictionary<string, int> { ["A"] = 100, ["B"] = 100, ["C"] = 100 }, counts);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_balancer is not null)
+        {
+            await _balancer.StopAsync();
+            await _balancer.DisposeAsync();
+        }
+
+        foreach (var backend in _backends)
+        {
+            await backend.DisposeAsync();
+        }
+
+        Directory.Delete(_directory, recursive: true);
+    }
+}

@@ -1,0 +1,16 @@
+using System.Text.Json.Nodes;
+
+namespace Balancer.Tests.Deployment;
+
+/// <summary>deploy/config/balancer.json: the balancer config the compose stack and the lb VM both run.</summary>
+internal static class DeployConfig
+{
+    public const string Path = "deploy/config/balancer.json";
+
+    public static JsonObject Load() => JsonNode.Parse(Repo.Read(Path))!.AsObject();
+
+    /// <summary>Destination id to address, e.g. A to http://backend-a:5001/.</summary>
+    public static Dictionary<string, string> Destinations() =>
+        Load()["ReverseProxy"]!["Clusters"]!["backends"]!["Destinations"]!.AsObject()
+            .ToDictionary(d => d.Key, d => (string)d.Value!["Address"]!);
+}

@@ -1,0 +1,168 @@
+using System.Text.Json.Nodes;
+
+namespace Balancer.Tests.Deployment;
+
+/// <summary>
+/// The Vagrantfile and its provisioning scripts, checked with real tools (ruby, shellcheck, bash). No
+/// VirtualBox here: the Vagrantfile is loaded against a recording stand-in for Vagrant's DSL
+/// (vagrantfile_dsl.rb) and what it defines is compared with the papers' topology.
+/// </summary>
+public sealed class VagrantTests
+{
+    // The paper's Wireshark table: load balancer .103, Flask A .109, B .113, C .110. The monitor is ours.
+    private static readonly Dictionary<string, string> Topology = new()
+    {
+        ["lb"] = "192.168.56.103",
+        ["backend-a"] = "192.168.56.109",
+        ["backend-b"] = "192.168.56.113",
+        ["backend-c"] = "192.168.56.110",
+        ["monitor"] = "192.168.56.120",
+    };
+
+    [Fact]
+    public void Vagrantfile_IsValidRuby()
+    {
+        var result = Repo.Run("ruby", ["-c", "Vagrantfile"]);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal("Syntax OK", result.Stdout.Trim());
+    }
+
+    [Fact]
+    public void Vagrantfile_DefinesThePapersFiveMachines_OnTheHostOnlyNetwork_WithModestResources()
+    {
+        var machines = Machines();
+
+        Assert.Equal(Topology.Keys.Order(StringComparer.Ordinal), machines.Select(m => m.Key).Order(StringComparer.Ordinal));
+        foreach (var (name, ip) in Topology)
+        {
+            var machine = machines[name]!;
+            Assert.Equal(name, (string?)machine["hostname"]);
+            var network = Assert.Single(machine["networks"]!.AsArray());
+            Assert.Equal("private_network", (string?)network!["type"]);
+            Assert.Equal(ip, (string?)network["ip"]);
+
+            var vb = machine["providers"]!["virtualbox"]!;
+            var memory = (int)vb["memory"]!;
+            var cpus = (int)vb["cpus"]!;
+            Assert.InRange(memory, 512, 2048);
+            Assert.InRange(cpus, 1, 2);
+        }
+    }
+
+    [Fact]
+    public void Vagrantfile_EveryMachineKnowsEveryOther_ByTheComposeNames()
+    {
+        foreach (var (name, machine) in Machines())
+        {
+            var hosts = Provision(machine!, "deploy/vagrant/common.sh")["args"]![0]!.GetValue<string>();
+            var lines = hosts.Split(',').Select(l => l.Split(' ')).ToDictionary(f => f[1], f => f);
+            foreach (var (other, ip) in Topology)
+            {
+                Assert.Equal(ip, lines[other][0]);
+            }
+
+            // The names deploy/config/balancer.json and prometheus.yml use for the machines.
+            Assert.Contains("balancer", lines["lb"]);
+            Assert.Contains("prometheus", lines["monitor"]);
+            Assert.True(lines.Count == Topology.Count, $"{name}: {hosts}");
+        }
+    }
+
+    [Fact]
+    public void Vagrantfile_ProvisionsEachRole_WithScriptsInTheRepository()
+    {
+        var machines = Machines();
+
+        Assert.Equal(["deploy/vagrant/common.sh", "deploy/vagrant/dotnet.sh", "deploy/vagrant/lb.sh"], Paths(machines["lb"]!));
+        Assert.Equal(["deploy/vagrant/common.sh", "deploy/vagrant/monitor.sh"], Paths(machines["monitor"]!));
+        foreach (var (machine, name) in new[] { ("backend-a", "A"), ("backend-b", "B"), ("backend-c", "C") })
+        {
+            Assert.Equal(["deploy/vagrant/common.sh", "deploy/vagrant/dotnet.sh", "deploy/vagrant/backend.sh"], Paths(machines[machine]!));
+            var args = Provision(machines[machine]!, "deploy/vagrant/backend.sh")["args"]!.AsArray().Select(a => a!.GetValue<string>()).ToArray();
+            Assert.Equal(name, args[0]);
+
+            // The backend listens where the shared balancer config sends its traffic.
+            var destination = new Uri(DeployConfig.Destinations()[name]);
+            Assert.Equal(machine, destination.Host);
+            Assert.Equal(destination.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), args[1]);
+        }
+
+        foreach (var path in machines.SelectMany(m => Paths(m.Value!)).Distinct())
+        {
+            Assert.True(File.Exists(Repo.PathOf(path)), $"{path} is provisioned but not in the repository");
+        }
+    }
+
+    [Fact]
+    public void Vagrantfile_PublishesTheAppsOnTheHost_BeforeUpAndProvision()
+    {
+        var trigger = Assert.Single(Dsl()["triggers"]!.AsArray())!;
+
+        Assert.Equal("before", (string?)trigger["at"]);
+        Assert.Contains("up", trigger["commands"]!.AsArray().Select(c => (string?)c));
+        Assert.Contains("provision", trigger["commands"]!.AsArray().Select(c => (string?)c));
+        Assert.Equal("deploy/vagrant/publish.sh", (string?)trigger["run"]!["path"]);
+    }
+
+    [Fact]
+    public void ProvisioningScripts_PassShellcheck()
+    {
+        var scripts = Directory.GetFiles(Repo.PathOf("deploy"), "*.sh", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(["backend.sh", "common.sh", "dotnet.sh", "lb.sh", "monitor.sh", "publish.sh"], scripts.Select(Path.GetFileName));
+
+        var result = Repo.Run("shellcheck", ["--severity=style", "--shell=bash", .. scripts]);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal(string.Empty, result.Stdout);
+    }
+
+    [Fact]
+    public void HostsScript_WritesTheTopologyBlockOnce_AndKeepsOtherEntries_WhenRunAgain()
+    {
+        var file = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(file, "127.0.0.1 localhost\n127.0.1.1 lb lb\n");
+            var env = new Dictionary<string, string?> { ["HOSTS_FILE"] = file };
+
+            var first = Repo.Run("bash", ["deploy/vagrant/common.sh", "192.168.56.103 lb balancer,192.168.56.109 backend-a"], env: env);
+            var second = Repo.Run("bash", ["deploy/vagrant/common.sh", "192.168.56.103 lb balancer,192.168.56.113 backend-b"], env: env);
+
+            Assert.True(first.ExitCode == 0, first.ToString());
+            Assert.True(second.ExitCode == 0, second.ToString());
+            Assert.Equal(
+                "127.0.0.1 localhost\n127.0.1.1 lb lb\n# BEGIN yarp-balancer topology\n192.168.56.103 lb balancer\n192.168.56.113 backend-b\n# END yarp-balancer topology\n",
+                File.ReadAllText(file));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public void DotnetScript_PinsTheSameRuntimePatch_AsTheDockerfiles()
+    {
+        var script = Repo.Read("deploy/vagrant/dotnet.sh");
+        var pinned = System.Text.RegularExpressions.Regex.Match(script, @"DOTNET_RUNTIME_VERSION:-(10\.0\.\d+)\}").Groups[1].Value;
+
+        Assert.Equal(DockerfileTests.RuntimeVersion("src/Balancer/Dockerfile"), pinned);
+        Assert.Equal(DockerfileTests.RuntimeVersion("src/SampleBackend/Dockerfile"), pinned);
+    }
+
+    private static JsonNode Dsl()
+    {
+        var result = Repo.Run("ruby", ["tests/Balancer.Tests/Deployment/vagrantfile_dsl.rb", "Vagrantfile"]);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        return JsonNode.Parse(result.Stdout)!;
+    }
+
+    private static JsonObject Machines() => Dsl()["machines"]!.AsObject();
+
+    private static string[] Paths(JsonNode machine) =>
+        [.. machine["provisions"]!.AsArray().Select(p => (string)p!["path"]!)];
+
+    private static JsonNode Provision(JsonNode machine, string path) =>
+        machine["provisions"]!.AsArray().Single(p => (string?)p!["path"] == path)!;
+}
