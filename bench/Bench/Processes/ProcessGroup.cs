@@ -1,0 +1,76 @@
+using System.Diagnostics;
+
+namespace Bench.Processes;
+
+/// <summary>
+/// Every process the harness starts, each under <c>taskset</c> on its CPU set, with output to a log file.
+/// Their PIDs are appended to a file as they start, so <c>bench/run.sh</c>'s trap can stop them by PID
+/// even when this process is killed before it can clean up.
+/// </summary>
+internal sealed class ProcessGroup(string directory, string? pidFile = null) : IDisposable
+{
+    private readonly List<Process> _started = [];
+
+    public string PidFile { get; } = pidFile ?? Path.Combine(directory, "pids");
+
+    public Process Start(string name, string cpus, string file, IEnumerable<string> arguments)
+    {
+        // exec keeps the PID: sh becomes taskset, which becomes the program.
+        var info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
+        info.ArgumentList.Add("-c");
+        info.ArgumentList.Add("exec \"$@\" >>\"$LOG\" 2>&1");
+        info.ArgumentList.Add("sh");
+        info.ArgumentList.Add("taskset");
+        info.ArgumentList.Add("-c");
+        info.ArgumentList.Add(cpus);
+        info.ArgumentList.Add(file);
+        foreach (var argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        info.Environment["LOG"] = Path.Combine(directory, name + ".log");
+        var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {file}.");
+        _started.Add(process);
+        File.AppendAllText(PidFile, process.Id + Environment.NewLine);
+        return process;
+    }
+
+    public static void Stop(Process process)
+    {
+        if (!process.HasExited)
+        {
+            process.Kill(entireProcessTree: true);
+            process.WaitForExit(10_000);
+        }
+
+        process.Dispose();
+    }
+
+    public void Stop(Process process, bool forget)
+    {
+        if (forget)
+        {
+            _started.Remove(process);
+        }
+
+        Stop(process);
+    }
+
+    public void Dispose()
+    {
+        foreach (var process in _started)
+        {
+            try
+            {
+                Stop(process);
+            }
+            catch (InvalidOperationException)
+            {
+                // Already gone.
+            }
+        }
+
+        _started.Clear();
+    }
+}
