@@ -127,18 +127,9 @@ public static class Program
     {
         try
         {
-            var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (var arg in args)
-            {
-                info.ArgumentList.Add(arg);
-            }
-
-            using var process = Process.Start(info)!;
-            var output = process.StandardOutput.ReadToEndAsync();
-            var error = process.StandardError.ReadToEnd();
-            process.WaitForExit();
-            var text = output.Result.Trim();
-            return (text.Length > 0 ? text : error.Trim()).Replace("nginx version: ", string.Empty, StringComparison.Ordinal);
+            var (_, output, error) = Command.Run(file, args);
+            var text = output.Trim().Length > 0 ? output.Trim() : error.Trim();
+            return text.Replace("nginx version: ", string.Empty, StringComparison.Ordinal);
         }
         catch (System.ComponentModel.Win32Exception)
         {

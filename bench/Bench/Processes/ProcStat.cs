@@ -115,10 +115,7 @@ internal static class ProcStat
         // USER_HZ is 100 on every Linux architecture .NET runs on; getconf confirms it where available.
         try
         {
-            using var getconf = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("getconf", "CLK_TCK") { RedirectStandardOutput = true });
-            var text = getconf!.StandardOutput.ReadToEnd();
-            getconf.WaitForExit();
-            return double.Parse(text.Trim(), CultureInfo.InvariantCulture);
+            return double.Parse(Command.Run("getconf", "CLK_TCK").Output.Trim(), CultureInfo.InvariantCulture);
         }
         catch (System.ComponentModel.Win32Exception)
         {

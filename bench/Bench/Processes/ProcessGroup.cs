@@ -4,14 +4,15 @@ namespace Bench.Processes;
 
 /// <summary>
 /// Every process the harness starts, each under <c>taskset</c> on its CPU set, with output to a log file.
-/// Their PIDs are appended to a file as they start, so <c>bench/run.sh</c>'s trap can stop them by PID
-/// even when this process is killed before it can clean up.
+/// Their PIDs are appended to <c>pidFile</c> as they start, so <c>bench/run.sh</c>'s trap can stop them by
+/// PID even when this process is killed before it can clean up.
 /// </summary>
 internal sealed class ProcessGroup(string directory, string? pidFile = null) : IDisposable
 {
     private readonly List<Process> _started = [];
 
-    public string PidFile { get; } = pidFile ?? Path.Combine(directory, "pids");
+    /// <summary>Every PID started in this session, kept beside the logs for the record (and for the smoke test).</summary>
+    public string StartedPids => Path.Combine(directory, "started-pids");
 
     public Process Start(string name, string cpus, string file, IEnumerable<string> arguments)
     {
@@ -32,7 +33,12 @@ internal sealed class ProcessGroup(string directory, string? pidFile = null) : I
         info.Environment["LOG"] = Path.Combine(directory, name + ".log");
         var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {file}.");
         _started.Add(process);
-        File.AppendAllText(PidFile, process.Id + Environment.NewLine);
+        File.AppendAllText(StartedPids, process.Id + Environment.NewLine);
+        if (pidFile is not null)
+        {
+            File.AppendAllText(pidFile, process.Id + Environment.NewLine);
+        }
+
         return process;
     }
 
