@@ -42,6 +42,7 @@ internal static class SvgChart
                 var value = series[s].Values[c];
                 var h = Y(0, max) - Y(value, max);
                 svg.Append(CultureInfo.InvariantCulture, $"<rect x=\"{x0 + s * bar:0.#}\" y=\"{Y(value, max):0.#}\" width=\"{bar * 0.95:0.#}\" height=\"{h:0.#}\" fill=\"{Colors[s % Colors.Length]}\"><title>{Escape(series[s].Name)} {Escape(categories[c])}: {Format.Number(value)} {Escape(unit)}</title></rect>");
+                svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{x0 + (s + 0.5) * bar:0.#}\" y=\"{Y(value, max) - 4:0.#}\" text-anchor=\"middle\" font-size=\"10\">{Format.Number(value)}</text>");
             }
 
             svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{Left + (c + 0.5) * group:0.#}\" y=\"{Height - Bottom + 18}\" text-anchor=\"middle\">{Escape(categories[c])}</text>");
