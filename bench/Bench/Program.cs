@@ -36,6 +36,7 @@ public static class Program
         }
 
         var started = DateTime.UtcNow;
+        var loadBefore = ProcStat.LoadAverage();
         var directory = Path.GetFullPath(Path.Combine(options.Output, ReportName(options, started)));
         using var lab = new Lab(options, Path.Combine(directory, "raw"));
         AppDomain.CurrentDomain.ProcessExit += (_, _) => lab.Dispose();
@@ -70,6 +71,7 @@ public static class Program
         }
 
         report.Preamble.AddRange(Preamble(options, started, DateTime.UtcNow));
+        report.Preamble.Add($"- Machine load (1-minute load average from /proc/loadavg): {loadBefore:0.00} at the start (just after the build), {ProcStat.LoadAverage():0.00} at the end. On a quiet machine the harness's own processes account for all of it.");
         var path = MarkdownRenderer.Write(report, directory);
         Console.Out.WriteLine($"Report: {path}");
         return failures == 0 ? 0 : 1;

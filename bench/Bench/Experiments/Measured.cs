@@ -5,7 +5,7 @@ using Bench.Stats;
 namespace Bench.Experiments;
 
 /// <summary>One wrk run against a proxy with the proxy's CPU time and memory over that run.</summary>
-internal sealed record ProxyRun(string Proxy, int Connections, int Run, WrkResult Wrk, double CpuSeconds, long PeakRssBytes)
+internal sealed record ProxyRun(string Proxy, int Connections, int Run, WrkResult Wrk, double CpuSeconds, long PeakRssBytes, double LoadGeneratorCpuPercent)
 {
     /// <summary>The proxy's CPU seconds (user + system, all its processes) per 100,000 requests.</summary>
     public double CpuPer100k => Wrk.Requests == 0 ? 0 : CpuSeconds / Wrk.Requests * 100_000;
@@ -31,17 +31,20 @@ internal static class Measured
     public static async Task<ProxyRun> WrkAsync(Target target, int connections, int run, Options options)
     {
         var cpuBefore = ProcStat.CpuSeconds(target.Pid);
+        var wrkCpuBefore = ProcStat.ReapedChildrenCpuSeconds();
         await using var sampler = new ResourceSampler(target.Pid, TimeSpan.FromSeconds(1));
         var wrk = await Wrk.RunAsync(target.Url, connections, options.LoadCoreCount, options.RunDuration);
         var samples = await sampler.StopAsync();
         var cpu = ProcStat.CpuSeconds(target.Pid) - cpuBefore;
+        var wrkCpu = ProcStat.ReapedChildrenCpuSeconds() - wrkCpuBefore;
         var rss = ProcStat.RssBytes(target.Pid);
         foreach (var sample in samples)
         {
             rss = Math.Max(rss, sample.RssBytes);
         }
 
-        return new ProxyRun(target.Name, connections, run, wrk, cpu, rss);
+        // Percent of the load generator's CPUs: near 100 means wrk, not the proxy, set the pace.
+        return new ProxyRun(target.Name, connections, run, wrk, cpu, rss, 100 * wrkCpu / wrk.Seconds / options.LoadCoreCount);
     }
 
     /// <summary>The same short wrk run for every proxy before measuring: JIT, connection pools, page cache.</summary>

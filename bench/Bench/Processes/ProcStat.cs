@@ -27,6 +27,20 @@ internal static class ProcStat
         return ticks / TicksPerSecond;
     }
 
+    /// <summary>
+    /// CPU seconds of this process's children that have exited and been waited for (cutime + cstime): how
+    /// the harness measures wrk's own CPU use, to tell when the load generator rather than the proxy was the limit.
+    /// </summary>
+    public static double ReapedChildrenCpuSeconds()
+    {
+        var fields = StatFields(Environment.ProcessId) ?? throw new InvalidOperationException("Cannot read /proc/self/stat.");
+        return (long.Parse(fields[13], CultureInfo.InvariantCulture) + long.Parse(fields[14], CultureInfo.InvariantCulture)) / TicksPerSecond;
+    }
+
+    /// <summary>The 1-minute load average (/proc/loadavg), to show in the report how busy the machine was.</summary>
+    public static double LoadAverage() =>
+        double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], CultureInfo.InvariantCulture);
+
     /// <summary>Resident set size in bytes of <paramref name="pid"/> and its descendants (VmRSS).</summary>
     public static long RssBytes(int pid)
     {
