@@ -46,7 +46,7 @@ internal static class Race
             .Text($"wrk `-t{options.LoadCoreCount} -c64|-c256 -d{options.RunDuration.TotalSeconds:0}s --latency` on `GET /` through each proxy, " +
                   $"{options.RepeatedRuns} runs per proxy and connection count, run order balancer, nginx, haproxy, balancer, ...; " +
                   "medians over runs. The balancer runs RoundRobin with active health checks and its metrics (tracing exporter off); " +
-                  $"NGINX {options.ProxyCoreCount} worker(s) with `keepalive 64` upstream; HAProxy `nbthread {options.ProxyCoreCount}` with " +
+                  $"NGINX {options.ProxyCoreCount} worker(s) with `keepalive {ProxyConfigs.NginxUpstreamKeepalive}` upstream (idle connections kept per worker); HAProxy `nbthread {options.ProxyCoreCount}` with " +
                   "http-keep-alive. CPU is user+system seconds of the proxy's processes (NGINX master and workers) per 100,000 requests; " +
                   "RSS is the peak of per-second samples.");
         var table = new Table(["proxy, connections", "RPS", "p50 (ms)", "p99 (ms)", "CPU s / 100k req", "peak RSS (MB)", "failed (%)"]);

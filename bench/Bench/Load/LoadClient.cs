@@ -59,6 +59,7 @@ internal sealed class LoadClient : IDisposable
         long bytes = 0;
         var next = -1;
         var started = Stopwatch.GetTimestamp();
+        var url = new Uri(_target, plan.Path);
         var deadline = plan.Duration is { } duration ? started + (long)(duration.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
 
         async Task WorkerAsync()
@@ -87,7 +88,7 @@ internal sealed class LoadClient : IDisposable
                 var sent = Stopwatch.GetTimestamp();
                 try
                 {
-                    using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(_target, plan.Path));
+                    using var request = new HttpRequestMessage(HttpMethod.Get, url);
                     using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                     timeout.CancelAfter(RequestTimeout);
                     using var response = await client.SendAsync(request, timeout.Token);

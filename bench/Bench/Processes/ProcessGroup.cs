@@ -31,6 +31,13 @@ internal sealed class ProcessGroup(string directory, string? pidFile = null) : I
         }
 
         info.Environment["LOG"] = Path.Combine(directory, name + ".log");
+
+        // The race measures the balancer with its tracing exporter off, whatever the operator's shell exports.
+        foreach (var key in info.Environment.Keys.Where(k => k.StartsWith("OTEL_", StringComparison.Ordinal)).ToList())
+        {
+            info.Environment.Remove(key);
+        }
+
         var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {file}.");
         _started.Add(process);
         File.AppendAllText(StartedPids, process.Id + Environment.NewLine);

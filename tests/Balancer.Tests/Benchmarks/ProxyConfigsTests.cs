@@ -37,7 +37,7 @@ public sealed class ProxyConfigsTests : IDisposable
         var (exit, output) = Run("nginx", "-t", "-p", _directory, "-e", Path.Combine(_directory, "error.log"), "-c", path);
 
         Assert.True(exit == 0, output);
-        Assert.Contains("keepalive 64;", config, StringComparison.Ordinal);
+        Assert.Contains("keepalive 256;", config, StringComparison.Ordinal);
         Assert.Contains("proxy_http_version 1.1;", config, StringComparison.Ordinal);
         Assert.Contains("proxy_set_header Connection \"\";", config, StringComparison.Ordinal);
         Assert.Contains("access_log off;", config, StringComparison.Ordinal);
