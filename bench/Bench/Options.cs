@@ -5,13 +5,13 @@ namespace Bench;
 /// <summary>Command-line options of the harness (bench/run.sh passes them through).</summary>
 internal sealed class Options
 {
-    public static readonly string[] AllExperiments = ["distribution", "qos", "heterogeneous", "mixed", "race", "overhead"];
+    public static readonly string[] AllExperiments = ["distribution", "qos", "rates", "heterogeneous", "mixed", "race", "overhead"];
 
     public List<string> Experiments { get; } = [];
 
     public bool Smoke { get; private set; }
 
-    /// <summary>Seconds per timed run (race, overhead, heterogeneous); null = the mode's default.</summary>
+    /// <summary>Seconds per timed run (race, overhead, heterogeneous, each rate step); null = the mode's default.</summary>
     public double? Duration { get; private set; }
 
     public double? MixedDuration { get; private set; }

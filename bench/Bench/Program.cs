@@ -16,6 +16,7 @@ public static class Program
     {
         ["distribution"] = Distribution.RunAsync,
         ["qos"] = Qos.RunAsync,
+        ["rates"] = Rates.RunAsync,
         ["heterogeneous"] = Heterogeneous.RunAsync,
         ["mixed"] = Mixed.RunAsync,
         ["race"] = Race.RunAsync,

@@ -50,7 +50,7 @@ public sealed partial class BenchSmokeTests : IDisposable
         Assert.EndsWith("-smoke", directory, StringComparison.Ordinal);
         var report = File.ReadAllText(Path.Combine(directory, "report.md"));
 
-        foreach (var experiment in new[] { "distribution", "qos", "heterogeneous", "mixed", "race", "overhead" })
+        foreach (var experiment in new[] { "distribution", "qos", "rates", "heterogeneous", "mixed", "race", "overhead" })
         {
             Assert.Matches(new Regex($"^## {experiment}: (?!FAILED)", RegexOptions.Multiline), report);
         }
@@ -80,7 +80,7 @@ public sealed partial class BenchSmokeTests : IDisposable
         Assert.Equal(8, Regex.Matches(report, @"^\| \w+ \| .+ \| \*\*(met|not met)\*\* \|$", RegexOptions.Multiline).Count);
 
         var charts = Regex.Matches(report, @"!\[[^\]]*\]\(([^)]+\.svg)\)").Select(m => m.Groups[1].Value).ToList();
-        Assert.Equal(10, charts.Count);
+        Assert.Equal(11, charts.Count);
         foreach (var chart in charts)
         {
             XDocument.Load(Path.Combine(directory, chart));

