@@ -28,12 +28,12 @@ internal sealed record ProxySummary(string Proxy, int Connections, int Runs, dou
 
 internal static class Measured
 {
-    public static async Task<ProxyRun> WrkAsync(Target target, int connections, int run, Options options)
+    public static async Task<ProxyRun> WrkAsync(Lab lab, Target target, int connections, int run)
     {
         var cpuBefore = ProcStat.CpuSeconds(target.Pid);
         var wrkCpuBefore = ProcStat.ReapedChildrenCpuSeconds();
         await using var sampler = new ResourceSampler(target.Pid, TimeSpan.FromSeconds(1));
-        var wrk = await Wrk.RunAsync(target.Url, connections, options.LoadCoreCount, options.RunDuration);
+        var wrk = await lab.WrkAsync(target.Url, connections, lab.Options.RunDuration);
         var samples = await sampler.StopAsync();
         var cpu = ProcStat.CpuSeconds(target.Pid) - cpuBefore;
         var wrkCpu = ProcStat.ReapedChildrenCpuSeconds() - wrkCpuBefore;
@@ -44,15 +44,15 @@ internal static class Measured
         }
 
         // Percent of the load generator's CPUs: near 100 means wrk, not the proxy, set the pace.
-        return new ProxyRun(target.Name, connections, run, wrk, cpu, rss, 100 * wrkCpu / wrk.Seconds / options.LoadCoreCount);
+        return new ProxyRun(target.Name, connections, run, wrk, cpu, rss, 100 * wrkCpu / wrk.Seconds / lab.Options.LoadCoreCount);
     }
 
     /// <summary>The same short wrk run for every proxy before measuring: JIT, connection pools, page cache.</summary>
-    public static async Task WarmUpAsync(IEnumerable<Target> targets, Options options)
+    public static async Task WarmUpAsync(Lab lab, IEnumerable<Target> targets)
     {
         foreach (var target in targets)
         {
-            await Wrk.RunAsync(target.Url, 64, options.LoadCoreCount, TimeSpan.FromSeconds(options.Smoke ? 1 : 3));
+            await lab.WrkAsync(target.Url, 64, TimeSpan.FromSeconds(lab.Options.Smoke ? 1 : 3));
         }
     }
 }

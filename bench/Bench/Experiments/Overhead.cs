@@ -21,12 +21,12 @@ internal static class Overhead
         {
             proxies.Add(await lab.StartBareYarpAsync("bare-yarp"));
             proxies.Add(await lab.StartBalancerAsync("balancer-full", "RoundRobin"));
-            await Measured.WarmUpAsync(proxies, options);
+            await Measured.WarmUpAsync(lab, proxies);
             for (var run = 1; run <= options.RepeatedRuns; run++)
             {
                 foreach (var proxy in proxies)
                 {
-                    runs.Add(await Measured.WrkAsync(proxy, Connections, run, options));
+                    runs.Add(await Measured.WrkAsync(lab, proxy, Connections, run));
                 }
             }
         }

@@ -21,14 +21,14 @@ internal static class Race
             proxies.Add(await lab.StartBalancerAsync("balancer", "RoundRobin"));
             proxies.Add(await lab.StartNginxAsync("nginx"));
             proxies.Add(await lab.StartHaproxyAsync("haproxy"));
-            await Measured.WarmUpAsync(proxies, options);
+            await Measured.WarmUpAsync(lab, proxies);
             foreach (var connections in Connections)
             {
                 for (var run = 1; run <= options.RepeatedRuns; run++)
                 {
                     foreach (var proxy in proxies)
                     {
-                        runs.Add(await Measured.WrkAsync(proxy, connections, run, options));
+                        runs.Add(await Measured.WrkAsync(lab, proxy, connections, run));
                     }
                 }
             }

@@ -6,7 +6,7 @@ namespace Bench.Load;
 /// <summary>Runs wrk (Debian's package) for peak load; it inherits the harness's load-generator CPU set.</summary>
 internal static class Wrk
 {
-    public static async Task<WrkResult> RunAsync(Uri url, int connections, int threads, TimeSpan duration, CancellationToken cancellationToken = default)
+    public static async Task<WrkResult> RunAsync(Uri url, int connections, int threads, TimeSpan duration, Action<System.Diagnostics.Process>? started = null, CancellationToken cancellationToken = default)
     {
         var (exit, output, error) = await Command.RunAsync("wrk",
         [
@@ -16,7 +16,7 @@ internal static class Wrk
             "--timeout", "10s",
             "--latency",
             url.ToString(),
-        ], cancellationToken);
+        ], cancellationToken, started);
         return exit == 0 ? WrkOutput.Parse(output) : throw new InvalidOperationException($"wrk exited with {exit}: {error}{output}");
     }
 }

@@ -97,6 +97,10 @@ internal sealed class Lab : IDisposable
         return await ReadyAsync(name, port, process);
     }
 
+    /// <summary>Starts wrk, tracked by PID like every other process of the session.</summary>
+    public Task<Load.WrkResult> WrkAsync(Uri url, int connections, TimeSpan duration) =>
+        Load.Wrk.RunAsync(url, connections, _options.LoadCoreCount, duration, _processes.Track);
+
     public void Stop(Target target)
     {
         if (target.Process is not null)

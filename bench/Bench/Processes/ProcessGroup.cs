@@ -39,14 +39,24 @@ internal sealed class ProcessGroup(string directory, string? pidFile = null) : I
         }
 
         var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {file}.");
-        _started.Add(process);
+        Track(process);
+
+        return process;
+    }
+
+    /// <summary>Records a process started elsewhere (wrk), so it is stopped with the rest if the harness is stopped.</summary>
+    public void Track(Process process)
+    {
+        lock (_started)
+        {
+            _started.Add(process);
+        }
+
         File.AppendAllText(StartedPids, process.Id + Environment.NewLine);
         if (pidFile is not null)
         {
             File.AppendAllText(pidFile, process.Id + Environment.NewLine);
         }
-
-        return process;
     }
 
     public static void Stop(Process process)
@@ -64,7 +74,10 @@ internal sealed class ProcessGroup(string directory, string? pidFile = null) : I
     {
         if (forget)
         {
-            _started.Remove(process);
+            lock (_started)
+            {
+                _started.Remove(process);
+            }
         }
 
         Stop(process);
@@ -72,7 +85,14 @@ internal sealed class ProcessGroup(string directory, string? pidFile = null) : I
 
     public void Dispose()
     {
-        foreach (var process in _started)
+        Process[] started;
+        lock (_started)
+        {
+            started = [.. _started];
+            _started.Clear();
+        }
+
+        foreach (var process in started)
         {
             try
             {
@@ -80,10 +100,8 @@ internal sealed class ProcessGroup(string directory, string? pidFile = null) : I
             }
             catch (InvalidOperationException)
             {
-                // Already gone.
+                // Already gone, or disposed once wrk finished.
             }
         }
-
-        _started.Clear();
     }
 }
