@@ -56,7 +56,7 @@ stop() {
 trap stop INT TERM EXIT
 
 status=0
-taskset -c "$load" dotnet bench/Bench/bin/Release/net10.0/Bench.dll --repo . --out bench/results \
+BENCH_COMMAND="bench/run.sh $*" taskset -c "$load" dotnet bench/Bench/bin/Release/net10.0/Bench.dll --repo . --out bench/results \
   --load-cpus "$load" --proxy-cpus "$proxies" --backend-cpus "$backends" --pid-file "$pidfile" "$@" &
 harness=$!
 wait "$harness" || status=$?

@@ -61,7 +61,7 @@ internal sealed class Options
                 case "--smoke": options.Smoke = true; break;
                 case "--duration": options.Duration = Seconds(arg, Value()); break;
                 case "--mixed-duration": options.MixedDuration = Seconds(arg, Value()); break;
-                case "--runs": options.Runs = (int)Seconds(arg, Value()); break;
+                case "--runs": options.Runs = Count(arg, Value()); break;
                 case "--repo": options.Repository = Value(); break;
                 case "--out": options.Output = Value(); break;
                 case "--load-cpus": options.LoadCpus = CpuList.Check(arg, Value()); break;
@@ -87,6 +87,11 @@ internal sealed class Options
 
         return options;
     }
+
+    private static int Count(string name, string text) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value > 0
+            ? value
+            : throw new ArgumentException($"{name} must be a whole number above 0; got '{text}'.");
 
     private static double Seconds(string name, string text) =>
         double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && value > 0

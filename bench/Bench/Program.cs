@@ -101,7 +101,7 @@ public static class Program
             yield return string.Empty;
         }
 
-        yield return $"- Run: {started:yyyy-MM-dd HH:mm:ss} to {finished:HH:mm:ss} UTC, experiments: {string.Join(", ", options.Experiments)}; command: `bench/run.sh {string.Join(' ', options.Experiments)}{(options.Smoke ? " --smoke" : string.Empty)}`";
+        yield return $"- Run: {started:yyyy-MM-dd HH:mm:ss} to {finished:HH:mm:ss} UTC, experiments: {string.Join(", ", options.Experiments)}; command: `{Environment.GetEnvironmentVariable("BENCH_COMMAND") ?? "Bench " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1))}`";
         yield return $"- Commit: `{Tool("git", "-C", options.Repository, "rev-parse", "--short", "HEAD")}`{(Tool("git", "-C", options.Repository, "status", "--porcelain").Length > 0 ? " (with uncommitted changes)" : string.Empty)}";
         yield return $"- Machine: {CpuCount()} CPUs ({CpuModel()}), Linux {Tool("uname", "-r")}, .NET {Environment.Version}";
         yield return $"- Tools: {Tool("wrk", "--version").Split('\n')[0].Split(" [")[0]}, {Tool("nginx", "-v")}, {Tool("haproxy", "-v").Split('\n')[0]}";

@@ -70,6 +70,7 @@ public sealed class HarnessPartsTests
     [InlineData("--duration", "abc")]
     [InlineData("--proxy-cpus", "1-x")]
     [InlineData("--runs")]
+    [InlineData("--runs", "2.5")]
     public void Options_BadArgument_ThrowsWithAMessage(params string[] args)
     {
         var error = Assert.Throws<ArgumentException>(() => Options.Parse(args));
