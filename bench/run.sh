@@ -34,7 +34,7 @@ done
 
 echo "Building (Release)..."
 for project in src/SampleBackend src/Balancer bench/BareYarp bench/Bench; do
-  dotnet build "$project" -c Release --nologo -v quiet -clp:ErrorsOnly >/dev/null
+  out=$(dotnet build "$project" -c Release --nologo -v quiet 2>&1) || { echo "$out" >&2; exit 1; }
 done
 
 pidfile=$(mktemp)
@@ -47,8 +47,10 @@ stop() {
     for _ in $(seq 50); do kill -0 "$harness" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$harness" 2>/dev/null || true
   fi
-  # Whatever the harness started and could not stop itself (it was killed, or crashed).
+  # Whatever the harness started and could not stop itself (it was killed, or crashed). Proxies and
+  # backends lead their own process group (NGINX's workers are in it): kill the group, then the PID.
   while read -r pid; do
+    kill -KILL -- "-$pid" 2>/dev/null || true
     kill -KILL "$pid" 2>/dev/null || true
   done <"$pidfile"
   rm -f "$pidfile"

@@ -9,18 +9,21 @@ namespace Bench.Processes;
 /// </summary>
 internal sealed class ProcessGroup(string directory, string? pidFile = null) : IDisposable
 {
-    private readonly List<Process> _started = [];
+    private readonly List<(Process Process, bool OwnGroup)> _started = [];
 
     /// <summary>Every PID started in this session, kept beside the logs for the record (and for the smoke test).</summary>
     public string StartedPids => Path.Combine(directory, "started-pids");
 
     public Process Start(string name, string cpus, string file, IEnumerable<string> arguments)
     {
-        // exec keeps the PID: sh becomes taskset, which becomes the program.
+        // exec keeps the PID: sh becomes setsid, then taskset, then the program. setsid gives the program
+        // its own process group (PGID = PID), so stopping the group also stops what it forked: NGINX's
+        // workers outlive a killed master otherwise.
         var info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
         info.ArgumentList.Add("-c");
         info.ArgumentList.Add("exec \"$@\" >>\"$LOG\" 2>&1");
         info.ArgumentList.Add("sh");
+        info.ArgumentList.Add("setsid");
         info.ArgumentList.Add("taskset");
         info.ArgumentList.Add("-c");
         info.ArgumentList.Add(cpus);
@@ -39,17 +42,56 @@ internal sealed class ProcessGroup(string directory, string? pidFile = null) : I
         }
 
         var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {file}.");
-        Track(process);
-
+        Add(process, ownGroup: true);
         return process;
     }
 
     /// <summary>Records a process started elsewhere (wrk), so it is stopped with the rest if the harness is stopped.</summary>
-    public void Track(Process process)
+    public void Track(Process process) => Add(process, ownGroup: false);
+
+    public void Stop(Process process, bool forget)
+    {
+        bool ownGroup;
+        lock (_started)
+        {
+            var index = _started.FindIndex(p => p.Process == process);
+            ownGroup = index >= 0 && _started[index].OwnGroup;
+            if (forget && index >= 0)
+            {
+                _started.RemoveAt(index);
+            }
+        }
+
+        Terminate(process, ownGroup);
+    }
+
+    public void Dispose()
+    {
+        (Process Process, bool OwnGroup)[] started;
+        lock (_started)
+        {
+            started = [.. _started];
+            _started.Clear();
+        }
+
+        foreach (var (process, ownGroup) in started)
+        {
+            try
+            {
+                Terminate(process, ownGroup);
+            }
+            catch (InvalidOperationException)
+            {
+                // Already gone, or disposed once wrk finished.
+            }
+        }
+    }
+
+    private void Add(Process process, bool ownGroup)
     {
         lock (_started)
         {
-            _started.Add(process);
+            _started.Add((process, ownGroup));
         }
 
         File.AppendAllText(StartedPids, process.Id + Environment.NewLine);
@@ -59,49 +101,32 @@ internal sealed class ProcessGroup(string directory, string? pidFile = null) : I
         }
     }
 
-    public static void Stop(Process process)
+    /// <summary>
+    /// SIGTERM (a clean, fast stop: NGINX's master takes its workers down, Kestrel closes), SIGKILL if it is
+    /// still there after 10 s. A process started in its own group is signalled as a group, so nothing it
+    /// forked outlives it.
+    /// </summary>
+    private static void Terminate(Process process, bool ownGroup)
     {
+        var target = (ownGroup ? "-" : string.Empty) + process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture);
         if (!process.HasExited)
         {
-            process.Kill(entireProcessTree: true);
-            process.WaitForExit(10_000);
+            Signal(target, "TERM");
+            if (!process.WaitForExit(10_000))
+            {
+                Signal(target, "KILL");
+                process.WaitForExit(10_000);
+            }
+        }
+
+        if (ownGroup)
+        {
+            // The leader is gone; anything left in its group (a worker) goes too.
+            Signal(target, "KILL");
         }
 
         process.Dispose();
     }
 
-    public void Stop(Process process, bool forget)
-    {
-        if (forget)
-        {
-            lock (_started)
-            {
-                _started.Remove(process);
-            }
-        }
-
-        Stop(process);
-    }
-
-    public void Dispose()
-    {
-        Process[] started;
-        lock (_started)
-        {
-            started = [.. _started];
-            _started.Clear();
-        }
-
-        foreach (var process in started)
-        {
-            try
-            {
-                Stop(process);
-            }
-            catch (InvalidOperationException)
-            {
-                // Already gone, or disposed once wrk finished.
-            }
-        }
-    }
+    private static void Signal(string target, string signal) => Command.Run("kill", "-" + signal, "--", target);
 }
