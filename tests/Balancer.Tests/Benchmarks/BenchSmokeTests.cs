@@ -4,6 +4,7 @@ using System.Text.RegularExpressions;
 using System.Xml.Linq;
 using Balancer.Tests.Infrastructure;
 using Balancer.Tests.Integration;
+using Bench.Processes;
 
 namespace Balancer.Tests.Benchmarks;
 
@@ -86,10 +87,25 @@ public sealed partial class BenchSmokeTests : IDisposable
             XDocument.Load(Path.Combine(directory, chart));
         }
 
-        // Everything the harness started is gone: no PID it recorded is alive.
-        foreach (var pid in File.ReadAllLines(Path.Combine(directory, "raw", "started-pids")).Select(int.Parse))
+        // Everything the harness started is gone, and so is anything those processes forked (NGINX's
+        // workers): no live process is left in a process group the harness created.
+        var started = File.ReadAllLines(Path.Combine(directory, "raw", "started-pids")).Select(int.Parse).ToHashSet();
+        Assert.True(started.Count >= 10, $"only {started.Count} processes recorded");
+        foreach (var stat in Directory.EnumerateDirectories("/proc").Where(d => int.TryParse(Path.GetFileName(d), out _)))
         {
-            Assert.False(Directory.Exists($"/proc/{pid}") && !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z ", StringComparison.Ordinal), $"process {pid} still runs");
+            string[]? fields;
+            try
+            {
+                fields = ProcStat.ParseStat(File.ReadAllText(Path.Combine(stat, "stat")));
+            }
+            catch (IOException)
+            {
+                continue;
+            }
+
+            var pid = int.Parse(Path.GetFileName(stat), CultureInfo.InvariantCulture);
+            var alive = fields is not null && fields[0] != "Z";
+            Assert.False(alive && (started.Contains(pid) || started.Contains(int.Parse(fields![2], CultureInfo.InvariantCulture))), $"process {pid} from the bench run still runs");
         }
     }
 
