@@ -119,7 +119,8 @@ internal static class ProxyConfigs
         var text = new StringBuilder();
         text.AppendLine("global");
         text.AppendLine(CultureInfo.InvariantCulture, $"  nbthread {threads}");
-        text.AppendLine("  maxconn 8000");
+        // No global maxconn: HAProxy derives it from the open-file limit, which differs between machines
+        // (a fixed value above the limit makes it refuse to start); -c256 is far below either.
         text.AppendLine("defaults");
         text.AppendLine("  mode http");
         text.AppendLine("  option http-keep-alive");
