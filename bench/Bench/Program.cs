@@ -59,10 +59,9 @@ public static class Program
             {
                 await Experiments[experiment](lab, report);
             }
-#pragma warning disable CA1031 // One experiment failing must not lose the others' results; it is reported and fails the run.
             catch (Exception e)
-#pragma warning restore CA1031
             {
+                // One experiment failing must not lose the others' results; it is reported and fails the run.
                 failures++;
                 report.Add($"{experiment}: FAILED").Text("The experiment did not complete: " + e.Message.ReplaceLineEndings(" "));
                 Console.Error.WriteLine($"{experiment} failed: {e}");
