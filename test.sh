@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(prometheus chromium slowhttptest shellcheck docker-compose ruby systemd)
+packages=(prometheus chromium slowhttptest shellcheck docker-compose ruby systemd wrk nginx haproxy)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

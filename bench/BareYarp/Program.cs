@@ -1,0 +1,42 @@
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+
+namespace BareYarp;
+
+/// <summary>
+/// Plain YARP as its documentation sets it up: LoadFromConfig and the built-in policies, no metrics,
+/// no tracing, no retries, no management listener. The benchmark's overhead experiment runs it beside
+/// the balancer on the same config file, so the difference is the cost of the balancer's features.
+/// </summary>
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        var config = ValueOf(args, "--config");
+        if (config is null)
+        {
+            Console.Error.WriteLine("Usage: BareYarp --config FILE   (reads Balancer:Listen and ReverseProxy from FILE)");
+            return 2;
+        }
+
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        builder.Configuration.AddJsonFile(Path.GetFullPath(config), optional: false, reloadOnChange: false);
+        // The same host flavour and log levels as the balancer (CreateBuilder, Microsoft.AspNetCore and Yarp at Warning).
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning).AddFilter("Yarp", LogLevel.Warning);
+
+        // The same listener shape as the balancer's proxy listener: HTTP/1.1 only, Kestrel defaults otherwise.
+        var listen = new Uri(builder.Configuration["Balancer:Listen"] ?? "http://127.0.0.1:8080");
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(System.Net.IPAddress.Parse(listen.Host), listen.Port, l => l.Protocols = HttpProtocols.Http1));
+        builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"));
+
+        var app = builder.Build();
+        app.MapReverseProxy();
+        app.Run();
+        return 0;
+    }
+
+    private static string? ValueOf(string[] args, string name)
+    {
+        var index = Array.IndexOf(args, name);
+        return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;
+    }
+}

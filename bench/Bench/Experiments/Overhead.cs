@@ -1,0 +1,57 @@
+using Bench.Processes;
+using Bench.Reporting;
+
+namespace Bench.Experiments;
+
+/// <summary>
+/// The cost of the balancer's features: bare YARP (bench/BareYarp: LoadFromConfig, built-in RoundRobin,
+/// no metrics, tracing, retries or management listener) against the full balancer, alternated, same wrk.
+/// </summary>
+internal static class Overhead
+{
+    public const int Connections = 64;
+    public const double TargetPercent = 5;
+
+    public static async Task RunAsync(Lab lab, Report report)
+    {
+        var options = lab.Options;
+        var proxies = new List<Target>();
+        var runs = new List<ProxyRun>();
+        try
+        {
+            proxies.Add(await lab.StartBareYarpAsync("bare-yarp"));
+            proxies.Add(await lab.StartBalancerAsync("balancer-full", "RoundRobin"));
+            await Measured.WarmUpAsync(lab, proxies);
+            for (var run = 1; run <= options.RepeatedRuns; run++)
+            {
+                foreach (var proxy in proxies)
+                {
+                    runs.Add(await Measured.WrkAsync(lab, proxy, Connections, run));
+                }
+            }
+        }
+        finally
+        {
+            proxies.ForEach(lab.Stop);
+        }
+
+        var bare = ProxySummary.Of([.. runs.Where(r => r.Proxy == "bare-yarp")]);
+        var full = ProxySummary.Of([.. runs.Where(r => r.Proxy == "balancer-full")]);
+        var table = new Table(["proxy", "RPS", "p50 (ms)", "p99 (ms)", "CPU s / 100k req", "peak RSS (MB)", "failed (%)"]);
+        foreach (var s in new[] { bare, full })
+        {
+            table.Row(s.Proxy, s.Rps, s.P50, s.P99, s.CpuPer100k, s.PeakRssMb, s.FailedPercent);
+        }
+
+        var cost = (bare.Rps - full.Rps) / bare.Rps * 100;
+        report.Add("overhead: the balancer's features vs bare YARP")
+            .Text($"wrk `-c{Connections} -d{options.RunDuration.TotalSeconds:0}s` on `GET /`, {options.RepeatedRuns} runs each, alternated; medians. " +
+                  "Both read the same generated config file (RoundRobin, active health checks every 2 s) with the same GC settings and an " +
+                  "HTTP/1.1 Kestrel listener; bare YARP uses YARP's built-in RoundRobin, the balancer its smooth weighted one.")
+            .Table(table)
+            .Text($"Feature cost: {Format.Number(cost)}% of bare YARP's RPS; CPU per request ratio {Format.Ratio(full.CpuPer100k / bare.CpuPer100k)}.")
+            .Chart("overhead.svg", "RPS of bare YARP and the full balancer", SvgChart.Bars("Median requests per second", "requests/s", [$"-c{Connections}"],
+                [new Series("bare YARP", [bare.Rps]), new Series("balancer (all features)", [full.Rps])]));
+        report.Targets.Add(new TargetCheck("overhead", $"features cost <= {TargetPercent}% RPS vs bare YARP", $"{Format.Number(cost)}%", cost <= TargetPercent));
+    }
+}

@@ -1,0 +1,105 @@
+using Bench.Processes;
+using Bench.Reporting;
+
+namespace Bench.Experiments;
+
+/// <summary>
+/// The balancer (all features) against NGINX and HAProxy in front of the same three backends, wrk at 64
+/// and 256 connections, runs alternated in one session so drift hits every proxy alike; medians.
+/// </summary>
+internal static class Race
+{
+    public static readonly int[] Connections = [64, 256];
+
+    public static async Task RunAsync(Lab lab, Report report)
+    {
+        var options = lab.Options;
+        var proxies = new List<Target>();
+        var runs = new List<ProxyRun>();
+        try
+        {
+            proxies.Add(await lab.StartBalancerAsync("balancer", "RoundRobin"));
+            proxies.Add(await lab.StartNginxAsync("nginx"));
+            proxies.Add(await lab.StartHaproxyAsync("haproxy"));
+            await Measured.WarmUpAsync(lab, proxies);
+            foreach (var connections in Connections)
+            {
+                for (var run = 1; run <= options.RepeatedRuns; run++)
+                {
+                    foreach (var proxy in proxies)
+                    {
+                        runs.Add(await Measured.WrkAsync(lab, proxy, connections, run));
+                    }
+                }
+            }
+        }
+        finally
+        {
+            proxies.ForEach(lab.Stop);
+        }
+
+        var names = proxies.Select(p => p.Name).ToArray();
+        var summaries = (from r in runs group r by (r.Proxy, r.Connections) into g select ProxySummary.Of([.. g])).ToList();
+        ProxySummary Of(string proxy, int connections) => summaries.Single(s => s.Proxy == proxy && s.Connections == connections);
+
+        var section = report.Add("race: balancer vs NGINX vs HAProxy")
+            .Text($"wrk `-t{options.LoadCoreCount} -c64|-c256 -d{options.RunDuration.TotalSeconds:0}s --latency` on `GET /` through each proxy, " +
+                  $"{options.RepeatedRuns} runs per proxy and connection count, run order balancer, nginx, haproxy, balancer, ...; " +
+                  "medians over runs. The balancer runs RoundRobin with active health checks and its metrics (tracing exporter off); " +
+                  $"NGINX {options.ProxyCoreCount} worker(s) with `keepalive {ProxyConfigs.NginxUpstreamKeepalive}` upstream (idle connections kept per worker); HAProxy `nbthread {options.ProxyCoreCount}` with " +
+                  "http-keep-alive. CPU is user+system seconds of the proxy's processes (NGINX master and workers) per 100,000 requests; " +
+                  "RSS is the peak of per-second samples.");
+        var table = new Table(["proxy, connections", "RPS", "p50 (ms)", "p99 (ms)", "CPU s / 100k req", "peak RSS (MB)", "failed (%)"]);
+        foreach (var connections in Connections)
+        {
+            foreach (var name in names)
+            {
+                var s = Of(name, connections);
+                table.Row($"{name} -c{connections}", s.Rps, s.P50, s.P99, s.CpuPer100k, s.PeakRssMb, s.FailedPercent);
+            }
+        }
+
+        section.Table(table);
+        var ratios = new Table(["balancer vs", "RPS ratio -c64", "RPS ratio -c256", "p99 ratio -c64", "p99 ratio -c256", "CPU/req ratio -c64", "CPU/req ratio -c256"]);
+        foreach (var other in names.Skip(1))
+        {
+            ratios.Row(other,
+                [.. Connections.Select(c => Of("balancer", c).Rps / Of(other, c).Rps),
+                 .. Connections.Select(c => Of("balancer", c).P99 / Of(other, c).P99),
+                 .. Connections.Select(c => Of("balancer", c).CpuPer100k / Of(other, c).CpuPer100k)]);
+        }
+
+        section.Text("Ratios: the balancer's median divided by the other proxy's (RPS above 1 is better, p99 and CPU below 1 are better).")
+            .Table(ratios);
+        var categories = Connections.Select(c => $"-c{c}").ToArray();
+        section.Chart("race-rps.svg", "median RPS per proxy", SvgChart.Bars("Median requests per second", "requests/s", categories,
+                [.. names.Select(n => new Series(n, [.. Connections.Select(c => Of(n, c).Rps)]))]))
+            .Chart("race-p99.svg", "median p99 latency per proxy", SvgChart.Bars("Median p99 latency", "ms", categories,
+                [.. names.Select(n => new Series(n, [.. Connections.Select(c => Of(n, c).P99)]))]))
+            .Chart("race-cpu.svg", "proxy CPU seconds per 100k requests", SvgChart.Bars("Proxy CPU per 100k requests", "CPU seconds", categories,
+                [.. names.Select(n => new Series(n, [.. Connections.Select(c => Of(n, c).CpuPer100k)]))]));
+
+        var all = new Table(["proxy, connections, run", "RPS", "p50 (ms)", "p99 (ms)", "max (ms)", "requests", "proxy CPU s", "peak RSS (MB)", "wrk CPU (%)"]);
+        foreach (var r in runs)
+        {
+            all.Row($"{r.Proxy} -c{r.Connections} #{r.Run}", r.Wrk.RequestsPerSecond, r.Wrk.P50Ms, r.Wrk.P99Ms, r.Wrk.MaxMs, r.Wrk.Requests, r.CpuSeconds, r.PeakRssBytes / 1024.0 / 1024, r.LoadGeneratorCpuPercent);
+        }
+
+        section.Text("Every run, in the order run (wrk CPU is the share of the load generator's CPUs wrk used; near 100% the load generator, not the proxy, was the limit):").Table(all);
+        var saturated = runs.Where(r => r.LoadGeneratorCpuPercent >= 90).Select(r => $"{r.Proxy} -c{r.Connections} #{r.Run}").ToList();
+        if (saturated.Count > 0)
+        {
+            section.Text($"Warning: wrk used 90% or more of its CPUs in {string.Join(", ", saturated)}; those RPS figures are a floor for the proxy, not its limit.");
+        }
+
+        var rps64 = Of("balancer", 64).Rps / Of("nginx", 64).Rps;
+        var rps256 = Of("balancer", 256).Rps / Of("nginx", 256).Rps;
+        report.Targets.Add(new TargetCheck("race", "balancer RPS >= 0.8x NGINX at -c64", Format.Ratio(rps64), rps64 >= 0.8));
+        report.Targets.Add(new TargetCheck("race", "balancer RPS >= 1.0x NGINX at -c256", Format.Ratio(rps256), rps256 >= 1.0));
+        foreach (var c in Connections)
+        {
+            var p99 = Of("balancer", c).P99 / Of("nginx", c).P99;
+            report.Targets.Add(new TargetCheck("race", $"balancer p99 <= 1.2x NGINX's at -c{c}", Format.Ratio(p99), p99 <= 1.2));
+        }
+    }
+}

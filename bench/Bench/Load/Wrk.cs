@@ -1,0 +1,22 @@
+using System.Globalization;
+using Bench.Processes;
+
+namespace Bench.Load;
+
+/// <summary>Runs wrk (Debian's package) for peak load; it inherits the harness's load-generator CPU set.</summary>
+internal static class Wrk
+{
+    public static async Task<WrkResult> RunAsync(Uri url, int connections, int threads, TimeSpan duration, Action<System.Diagnostics.Process>? started = null, CancellationToken cancellationToken = default)
+    {
+        var (exit, output, error) = await Command.RunAsync("wrk",
+        [
+            "-t", Math.Min(threads, connections).ToString(CultureInfo.InvariantCulture),
+            "-c", connections.ToString(CultureInfo.InvariantCulture),
+            "-d", Math.Max(1, (int)Math.Round(duration.TotalSeconds)).ToString(CultureInfo.InvariantCulture) + "s",
+            "--timeout", "10s",
+            "--latency",
+            url.ToString(),
+        ], cancellationToken, started);
+        return exit == 0 ? WrkOutput.Parse(output) : throw new InvalidOperationException($"wrk exited with {exit}: {error}{output}");
+    }
+}

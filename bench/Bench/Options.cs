@@ -1,0 +1,130 @@
+using System.Globalization;
+
+namespace Bench;
+
+/// <summary>Command-line options of the harness (bench/run.sh passes them through).</summary>
+internal sealed class Options
+{
+    public static readonly string[] AllExperiments = ["distribution", "qos", "rates", "heterogeneous", "mixed", "race", "overhead"];
+
+    public List<string> Experiments { get; } = [];
+
+    public bool Smoke { get; private set; }
+
+    /// <summary>Seconds per timed run (race, overhead, heterogeneous, each rate step); null = the mode's default.</summary>
+    public double? Duration { get; private set; }
+
+    public double? MixedDuration { get; private set; }
+
+    public int? Runs { get; private set; }
+
+    public string Repository { get; private set; } = ".";
+
+    public string Output { get; private set; } = "bench/results";
+
+    public string LoadCpus { get; private set; } = "0";
+
+    public string ProxyCpus { get; private set; } = "0";
+
+    public string BackendCpus { get; private set; } = "0";
+
+    public string BuildConfiguration { get; private set; } = "Release";
+
+    /// <summary>Where the PIDs of started processes are appended (bench/run.sh's trap reads it); default: beside the logs.</summary>
+    public string? PidFile { get; private set; }
+
+    /// <summary>CPUs in the proxy set: NGINX workers and HAProxy threads are set to it, as the balancer's runtime sees it.</summary>
+    public int ProxyCoreCount => CpuList.Count(ProxyCpus);
+
+    public int LoadCoreCount => CpuList.Count(LoadCpus);
+
+    public TimeSpan RunDuration => TimeSpan.FromSeconds(Duration ?? (Smoke ? 1 : 10));
+
+    public TimeSpan MixedRunDuration => TimeSpan.FromSeconds(MixedDuration ?? Duration ?? (Smoke ? 3 : 60));
+
+    public int RepeatedRuns => Runs ?? (Smoke ? 1 : 3);
+
+    /// <summary>The papers' repetition: 10 runs of 1000 requests; smoke: 2 runs of 100.</summary>
+    public int PaperRuns => Smoke ? 2 : 10;
+
+    public int PaperRequests => Smoke ? 100 : 1000;
+
+    public static Options Parse(IReadOnlyList<string> args)
+    {
+        var options = new Options();
+        for (var i = 0; i < args.Count; i++)
+        {
+            var arg = args[i];
+            string Value() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{arg} needs a value.");
+            switch (arg)
+            {
+                case "--smoke": options.Smoke = true; break;
+                case "--duration": options.Duration = Seconds(arg, Value()); break;
+                case "--mixed-duration": options.MixedDuration = Seconds(arg, Value()); break;
+                case "--runs": options.Runs = Count(arg, Value()); break;
+                case "--repo": options.Repository = Value(); break;
+                case "--out": options.Output = Value(); break;
+                case "--load-cpus": options.LoadCpus = CpuList.Check(arg, Value()); break;
+                case "--proxy-cpus": options.ProxyCpus = CpuList.Check(arg, Value()); break;
+                case "--backend-cpus": options.BackendCpus = CpuList.Check(arg, Value()); break;
+                case "--configuration": options.BuildConfiguration = Value(); break;
+                case "--pid-file": options.PidFile = Value(); break;
+                default:
+                    if (arg.StartsWith('-') || !AllExperiments.Contains(arg))
+                    {
+                        throw new ArgumentException($"Unknown argument '{arg}'. Experiments: {string.Join(", ", AllExperiments)}.");
+                    }
+
+                    options.Experiments.Add(arg);
+                    break;
+            }
+        }
+
+        if (options.Experiments.Count == 0)
+        {
+            options.Experiments.AddRange(AllExperiments);
+        }
+
+        return options;
+    }
+
+    private static int Count(string name, string text) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value > 0
+            ? value
+            : throw new ArgumentException($"{name} must be a whole number above 0; got '{text}'.");
+
+    private static double Seconds(string name, string text) =>
+        double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && value > 0
+            ? value
+            : throw new ArgumentException($"{name} must be a positive number; got '{text}'.");
+}
+
+/// <summary>taskset CPU lists such as "0", "1-3" or "0,2".</summary>
+internal static class CpuList
+{
+    public static int Count(string list)
+    {
+        var count = 0;
+        foreach (var part in list.Split(','))
+        {
+            var range = part.Split('-');
+            count += range.Length == 1 ? 1 : int.Parse(range[1], CultureInfo.InvariantCulture) - int.Parse(range[0], CultureInfo.InvariantCulture) + 1;
+        }
+
+        return count;
+    }
+
+    public static string Check(string name, string list)
+    {
+        foreach (var part in list.Split(','))
+        {
+            var range = part.Split('-');
+            if (range.Length > 2 || !range.All(r => int.TryParse(r, NumberStyles.None, CultureInfo.InvariantCulture, out _)))
+            {
+                throw new ArgumentException($"{name} must be a CPU list like 0, 1-3 or 0,2; got '{list}'.");
+            }
+        }
+
+        return list;
+    }
+}

@@ -1,0 +1,201 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json.Nodes;
+
+namespace Bench.Processes;
+
+/// <summary>A proxy (or a backend reached directly) that load is sent to.</summary>
+internal sealed record Target(string Name, Uri Url, Process? Process)
+{
+    public int Pid => Process?.Id ?? throw new InvalidOperationException($"{Name} is not a process the harness started.");
+}
+
+/// <summary>
+/// The bench's loopback lab: the three sample backends for the whole session, and the proxies started
+/// in front of them on demand, each on its CPU set.
+/// </summary>
+internal sealed class Lab : IDisposable
+{
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
+    private readonly Options _options;
+    private readonly ProcessGroup _processes;
+    private readonly HttpClient _http = new(LoadClientHandler()) { Timeout = TimeSpan.FromSeconds(5) };
+    private int _configs;
+
+    public Lab(Options options, string directory)
+    {
+        _options = options;
+        Directory = directory;
+        System.IO.Directory.CreateDirectory(directory);
+        _processes = new ProcessGroup(directory, options.PidFile);
+    }
+
+    public string Directory { get; }
+
+    public IReadOnlyList<Backend> Backends { get; private set; } = [];
+
+    public Options Options => _options;
+
+    public async Task StartBackendsAsync()
+    {
+        var backends = new List<Backend>();
+        foreach (var name in new[] { "A", "B", "C" })
+        {
+            var backend = new Backend(name, FreePort());
+            _processes.Start("backend-" + name, _options.BackendCpus, "dotnet",
+                [Dll("src/SampleBackend", "SampleBackend"), "--urls", $"http://127.0.0.1:{backend.Port}", "--name", name]);
+            backends.Add(backend);
+        }
+
+        foreach (var backend in backends)
+        {
+            await WaitReadyAsync("backend " + backend.Name, new Uri(backend.Url, "/health"));
+        }
+
+        Backends = backends;
+    }
+
+    /// <summary>The balancer with all its features, as an operator runs it: <c>dotnet Balancer.dll --config FILE</c>.</summary>
+    public async Task<Target> StartBalancerAsync(string name, string policy)
+    {
+        var (port, management) = (FreePort(), FreePort());
+        var config = WriteConfig(name + ".json", ProxyConfigs.Balancer(port, management, policy, Backends));
+        var process = _processes.Start(name, _options.ProxyCpus, "dotnet", [Dll("src/Balancer", "Balancer"), "--config", config]);
+        await WaitReadyAsync(name + " management", new Uri($"http://127.0.0.1:{management}/healthz"), process);
+        return await ReadyAsync(name, port, process);
+    }
+
+    public async Task<Target> StartBareYarpAsync(string name)
+    {
+        var port = FreePort();
+        var config = WriteConfig(name + ".json", ProxyConfigs.Balancer(port, FreePort(), "RoundRobin", Backends));
+        var process = _processes.Start(name, _options.ProxyCpus, "dotnet", [Dll("bench/BareYarp", "BareYarp"), "--config", config]);
+        return await ReadyAsync(name, port, process);
+    }
+
+    public async Task<Target> StartNginxAsync(string name)
+    {
+        var port = FreePort();
+        var directory = Path.Combine(Directory, name);
+        foreach (var temp in new[] { "client_body", "proxy", "fastcgi", "uwsgi", "scgi" })
+        {
+            System.IO.Directory.CreateDirectory(Path.Combine(directory, temp + "_temp"));
+        }
+
+        var config = WriteConfig(name + ".conf", ProxyConfigs.Nginx(port, Backends, _options.ProxyCoreCount, directory));
+        var process = _processes.Start(name, _options.ProxyCpus, "nginx", ["-p", directory, "-e", Path.Combine(directory, "nginx-error.log"), "-c", config, "-g", "daemon off; master_process on;"]);
+        return await ReadyAsync(name, port, process);
+    }
+
+    public async Task<Target> StartHaproxyAsync(string name)
+    {
+        var port = FreePort();
+        var config = WriteConfig(name + ".cfg", ProxyConfigs.Haproxy(port, Backends, _options.ProxyCoreCount));
+        var process = _processes.Start(name, _options.ProxyCpus, "haproxy", ["-db", "-f", config]);
+        return await ReadyAsync(name, port, process);
+    }
+
+    /// <summary>Starts wrk, tracked by PID like every other process of the session.</summary>
+    public Task<Load.WrkResult> WrkAsync(Uri url, int connections, TimeSpan duration) =>
+        Load.Wrk.RunAsync(url, connections, _options.LoadCoreCount, duration, _processes.Track);
+
+    public void Stop(Target target)
+    {
+        if (target.Process is not null)
+        {
+            _processes.Stop(target.Process, forget: true);
+        }
+    }
+
+    /// <summary>Workload requests each backend has served so far (its own count: GET /admin/stats).</summary>
+    public async Task<Dictionary<string, long>> ServedAsync()
+    {
+        var served = new Dictionary<string, long>();
+        foreach (var backend in Backends)
+        {
+            var stats = JsonNode.Parse(await _http.GetStringAsync(new Uri(backend.Url, "/admin/stats")))!;
+            served[backend.Name] = stats["served"]!.GetValue<long>();
+        }
+
+        return served;
+    }
+
+    /// <summary>Makes a backend slow (the sample backend's delay setting); 0 makes it fast again.</summary>
+    public async Task SetDelayAsync(string backend, int milliseconds)
+    {
+        var target = Backends.Single(b => b.Name == backend);
+        using var response = await _http.PostAsync(new Uri(target.Url, $"/admin/delay?ms={milliseconds}"), null);
+        response.EnsureSuccessStatusCode();
+    }
+
+    public void Dispose()
+    {
+        _processes.Dispose();
+        _http.Dispose();
+    }
+
+    private async Task<Target> ReadyAsync(string name, int port, Process process)
+    {
+        var url = new Uri($"http://127.0.0.1:{port}/");
+        await WaitReadyAsync(name, url, process);
+        return new Target(name, url, process);
+    }
+
+    private async Task WaitReadyAsync(string what, Uri url, Process? process = null)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(StartTimeout.TotalSeconds * Stopwatch.Frequency);
+        while (true)
+        {
+            if (process is { HasExited: true })
+            {
+                throw new InvalidOperationException($"{what} exited with {process.ExitCode} before it was ready. Log: {Path.Combine(Directory, "*.log")}");
+            }
+
+            try
+            {
+                using var response = await _http.GetAsync(url);
+                if (response.IsSuccessStatusCode)
+                {
+                    return;
+                }
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+                // Not listening yet.
+            }
+
+            if (Stopwatch.GetTimestamp() > deadline)
+            {
+                throw new TimeoutException($"{what} was not ready at {url} within {StartTimeout.TotalSeconds} s.");
+            }
+
+            await Task.Delay(50);
+        }
+    }
+
+    private string WriteConfig(string fileName, string text)
+    {
+        var path = Path.Combine(Directory, $"{++_configs:00}-{fileName}");
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    private string Dll(string project, string assembly)
+    {
+        var path = Path.GetFullPath(Path.Combine(_options.Repository, project, "bin", _options.BuildConfiguration, "net10.0", assembly + ".dll"));
+        return File.Exists(path) ? path : throw new FileNotFoundException($"{path} is missing; build with 'dotnet build -c {_options.BuildConfiguration}' (bench/run.sh does).", path);
+    }
+
+    /// <summary>A port the OS reports free now; the harness starts the proxy on it at once.</summary>
+    private static int FreePort()
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)socket.LocalEndPoint!).Port;
+    }
+
+    private static SocketsHttpHandler LoadClientHandler() => new() { UseProxy = false, PooledConnectionLifetime = TimeSpan.FromSeconds(30) };
+
+}

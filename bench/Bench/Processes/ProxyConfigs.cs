@@ -1,0 +1,142 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+
+namespace Bench.Processes;
+
+/// <summary>A backend as the proxies see it.</summary>
+internal sealed record Backend(string Name, int Port)
+{
+    public Uri Url => new($"http://127.0.0.1:{Port}/");
+}
+
+/// <summary>
+/// The configs the harness generates, one per proxy, from the same backends. Each is the proxy's usual
+/// production shape for this job: keep-alive to the backends, no access logging.
+/// </summary>
+internal static class ProxyConfigs
+{
+    /// <summary>
+    /// Idle upstream connections each NGINX worker keeps. As many as the race's largest client count, so
+    /// at -c256 NGINX does not close and reopen backend connections: YARP's and HAProxy's pools have no
+    /// such cap, and a smaller number would handicap NGINX rather than measure it.
+    /// </summary>
+    public const int NginxUpstreamKeepalive = 256;
+
+    /// <summary>
+    /// The balancer's config (CONTRACT.md shape) with its production features on: active health checks
+    /// every 2 s. Also read by the bare YARP baseline, which uses only Listen and ReverseProxy.
+    /// </summary>
+    public static string Balancer(int port, int managementPort, string policy, IReadOnlyList<Backend> backends)
+    {
+        var destinations = new JsonObject();
+        foreach (var backend in backends)
+        {
+            destinations[backend.Name] = new JsonObject { ["Address"] = backend.Url.ToString() };
+        }
+
+        var config = new JsonObject
+        {
+            ["Balancer"] = new JsonObject
+            {
+                ["Listen"] = $"http://127.0.0.1:{port}",
+                ["Management"] = new JsonObject { ["Listen"] = $"http://127.0.0.1:{managementPort}" },
+            },
+            ["ReverseProxy"] = new JsonObject
+            {
+                ["Routes"] = new JsonObject
+                {
+                    ["all"] = new JsonObject { ["ClusterId"] = "backends", ["Match"] = new JsonObject { ["Path"] = "{**catch-all}" } },
+                },
+                ["Clusters"] = new JsonObject
+                {
+                    ["backends"] = new JsonObject
+                    {
+                        ["LoadBalancingPolicy"] = policy,
+                        ["HealthCheck"] = new JsonObject
+                        {
+                            ["Active"] = new JsonObject
+                            {
+                                ["Enabled"] = true,
+                                ["Interval"] = "00:00:02",
+                                ["Timeout"] = "00:00:01",
+                                ["Policy"] = "ConsecutiveFailures",
+                                ["Path"] = "/health",
+                            },
+                        },
+                        ["Destinations"] = destinations,
+                    },
+                },
+            },
+        };
+        return config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
+    }
+
+    /// <summary>
+    /// NGINX as a reverse proxy: upstream keep-alive (HTTP/1.1 and an empty Connection header, which
+    /// NGINX needs to reuse upstream connections), round robin, one worker per core the balancer gets.
+    /// </summary>
+    public static string Nginx(int port, IReadOnlyList<Backend> backends, int workers, string directory)
+    {
+        var text = new StringBuilder();
+        text.AppendLine(CultureInfo.InvariantCulture, $"worker_processes {workers};");
+        text.AppendLine(CultureInfo.InvariantCulture, $"pid {directory}/nginx.pid;");
+        text.AppendLine(CultureInfo.InvariantCulture, $"error_log {directory}/nginx-error.log warn;");
+        text.AppendLine("events { worker_connections 4096; }");
+        text.AppendLine("http {");
+        text.AppendLine("  access_log off;");
+        foreach (var temp in new[] { "client_body", "proxy", "fastcgi", "uwsgi", "scgi" })
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"  {temp}_temp_path {directory}/{temp}_temp;");
+        }
+
+        text.AppendLine("  keepalive_requests 100000;");
+        text.AppendLine("  client_max_body_size 16m;");
+        text.AppendLine("  upstream backends {");
+        foreach (var backend in backends)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"    server 127.0.0.1:{backend.Port};");
+        }
+
+        text.AppendLine(CultureInfo.InvariantCulture, $"    keepalive {NginxUpstreamKeepalive};");
+        text.AppendLine("    keepalive_requests 100000;");
+        text.AppendLine("  }");
+        text.AppendLine("  server {");
+        text.AppendLine(CultureInfo.InvariantCulture, $"    listen 127.0.0.1:{port} backlog=4096;");
+        text.AppendLine("    location / {");
+        text.AppendLine("      proxy_pass http://backends;");
+        text.AppendLine("      proxy_http_version 1.1;");
+        text.AppendLine("      proxy_set_header Connection \"\";");
+        text.AppendLine("    }");
+        text.AppendLine("  }");
+        text.AppendLine("}");
+        return text.ToString();
+    }
+
+    /// <summary>HAProxy in HTTP mode with keep-alive on both sides, round robin, no logging.</summary>
+    public static string Haproxy(int port, IReadOnlyList<Backend> backends, int threads)
+    {
+        var text = new StringBuilder();
+        text.AppendLine("global");
+        text.AppendLine(CultureInfo.InvariantCulture, $"  nbthread {threads}");
+        // No global maxconn: HAProxy derives it from the open-file limit, which differs between machines
+        // (a fixed value above the limit makes it refuse to start); -c256 is far below either.
+        text.AppendLine("defaults");
+        text.AppendLine("  mode http");
+        text.AppendLine("  option http-keep-alive");
+        text.AppendLine("  timeout connect 5s");
+        text.AppendLine("  timeout client 60s");
+        text.AppendLine("  timeout server 60s");
+        text.AppendLine("frontend proxy");
+        text.AppendLine(CultureInfo.InvariantCulture, $"  bind 127.0.0.1:{port}");
+        text.AppendLine("  default_backend backends");
+        text.AppendLine("backend backends");
+        text.AppendLine("  balance roundrobin");
+        foreach (var backend in backends)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"  server {backend.Name} 127.0.0.1:{backend.Port}");
+        }
+
+        return text.ToString();
+    }
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Benchmark harness: builds Release, starts three sample backends, the balancer, bare YARP, NGINX and
+# HAProxy on loopback as each experiment needs them, drives load, stops everything by PID and writes
+# bench/results/<date>/report.md with SVG charts.
+#
+# Usage: bench/run.sh [experiment...] [--smoke] [--duration S] [--mixed-duration S] [--runs N] [--out DIR]
+#   experiments: distribution qos rates heterogeneous mixed race overhead (default: all)
+#   --smoke            a few seconds per experiment (CI); numbers are not measurements
+#   --duration S       seconds per timed run (race, overhead, heterogeneous, rate steps; default 10, smoke 1)
+#   --mixed-duration S the mixed run (default 60; the paper's 5 minutes: 300)
+#   --runs N           runs per proxy in race/overhead/heterogeneous (default 3, smoke 1)
+#   --load-cpus L --proxy-cpus L --backend-cpus L   override the CPU layout (taskset lists)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for tool in wrk nginx haproxy taskset; do
+  command -v "$tool" >/dev/null || PATH="$PATH:/usr/sbin" command -v "$tool" >/dev/null || {
+    echo "bench/run.sh needs '$tool': apt-get install wrk nginx-light haproxy util-linux" >&2; exit 2; }
+done
+export PATH="$PATH:/usr/sbin"
+
+# CPU layout, the same for every proxy: the load generator gets its own core so it does not steal from
+# what it measures. 4+ CPUs: load 0, backends 1, proxies 2..n-1. 2-3 CPUs: load 0, proxies and backends
+# share the rest. 1 CPU: everything shares it.
+cpus=$(nproc)
+last=$((cpus - 1))
+if [ "$cpus" -ge 4 ]; then load=0; backends=1; proxies="2-$last"
+elif [ "$cpus" -ge 2 ]; then load=0; rest=$([ "$last" -eq 1 ] && echo 1 || echo "1-$last"); backends=$rest; proxies=$rest
+else load=0; backends=0; proxies=0; fi
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  [ "${args[$i]}" = "--load-cpus" ] && [ $((i + 1)) -lt ${#args[@]} ] && load="${args[$((i + 1))]}"
+done
+
+echo "Building (Release)..."
+for project in src/SampleBackend src/Balancer bench/BareYarp bench/Bench; do
+  out=$(dotnet build "$project" -c Release --nologo -v quiet 2>&1) || { echo "$out" >&2; exit 1; }
+done
+
+pidfile=$(mktemp)
+harness=""
+# shellcheck disable=SC2317  # called by the trap
+stop() {
+  trap - INT TERM EXIT
+  if [ -n "$harness" ] && kill -0 "$harness" 2>/dev/null; then
+    kill -TERM "$harness" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$harness" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$harness" 2>/dev/null || true
+  fi
+  # Whatever the harness started and could not stop itself (it was killed, or crashed). Proxies and
+  # backends lead their own process group (NGINX's workers are in it): kill the group, then the PID.
+  while read -r pid; do
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    kill -KILL "$pid" 2>/dev/null || true
+  done <"$pidfile"
+  rm -f "$pidfile"
+}
+trap stop INT TERM EXIT
+
+status=0
+BENCH_COMMAND="bench/run.sh $*" taskset -c "$load" dotnet bench/Bench/bin/Release/net10.0/Bench.dll --repo . --out bench/results \
+  --load-cpus "$load" --proxy-cpus "$proxies" --backend-cpus "$backends" --pid-file "$pidfile" "$@" &
+harness=$!
+wait "$harness" || status=$?
+exit $status

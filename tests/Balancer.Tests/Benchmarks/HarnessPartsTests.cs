@@ -1,0 +1,89 @@
+using Bench;
+using Bench.Processes;
+
+namespace Balancer.Tests.Benchmarks;
+
+public sealed class HarnessPartsTests
+{
+    [Fact]
+    public void ParseStat_CommandWithSpacesAndParentheses_FindsFieldsAfterIt()
+    {
+        var fields = ProcStat.ParseStat("1234 (dotnet (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 8 0")!;
+
+        Assert.Equal("S", fields[0]);
+        Assert.Equal("1", fields[1]);
+        Assert.Equal("250", fields[11]);
+        Assert.Equal("75", fields[12]);
+    }
+
+    [Fact]
+    public void ParseKb_VmRssLine_ReadsKilobytes()
+    {
+        Assert.Equal(123456, ProcStat.ParseKb("VmRSS:\t  123456 kB"));
+    }
+
+    [Fact]
+    public void CpuSeconds_AndRss_OfThisProcess_ArePositiveAndCpuGrowsWithWork()
+    {
+        var pid = Environment.ProcessId;
+        var before = ProcStat.CpuSeconds(pid);
+        var spin = System.Diagnostics.Stopwatch.StartNew();
+        var x = 0L;
+        while (spin.ElapsedMilliseconds < 300)
+        {
+            x += spin.ElapsedTicks % 7;
+        }
+
+        Assert.True(x >= 0);
+        Assert.True(ProcStat.CpuSeconds(pid) > before, "300 ms of spinning used no CPU time");
+        Assert.True(ProcStat.RssBytes(pid) > 10 * 1024 * 1024);
+    }
+
+    [Fact]
+    public void Options_Defaults_AllExperimentsThreeRunsOfTenSeconds()
+    {
+        var options = Options.Parse([]);
+
+        Assert.Equal(Options.AllExperiments, options.Experiments);
+        Assert.Equal(3, options.RepeatedRuns);
+        Assert.Equal(TimeSpan.FromSeconds(10), options.RunDuration);
+        Assert.Equal(TimeSpan.FromSeconds(60), options.MixedRunDuration);
+        Assert.Equal((10, 1000), (options.PaperRuns, options.PaperRequests));
+    }
+
+    [Fact]
+    public void Options_SmokeWithExperimentsAndCpus_ParsesEach()
+    {
+        var options = Options.Parse(["race", "--smoke", "qos", "--duration", "2.5", "--proxy-cpus", "1-3", "--mixed-duration", "300"]);
+
+        Assert.Equal(["race", "qos"], options.Experiments);
+        Assert.True(options.Smoke);
+        Assert.Equal(TimeSpan.FromSeconds(2.5), options.RunDuration);
+        Assert.Equal(TimeSpan.FromSeconds(300), options.MixedRunDuration);
+        Assert.Equal(3, options.ProxyCoreCount);
+        Assert.Equal(1, options.RepeatedRuns);
+    }
+
+    [Theory]
+    [InlineData("bogus")]
+    [InlineData("--duration", "0")]
+    [InlineData("--duration", "abc")]
+    [InlineData("--proxy-cpus", "1-x")]
+    [InlineData("--runs")]
+    [InlineData("--runs", "2.5")]
+    public void Options_BadArgument_ThrowsWithAMessage(params string[] args)
+    {
+        var error = Assert.Throws<ArgumentException>(() => Options.Parse(args));
+        Assert.False(string.IsNullOrWhiteSpace(error.Message));
+    }
+
+    [Fact]
+    public void ReportName_FullRunIsTheDate_SubsetsAndSmokeSayWhatRan()
+    {
+        var at = new DateTime(2026, 11, 23, 1, 0, 0, DateTimeKind.Utc);
+
+        Assert.Equal("2026-11-23", global::Bench.Program.ReportName(Options.Parse([]), at));
+        Assert.Equal("2026-11-23-race-qos", global::Bench.Program.ReportName(Options.Parse(["race", "qos"]), at));
+        Assert.Equal("2026-11-23-smoke", global::Bench.Program.ReportName(Options.Parse(["--smoke"]), at));
+    }
+}
