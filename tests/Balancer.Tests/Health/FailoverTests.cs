@@ -207,6 +207,40 @@ public sealed class FailoverTests(ITestOutputHelper output)
         throw new InvalidOperationException("none of three uploads went to B");
     }
 
+    [Fact]
+    public async Task BackendAnswering503ToTraffic_OpensItsCircuit_LeavesRotationThoughProbesPass()
+    {
+        await using var lb = await BalancerFixture.StartAsync(edit: config =>
+        {
+            ActiveAndPassive()(config);
+            config["Balancer"]!["CircuitBreaker"] = new JsonObject
+            {
+                ["MinimumThroughput"] = "4",
+                ["FailureRatio"] = "0.5",
+                ["BreakDuration"] = "00:00:30",
+            };
+        });
+        await WaitAllUpAsync(lb);
+        lb.Backend("B").State.FailStatus = 503;
+
+        // Round robin: every third request meets B's 503 (an answer, so not retried) until its circuit opens.
+        var failures = 0;
+        await Poll.UntilAsync(async () =>
+        {
+            using var response = await lb.Client.GetAsync("/");
+            failures += response.StatusCode == HttpStatusCode.ServiceUnavailable ? 1 : 0;
+            return await HealthAsync(lb, "B") == "Down";
+        }, TimeSpan.FromSeconds(10), "B's circuit to open");
+
+        Assert.Equal(4, failures);
+        var change = lb.App.Services.GetRequiredService<IDestinationHealthHistory>().LastChange("backends", "B");
+        Assert.StartsWith("circuit breaker opened", change!.Reason, StringComparison.Ordinal);
+        var counts = await CountsAsync(lb, 30);
+        Assert.False(counts.ContainsKey("B"), $"B got {counts.GetValueOrDefault("B")} requests with its circuit open");
+        // Its probes still pass, yet it stays out: probes prove nothing about the traffic it fails.
+        Assert.Equal("Down", await HealthAsync(lb, "B"));
+    }
+
     private async Task AssertNoBackendAnswerAsync(BalancerFixture lb)
     {
         var clock = Stopwatch.StartNew();
