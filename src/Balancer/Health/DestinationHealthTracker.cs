@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using Balancer.Management;
 using Balancer.Telemetry;
 using Prometheus;
@@ -33,7 +34,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
     private readonly Counter _transitions;
     private readonly ConcurrentDictionary<(string Cluster, string Destination), HealthChange> _last = new();
     private readonly Dictionary<DestinationState, Reactivation> _reactivations = [];
-    private readonly Dictionary<string, DateTimeOffset> _lastProbeRound = new(StringComparer.OrdinalIgnoreCase);
+    private readonly ConditionalWeakTable<DestinationModel, StrongBox<DateTimeOffset>> _probeStarted = new();
 
     // Health changes are rare (probe rounds, failures); one lock keeps "read view, change, read view" atomic
     // so two racing updates never log the same transition twice or miss one.
@@ -121,24 +122,28 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
         _clusterUpdater.UpdateAvailableDestinations(cluster);
     }
 
+    /// <summary>Called as a probe request is created, just before it is sent.</summary>
+    public void ProbeStarting(DestinationModel destination) =>
+        _probeStarted.AddOrUpdate(destination, new StrongBox<DateTimeOffset>(_time.GetUtcNow()));
+
     /// <summary>
     /// Called with the raw results of a probe round, before the active policy judges them: a successful probe
-    /// ends a connection-level passive failure if the probe surely started after it, that is if the failure is
-    /// older than the previous round (rounds of one cluster do not overlap).
+    /// that started after a connection-level passive failure ends it (a probe sent before the failure proves
+    /// nothing about the restarted process).
     /// </summary>
     public void ProbesCompleted(ClusterState cluster, IReadOnlyList<DestinationProbingResult> results)
     {
         var changed = false;
         lock (_gate)
         {
-            var previousRound = _lastProbeRound.GetValueOrDefault(cluster.ClusterId, DateTimeOffset.MinValue);
             foreach (var result in results)
             {
                 var destination = result.Destination;
                 if (result.Response?.IsSuccessStatusCode == true
                     && _reactivations.TryGetValue(destination, out var failure)
                     && failure.ClearedByProbe
-                    && failure.Since <= previousRound)
+                    && _probeStarted.TryGetValue(destination.Model, out var started)
+                    && started.Value > failure.Since)
                 {
                     CancelReactivation(destination);
                     var before = DestinationHealthView.Of(destination);
@@ -147,8 +152,6 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
                     changed = true;
                 }
             }
-
-            _lastProbeRound[cluster.ClusterId] = _time.GetUtcNow();
         }
 
         if (changed)

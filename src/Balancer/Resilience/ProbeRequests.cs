@@ -1,3 +1,4 @@
+using Balancer.Health;
 using Balancer.Hosting;
 using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Model;
@@ -18,12 +19,14 @@ internal static class ProbeRequests
 
     /// <summary>Decorates YARP's probe request factory (internal to YARP) with the mark.</summary>
     public static IServiceCollection MarkHealthProbes(this IServiceCollection services) =>
-        services.Decorate<IProbingRequestFactory>((_, inner) => new MarkingFactory(inner));
+        services.Decorate<IProbingRequestFactory>((sp, inner) => new MarkingFactory(inner, sp.GetRequiredService<DestinationHealthTracker>()));
 
-    private sealed class MarkingFactory(IProbingRequestFactory inner) : IProbingRequestFactory
+    /// <summary>Also tells the tracker when each probe starts, so it knows which probes postdate a failure.</summary>
+    private sealed class MarkingFactory(IProbingRequestFactory inner, DestinationHealthTracker tracker) : IProbingRequestFactory
     {
         public HttpRequestMessage CreateRequest(ClusterModel cluster, DestinationModel destination)
         {
+            tracker.ProbeStarting(destination);
             var request = inner.CreateRequest(cluster, destination);
             Mark(request);
             return request;

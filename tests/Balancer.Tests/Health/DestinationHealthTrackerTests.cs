@@ -64,18 +64,24 @@ public sealed class DestinationHealthTrackerTests : IDisposable
     }
 
     [Fact]
-    public void ConnectionFailure_ClearedOnlyByAProbeRoundThatStartedAfterIt()
+    public void ConnectionFailure_ClearedOnlyByAGoodProbeSentAfterIt()
     {
-        ProbeRound(success: true);
-        _time.Advance(TimeSpan.FromMilliseconds(500));
+        StartProbes();
+        _time.Advance(TimeSpan.FromMilliseconds(5));
         _tracker.SetPassive(_cluster, _b, DestinationHealth.Unhealthy, Period, "request failed: refused", clearedByProbe: true);
 
-        // This round was already under way when the request failed: its good answer may predate the failure.
-        _time.Advance(TimeSpan.FromMilliseconds(500));
+        // This probe was already under way when the request failed: its good answer may predate the failure.
+        _time.Advance(TimeSpan.FromMilliseconds(5));
         ProbeRound(success: true);
         Assert.Equal(["A"], Available());
 
         _time.Advance(TimeSpan.FromSeconds(1));
+        StartProbes();
+        ProbeRound(success: false);
+        Assert.Equal(["A"], Available());
+
+        _time.Advance(TimeSpan.FromSeconds(1));
+        StartProbes();
         ProbeRound(success: true);
         Assert.Equal(["A", "B"], Available());
         Assert.Equal(("Down", "Up", "active health probe succeeded after the connection failure"), Last("B"));
@@ -88,6 +94,7 @@ public sealed class DestinationHealthTrackerTests : IDisposable
         for (var i = 0; i < 3; i++)
         {
             _time.Advance(TimeSpan.FromSeconds(1));
+            StartProbes();
             ProbeRound(success: true);
         }
 
@@ -125,6 +132,12 @@ public sealed class DestinationHealthTrackerTests : IDisposable
         var destination = new DestinationState(id, new DestinationModel(new DestinationConfig { Address = $"http://127.0.0.1/{id}" }));
         _cluster.Destinations.TryAdd(id, destination);
         return destination;
+    }
+
+    private void StartProbes()
+    {
+        _tracker.ProbeStarting(_a.Model);
+        _tracker.ProbeStarting(_b.Model);
     }
 
     private void ProbeRound(bool success)
