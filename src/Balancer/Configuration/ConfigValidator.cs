@@ -82,6 +82,9 @@ public static class ConfigValidator
         CheckPositiveTimeSpan(health.GetSection("Passive:ReactivationPeriod"), errors);
         CheckPositiveTimeSpan(cluster.GetSection("HttpRequest:ActivityTimeout"), errors);
         CheckBool(health.GetSection("Active:Enabled"), errors);
+        CheckOneOf(health.GetSection("Active:Policy"), ["ConsecutiveFailures"], errors);
+        CheckOneOf(health.GetSection("Passive:Policy"), [Health.FirstFailurePassivePolicy.PolicyName, "TransportFailureRate"], errors);
+        CheckOneOf(health.GetSection("AvailableDestinationsPolicy"), ["HealthyAndUnknown", "HealthyOrPanic"], errors);
         CheckBool(health.GetSection("Passive:Enabled"), errors);
 
         var destinations = cluster.GetSection("Destinations").GetChildren().ToList();
@@ -142,6 +145,14 @@ public static class ConfigValidator
         if (!long.TryParse(section.Value, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var value) || value < min || value > max)
         {
             errors.Add($"{section.Path}: '{section.Value}' must be a whole number from {min} to {max}");
+        }
+    }
+
+    private static void CheckOneOf(IConfigurationSection section, string[] allowed, List<string> errors)
+    {
+        if (section.Value is { } value && !allowed.Contains(value, StringComparer.OrdinalIgnoreCase))
+        {
+            errors.Add($"{section.Path}: unknown policy '{value}'; use one of {string.Join(", ", allowed)}");
         }
     }
 

@@ -47,7 +47,8 @@ internal static class TransportFailure
     public static FailureKind Classify(ForwarderError error, Exception? exception) => error switch
     {
         ForwarderError.RequestTimedOut => FailureKind.Timeout,
-        ForwarderError.Request or ForwarderError.RequestBodyDestination or ForwarderError.ResponseHeaders or ForwarderError.ResponseBodyDestination
+        // Not ResponseHeaders: the destination answered, and that error comes from copying its headers.
+        ForwarderError.Request or ForwarderError.RequestBodyDestination or ForwarderError.ResponseBodyDestination
             => FromException(exception),
         _ => FailureKind.None,
     };
@@ -62,12 +63,13 @@ internal static class TransportFailure
                     return FailureKind.CircuitOpen;
                 case TimeoutRejectedException:
                     return FailureKind.Timeout;
-                case SocketException { SocketErrorCode: SocketError.ConnectionRefused }:
-                    return FailureKind.Refused;
-                case SocketException { SocketErrorCode: SocketError.TimedOut }:
-                    return FailureKind.Timeout;
-                case HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError } when e.InnerException is not SocketException:
-                    return FailureKind.Connect;
+                case HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError or HttpRequestError.SecureConnectionError }:
+                    return e.InnerException switch
+                    {
+                        SocketException { SocketErrorCode: SocketError.ConnectionRefused } => FailureKind.Refused,
+                        SocketException { SocketErrorCode: SocketError.TimedOut } => FailureKind.Timeout,
+                        _ => FailureKind.Connect,
+                    };
             }
         }
 
