@@ -210,6 +210,28 @@ public sealed class FailoverTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task HangingBackend_Get_IsRetriedOnAnotherAfterTheTimeout()
+    {
+        await using var lb = await BalancerFixture.StartAsync(edit: ActiveAndPassive(cluster: c =>
+            c["HttpRequest"] = new JsonObject { ["ActivityTimeout"] = "00:00:01" }));
+        await WaitAllUpAsync(lb);
+        lb.Backend("B").State.DelayMs = 60_000;
+
+        // Round robin sends one of the first three GETs to B; each still gets its answer from A or C.
+        var slowest = TimeSpan.Zero;
+        for (var i = 0; i < 3; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            Assert.NotEqual("B", await lb.GetBackendAsync());
+            slowest = clock.Elapsed > slowest ? clock.Elapsed : slowest;
+        }
+
+        output.WriteLine($"slowest GET {slowest.TotalMilliseconds:0} ms");
+        Assert.InRange(slowest, TimeSpan.FromSeconds(0.9), TimeSpan.FromSeconds(3));
+        Assert.Equal(1, await MetricAsync(lb, "balancer_retries_total{cluster=\"backends\",destination=\"B\",reason=\"timeout\"}"));
+    }
+
+    [Fact]
     public async Task BackendAnswering503ToTraffic_OpensItsCircuit_LeavesRotationThoughProbesPass()
     {
         await using var lb = await BalancerFixture.StartAsync(edit: config =>
