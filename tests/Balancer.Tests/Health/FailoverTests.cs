@@ -154,10 +154,7 @@ public sealed class FailoverTests(ITestOutputHelper output)
     [Fact]
     public async Task HangingBackend_ClientGets504AtActivityTimeout_OthersKeepServing()
     {
-        await using var lb = await BalancerFixture.StartAsync(edit: ActiveAndPassive(cluster: c =>
-            c["HttpRequest"] = new JsonObject { ["ActivityTimeout"] = "00:00:01" }));
-        await WaitAllUpAsync(lb);
-        lb.Backend("B").State.DelayMs = 60_000;
+        await using var lb = await StartWithHangingBAsync();
 
         // A POST is not retried after a timeout (the backend may be acting on it).
         var clock = Stopwatch.StartNew();
@@ -212,10 +209,7 @@ public sealed class FailoverTests(ITestOutputHelper output)
     [Fact]
     public async Task HangingBackend_Get_IsRetriedOnAnotherAfterTheTimeout()
     {
-        await using var lb = await BalancerFixture.StartAsync(edit: ActiveAndPassive(cluster: c =>
-            c["HttpRequest"] = new JsonObject { ["ActivityTimeout"] = "00:00:01" }));
-        await WaitAllUpAsync(lb);
-        lb.Backend("B").State.DelayMs = 60_000;
+        await using var lb = await StartWithHangingBAsync();
 
         // Round robin sends one of the first three GETs to B; each still gets its answer from A or C.
         var slowest = TimeSpan.Zero;
@@ -263,6 +257,16 @@ public sealed class FailoverTests(ITestOutputHelper output)
         Assert.False(counts.ContainsKey("B"), $"B got {counts.GetValueOrDefault("B")} requests with its circuit open");
         // Its probes still pass, yet it stays out: probes prove nothing about the traffic it fails.
         Assert.Equal("Down", await HealthAsync(lb, "B"));
+    }
+
+    /// <summary>Probes every second, a 1 s ActivityTimeout, and B hanging on every workload request (not on /health).</summary>
+    private static async Task<BalancerFixture> StartWithHangingBAsync()
+    {
+        var lb = await BalancerFixture.StartAsync(edit: ActiveAndPassive(cluster: c =>
+            c["HttpRequest"] = new JsonObject { ["ActivityTimeout"] = "00:00:01" }));
+        await WaitAllUpAsync(lb);
+        lb.Backend("B").State.DelayMs = 60_000;
+        return lb;
     }
 
     private async Task AssertNoBackendAnswerAsync(BalancerFixture lb)
