@@ -92,24 +92,32 @@ internal sealed class ResilientForwarderHttpClientFactory(
             }
         }
 
-        private ResiliencePipeline<HttpResponseMessage> Build(string prefix) =>
-            new ResiliencePipelineBuilder<HttpResponseMessage>()
-                // Breaker outside the timeout, so that an attempt that timed out counts as a failure.
-                .AddCircuitBreaker(new CircuitBreakerStrategyOptions<HttpResponseMessage>
+        private ResiliencePipeline<HttpResponseMessage> Build(string prefix)
+        {
+            // Breaker outside the timeout, so that an attempt that timed out counts as a failure.
+            var builder = new ResiliencePipelineBuilder<HttpResponseMessage>().AddCircuitBreaker(new CircuitBreakerStrategyOptions<HttpResponseMessage>
+            {
+                FailureRatio = options.FailureRatio,
+                MinimumThroughput = options.MinimumThroughput,
+                SamplingDuration = options.SamplingDuration,
+                BreakDuration = options.BreakDuration,
+                ShouldHandle = static args => ValueTask.FromResult(IsFailure(args.Outcome)),
+                OnOpened = args =>
                 {
-                    FailureRatio = options.FailureRatio,
-                    MinimumThroughput = options.MinimumThroughput,
-                    SamplingDuration = options.SamplingDuration,
-                    BreakDuration = options.BreakDuration,
-                    ShouldHandle = static args => ValueTask.FromResult(IsFailure(args.Outcome)),
-                    OnOpened = args =>
-                    {
-                        MarkDown(prefix, args.BreakDuration);
-                        return ValueTask.CompletedTask;
-                    },
-                })
-                .AddTimeout(options.AttemptTimeout)
-                .Build();
+                    MarkDown(prefix, args.BreakDuration);
+                    return ValueTask.CompletedTask;
+                },
+            });
+
+            // Off by default: YARP's ActivityTimeout already bounds the wait for headers, and a second timer
+            // per request costs throughput.
+            if (options.AttemptTimeout is { } timeout)
+            {
+                builder.AddTimeout(timeout);
+            }
+
+            return builder.Build();
+        }
 
         private static bool IsFailure(Outcome<HttpResponseMessage> outcome) => outcome.Exception switch
         {

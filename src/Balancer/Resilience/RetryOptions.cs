@@ -31,8 +31,9 @@ public sealed class CircuitBreakerOptions
     public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
-    /// Upper bound for one attempt up to the response headers. The cluster's <c>HttpRequest:ActivityTimeout</c>
-    /// (YARP default 100 s) usually fires first; whichever is shorter wins, and both give the client 504.
+    /// Optional upper bound for one attempt up to the response headers, on top of the cluster's
+    /// <c>HttpRequest:ActivityTimeout</c>; whichever is shorter wins, and both give the client 504. Unset by
+    /// default: ActivityTimeout already does this job, and a second timer per request costs throughput.
     /// </summary>
-    public TimeSpan AttemptTimeout { get; set; } = TimeSpan.FromSeconds(100);
+    public TimeSpan? AttemptTimeout { get; set; }
 }

@@ -207,6 +207,25 @@ public sealed class FailoverTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task HangingBackend_AttemptTimeoutOfTheResilienceHandler_Also504()
+    {
+        // No ActivityTimeout (YARP's 100 s): the breaker pipeline's own attempt timeout must give the same 504.
+        await using var lb = await BalancerFixture.StartAsync(edit: config =>
+        {
+            ActiveAndPassive()(config);
+            config["Balancer"]!["CircuitBreaker"] = new JsonObject { ["AttemptTimeout"] = "00:00:01" };
+        });
+        await WaitAllUpAsync(lb);
+        lb.Backend("B").State.DelayMs = 60_000;
+
+        var clock = new Stopwatch();
+        using var response = await await PostUntilOneHangsOnBAsync(lb, clock);
+        Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(0.9), TimeSpan.FromSeconds(3));
+        Assert.Equal("Down", await HealthAsync(lb, "B"));
+    }
+
+    [Fact]
     public async Task HangingBackend_Get_IsRetriedOnAnotherAfterTheTimeout()
     {
         await using var lb = await StartWithHangingBAsync();
