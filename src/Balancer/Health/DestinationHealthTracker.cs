@@ -70,8 +70,10 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
 
                 var before = DestinationHealthView.Of(destination);
                 var recovered = pair.NewActiveHealth == DestinationHealth.Healthy;
+                // Probes failing and then passing again means the backend was restarted or repaired.
+                var restarted = recovered && health.Active == DestinationHealth.Unhealthy;
                 health.Active = pair.NewActiveHealth;
-                if (recovered && health.Passive == DestinationHealth.Unhealthy)
+                if (restarted && health.Passive == DestinationHealth.Unhealthy)
                 {
                     CancelReactivation(destination);
                     health.Passive = DestinationHealth.Unknown;

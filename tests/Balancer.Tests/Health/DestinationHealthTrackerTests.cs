@@ -111,6 +111,20 @@ public sealed class DestinationHealthTrackerTests : IDisposable
     }
 
     [Fact]
+    public void FailureOfANewDestination_NotClearedByItsFirstGoodProbe()
+    {
+        var c = Add("C");
+        _services.GetRequiredService<IClusterDestinationsUpdater>().UpdateAllDestinations(_cluster);
+        _tracker.SetPassive(_cluster, c, DestinationHealth.Unhealthy, Period, "request failed: timeout", clearedByProbe: false);
+
+        // Unknown -> Healthy is a first probe, not a recovery: the timeout stands until its period ends.
+        _tracker.SetActive(_cluster, [new(c, DestinationHealth.Healthy)]);
+        Assert.Equal(["A", "B"], Available());
+        _time.Advance(Period);
+        Assert.Equal(["A", "B", "C"], Available());
+    }
+
+    [Fact]
     public void SameStateTwice_LogsAndCountsOneTransition()
     {
         _tracker.SetActive(_cluster, [new(_b, DestinationHealth.Unhealthy)]);
