@@ -75,16 +75,20 @@ public sealed class FailoverTests(ITestOutputHelper output)
         await WaitAllUpAsync(lb);
         var b = lb.Backend("B");
 
+        var clock = Stopwatch.StartNew();
         b.State.Healthy = false;
         await WaitForHealthAsync(lb, "B", "Down", DetectionLimit);
+        var leftAfter = clock.Elapsed;
         var without = await CountsAsync(lb, 40);
         Assert.False(without.ContainsKey("B"), $"B got {without.GetValueOrDefault("B")} requests while unhealthy");
         Assert.Equal(40, without["A"] + without["C"]);
         var down = lb.App.Services.GetRequiredService<IDestinationHealthHistory>().LastChange("backends", "B");
         Assert.Equal(("Up", "Down", "active health probe failed"), (down!.From, down.To, down.Reason));
 
+        clock.Restart();
         b.State.Healthy = true;
         await WaitForHealthAsync(lb, "B", "Up", DetectionLimit);
+        output.WriteLine($"probe-only: Down {leftAfter.TotalMilliseconds:0} ms after /health turned 503, Up {clock.Elapsed.TotalMilliseconds:0} ms after it turned 200");
         Assert.Equal(new Dictionary<string, int> { ["A"] = 20, ["B"] = 20, ["C"] = 20 }, await CountsAsync(lb, 60));
     }
 
