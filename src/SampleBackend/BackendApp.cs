@@ -69,7 +69,8 @@ public static class BackendApp
         var api = app.MapGroup("/api");
         api.MapGet("/products", (Workload w, int? limit) => Results.Ok(w.Products(limit ?? 20)));
         api.MapGet("/report", (Workload w, int? top) => Results.Ok(w.Report(top ?? 10)));
-        api.MapPost("/upload", async (HttpRequest request, CancellationToken ct) =>
+        // PUT too: an idempotent write, which the balancer may replay on another backend.
+        api.MapMethods("/upload", ["POST", "PUT"], async (HttpRequest request, CancellationToken ct) =>
         {
             if (!request.HasFormContentType)
             {

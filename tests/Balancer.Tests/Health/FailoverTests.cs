@@ -156,6 +156,28 @@ public sealed class FailoverTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Put_WhoseBackendDiesMidRequest_IsReplayedOnAnother_WithTheSameBody()
+    {
+        await using var lb = await BalancerFixture.StartAsync();
+        var b = lb.Backend("B");
+        b.State.DelayMs = 30_000;
+        var body = new byte[20_000];
+        new Random(7).NextBytes(body);
+
+        // The whole body went to B (which holds the request), so the replay must come from the buffer.
+        var onB = await SendUntilOneHangsOnBAsync(lb, new Stopwatch(), () => new HttpRequestMessage(HttpMethod.Put, "/api/upload") { Content = Upload(body) });
+        await b.KillAsync();
+        using var response = await onB;
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.NotEqual("B", response.Headers.GetValues("X-Backend").Single());
+        var file = JsonNode.Parse(await response.Content.ReadAsStringAsync())!.AsArray().Single()!;
+        Assert.Equal(body.Length, (long)file["size"]!);
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(body)), (string)file["sha256"]!);
+        Assert.Equal(1, await MetricAsync(lb, "balancer_retries_total{cluster=\"backends\",destination=\"B\",reason=\"reset\"}"));
+    }
+
+    [Fact]
     public async Task HangingBackend_ClientGets504AtActivityTimeout_OthersKeepServing()
     {
         await using var lb = await StartWithHangingBAsync();
@@ -185,29 +207,6 @@ public sealed class FailoverTests(ITestOutputHelper output)
 
         // The timed-out destination is out of rotation at once (passive), though its /health still answers.
         Assert.Equal("Down", await HealthAsync(lb, "B"));
-    }
-
-    /// <summary>
-    /// Sends uploads one at a time until one stays in flight on B (round robin puts one of the first three
-    /// there); <paramref name="clock"/> is restarted as each is sent.
-    /// </summary>
-    private static async Task<Task<HttpResponseMessage>> PostUntilOneHangsOnBAsync(BalancerFixture lb, Stopwatch clock)
-    {
-        for (var i = 0; i < 3; i++)
-        {
-            clock.Restart();
-            var post = lb.Client.PostAsync("/api/upload", Upload(1024));
-            await Poll.UntilAsync(async () => post.IsCompleted || await InFlightAsync(lb, "B") >= 1, TimeSpan.FromSeconds(5), "the upload to finish or hang on B");
-            if (!post.IsCompleted)
-            {
-                return post;
-            }
-
-            using var done = await post;
-            Assert.Equal(HttpStatusCode.OK, done.StatusCode);
-        }
-
-        throw new InvalidOperationException("none of three uploads went to B");
     }
 
     [Fact]
@@ -282,6 +281,32 @@ public sealed class FailoverTests(ITestOutputHelper output)
         Assert.Equal("Down", await HealthAsync(lb, "B"));
     }
 
+    /// <summary>
+    /// Sends uploads one at a time until one stays in flight on B (round robin puts one of the first three
+    /// there); <paramref name="clock"/> is restarted as each is sent.
+    /// </summary>
+    private static Task<Task<HttpResponseMessage>> PostUntilOneHangsOnBAsync(BalancerFixture lb, Stopwatch clock) =>
+        SendUntilOneHangsOnBAsync(lb, clock, () => new HttpRequestMessage(HttpMethod.Post, "/api/upload") { Content = Upload(new byte[1024]) });
+
+    private static async Task<Task<HttpResponseMessage>> SendUntilOneHangsOnBAsync(BalancerFixture lb, Stopwatch clock, Func<HttpRequestMessage> request)
+    {
+        for (var i = 0; i < 3; i++)
+        {
+            clock.Restart();
+            var send = lb.Client.SendAsync(request());
+            await Poll.UntilAsync(async () => send.IsCompleted || await InFlightAsync(lb, "B") >= 1, TimeSpan.FromSeconds(5), "the upload to finish or hang on B");
+            if (!send.IsCompleted)
+            {
+                return send;
+            }
+
+            using var done = await send;
+            Assert.Equal(HttpStatusCode.OK, done.StatusCode);
+        }
+
+        throw new InvalidOperationException("none of three uploads went to B");
+    }
+
     /// <summary>Probes every second, a 1 s ActivityTimeout, and B hanging on every workload request (not on /health).</summary>
     private static async Task<BalancerFixture> StartWithHangingBAsync()
     {
@@ -304,9 +329,11 @@ public sealed class FailoverTests(ITestOutputHelper output)
         Assert.True(elapsed < TimeSpan.FromSeconds(1), $"took {elapsed.TotalMilliseconds:0} ms");
     }
 
-    private static MultipartFormDataContent Upload(int size) => new()
+    private static MultipartFormDataContent Upload(int size) => Upload(new byte[size]);
+
+    private static MultipartFormDataContent Upload(byte[] data) => new()
     {
-        { new ByteArrayContent(new byte[size]), "file", "data.bin" },
+        { new ByteArrayContent(data), "file", "data.bin" },
     };
 
     private static async Task<Dictionary<string, int>> CountsAsync(BalancerFixture lb, int requests)
