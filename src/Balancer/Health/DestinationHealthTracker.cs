@@ -119,8 +119,8 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
             Record(cluster, destination, before, reason);
         }
 
-        // The caller may be a request that just failed: taking it out of rotation must not wait for a
-        // rebuild of every cluster's lists on that request's thread, but it must happen before the next pick.
+        // On the caller's thread (YARP's own updater defers this to the thread pool): the very next pick must
+        // skip the destination, so that only requests already in flight meet a dead backend.
         _clusterUpdater.UpdateAvailableDestinations(cluster);
     }
 
