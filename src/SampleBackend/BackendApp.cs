@@ -43,6 +43,12 @@ public static class BackendApp
                 await Task.Delay(state.DelayMs, context.RequestAborted);
             }
 
+            if (workload && state.FailStatus != 0)
+            {
+                context.Response.StatusCode = state.FailStatus;
+                return;
+            }
+
             await next(context);
             if (workload)
             {
@@ -63,7 +69,8 @@ public static class BackendApp
         var api = app.MapGroup("/api");
         api.MapGet("/products", (Workload w, int? limit) => Results.Ok(w.Products(limit ?? 20)));
         api.MapGet("/report", (Workload w, int? top) => Results.Ok(w.Report(top ?? 10)));
-        api.MapPost("/upload", async (HttpRequest request, CancellationToken ct) =>
+        // PUT too: an idempotent write, which the balancer may replay on another backend.
+        api.MapMethods("/upload", ["POST", "PUT"], async (HttpRequest request, CancellationToken ct) =>
         {
             if (!request.HasFormContentType)
             {
@@ -84,6 +91,16 @@ public static class BackendApp
         admin.MapGet("/stats", (BackendState s) => Results.Ok(new Stats(s.Name, s.Served, s.Healthy, s.DelayMs)));
         admin.MapPost("/healthy", (BackendState s) => { s.Healthy = true; return Results.Ok(new Stats(s.Name, s.Served, s.Healthy, s.DelayMs)); });
         admin.MapPost("/unhealthy", (BackendState s) => { s.Healthy = false; return Results.Ok(new Stats(s.Name, s.Served, s.Healthy, s.DelayMs)); });
+        admin.MapPost("/fail", (BackendState s, int status) =>
+        {
+            if (status is not (0 or (>= 400 and <= 599)))
+            {
+                return Results.BadRequest("status must be 0 (off) or from 400 to 599\n");
+            }
+
+            s.FailStatus = status;
+            return Results.Ok(new Stats(s.Name, s.Served, s.Healthy, s.DelayMs));
+        });
         admin.MapPost("/delay", (BackendState s, int ms) =>
         {
             s.DelayMs = Math.Clamp(ms, 0, 120_000);

@@ -5,6 +5,7 @@ public sealed class BackendState(string name, bool healthy, int delayMs)
 {
     private volatile bool _healthy = healthy;
     private volatile int _delayMs = delayMs;
+    private volatile int _failStatus;
     private long _served;
 
     public string Name { get; } = name;
@@ -20,6 +21,13 @@ public sealed class BackendState(string name, bool healthy, int delayMs)
     {
         get => _delayMs;
         set => _delayMs = value;
+    }
+
+    /// <summary>When not 0, every workload request is answered with this status (a failing but reachable server).</summary>
+    public int FailStatus
+    {
+        get => _failStatus;
+        set => _failStatus = value;
     }
 
     public long Served => Interlocked.Read(ref _served);

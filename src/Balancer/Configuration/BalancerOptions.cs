@@ -15,6 +15,12 @@ public sealed class BalancerOptions
     /// client IP. Empty by default: the TCP peer is the client.
     /// </summary>
     public List<string> TrustedProxies { get; set; } = [];
+
+    /// <summary>Failover of requests that failed at transport level to another destination.</summary>
+    public Resilience.RetryOptions Retry { get; set; } = new();
+
+    /// <summary>Per-destination circuit breaker and attempt timeout around every backend call.</summary>
+    public Resilience.CircuitBreakerOptions CircuitBreaker { get; set; } = new();
 }
 
 /// <summary>The <c>Balancer:Management</c> section.</summary>

@@ -69,13 +69,16 @@ public static class ConfigFile
     /// <summary>
     /// With YARP's default (HealthyOrPanic) a cluster whose destinations are all down sends traffic to all
     /// of them anyway; an operator expects the NGINX behaviour, an immediate 503. A cluster can still ask
-    /// for panic mode explicitly.
+    /// for panic mode explicitly. Passive checks are on unless the cluster says otherwise, so a destination
+    /// that fails a request leaves rotation at once even in a cluster without active probes.
     /// </summary>
     private static void ApplyDefaults(IConfiguration parsed, Dictionary<string, string?> data)
     {
         foreach (var cluster in parsed.GetSection("ReverseProxy:Clusters").GetChildren())
         {
             data.TryAdd(cluster.Path + ":HealthCheck:AvailableDestinationsPolicy", "HealthyAndUnknown");
+            data.TryAdd(cluster.Path + ":HealthCheck:Passive:Enabled", "true");
+            data.TryAdd(cluster.Path + ":HealthCheck:Passive:Policy", Health.FirstFailurePassivePolicy.PolicyName);
         }
     }
 

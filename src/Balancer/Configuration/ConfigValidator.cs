@@ -23,6 +23,20 @@ public static class ConfigValidator
             }
         }
 
+        CheckInteger(balancer.GetSection("Retry:MaxAttempts"), 0, 10, errors);
+        CheckInteger(balancer.GetSection("Retry:MaxBufferedBodyBytes"), 0, 64L * 1024 * 1024, errors);
+        var breaker = balancer.GetSection("CircuitBreaker");
+        CheckBool(breaker.GetSection("Enabled"), errors);
+        CheckInteger(breaker.GetSection("MinimumThroughput"), 2, int.MaxValue, errors);
+        CheckPositiveTimeSpan(breaker.GetSection("SamplingDuration"), errors);
+        CheckPositiveTimeSpan(breaker.GetSection("BreakDuration"), errors);
+        CheckPositiveTimeSpan(breaker.GetSection("AttemptTimeout"), errors);
+        if (breaker.GetSection("FailureRatio").Value is { } ratioText
+            && (!double.TryParse(ratioText, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var ratio) || ratio is <= 0 or > 1))
+        {
+            errors.Add($"{breaker.Path}:FailureRatio: '{ratioText}' must be a number above 0 and at most 1");
+        }
+
         var proxyConfig = config.GetSection("ReverseProxy");
         var clusters = proxyConfig.GetSection("Clusters");
         var clusterIds = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
@@ -68,6 +82,9 @@ public static class ConfigValidator
         CheckPositiveTimeSpan(health.GetSection("Passive:ReactivationPeriod"), errors);
         CheckPositiveTimeSpan(cluster.GetSection("HttpRequest:ActivityTimeout"), errors);
         CheckBool(health.GetSection("Active:Enabled"), errors);
+        CheckOneOf(health.GetSection("Active:Policy"), ["ConsecutiveFailures"], errors);
+        CheckOneOf(health.GetSection("Passive:Policy"), [Health.FirstFailurePassivePolicy.PolicyName, "TransportFailureRate"], errors);
+        CheckOneOf(health.GetSection("AvailableDestinationsPolicy"), ["HealthyAndUnknown", "HealthyOrPanic"], errors);
         CheckBool(health.GetSection("Passive:Enabled"), errors);
 
         var destinations = cluster.GetSection("Destinations").GetChildren().ToList();
@@ -115,6 +132,27 @@ public static class ConfigValidator
         else if (value <= TimeSpan.Zero)
         {
             errors.Add($"{section.Path}: must be positive, not '{section.Value}'");
+        }
+    }
+
+    private static void CheckInteger(IConfigurationSection section, long min, long max, List<string> errors)
+    {
+        if (section.Value is null)
+        {
+            return;
+        }
+
+        if (!long.TryParse(section.Value, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var value) || value < min || value > max)
+        {
+            errors.Add($"{section.Path}: '{section.Value}' must be a whole number from {min} to {max}");
+        }
+    }
+
+    private static void CheckOneOf(IConfigurationSection section, string[] allowed, List<string> errors)
+    {
+        if (section.Value is { } value && !allowed.Contains(value, StringComparer.OrdinalIgnoreCase))
+        {
+            errors.Add($"{section.Path}: unknown policy '{value}'; use one of {string.Join(", ", allowed)}");
         }
     }
 

@@ -18,6 +18,12 @@ internal sealed class NoAvailableDestinationMiddleware(RequestDelegate next)
             return next(context);
         }
 
+        return WriteAsync(context);
+    }
+
+    /// <summary>The 503 answer; also used when every destination failed during failover.</summary>
+    public static Task WriteAsync(HttpContext context)
+    {
         var response = context.Response;
         response.StatusCode = StatusCodes.Status503ServiceUnavailable;
         response.ContentType = "text/plain; charset=utf-8";

@@ -2,6 +2,7 @@ using Balancer.Configuration;
 using Balancer.Health;
 using Balancer.LoadBalancing;
 using Balancer.Management;
+using Balancer.Resilience;
 using Balancer.Telemetry;
 using Microsoft.Extensions.Configuration.EnvironmentVariables;
 using Microsoft.Extensions.Configuration.Memory;
@@ -35,6 +36,9 @@ public static class BalancerHost
                 ["Logging:LogLevel:Default"] = "Information",
                 ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
                 ["Logging:LogLevel:Yarp"] = "Warning",
+                // YARP logs every failed probe at Warning with a stack trace, every interval, for as long as a
+                // backend is down. The health tracker logs one line per change of health instead.
+                ["Logging:LogLevel:Yarp.ReverseProxy.Health.ActiveHealthCheckMonitor"] = "Error",
             },
         });
 
@@ -61,8 +65,7 @@ public static class BalancerHost
         builder.Services.AddHostedService<ConfigReloadLogger>();
         builder.Services.AddSingleton<StatusApi>();
         builder.Services.AddSingleton<BalancerMetricsRegistry>();
-        // TEMPORARY (replaced by the health-transition tracker of issue 3): records nothing yet.
-        builder.Services.AddSingleton<IDestinationHealthHistory, NoHealthHistory>();
+        builder.Services.AddBalancerHealth();
 
         configure?.Invoke(builder);
 
@@ -72,16 +75,13 @@ public static class BalancerHost
         app.MapReverseProxy(proxy =>
         {
             proxy.UseMiddleware<NoAvailableDestinationMiddleware>();
+            // Before affinity and load balancing: each retry is a fresh pick among the destinations not tried.
+            proxy.UseMiddleware<RetryMiddleware>();
             proxy.UseSessionAffinity();
             proxy.UseLoadBalancing();
             proxy.UsePassiveHealthChecks();
         });
         return app;
-    }
-
-    private sealed class NoHealthHistory : IDestinationHealthHistory
-    {
-        public HealthChange? LastChange(string clusterId, string destinationId) => null;
     }
 
     /// <summary>

@@ -37,6 +37,19 @@ internal sealed class BackendHost : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Stops at once, like a crashed process: connections (and requests in flight) are cut, nothing drains.
+    /// </summary>
+    public async Task KillAsync()
+    {
+        if (_app is not null)
+        {
+            await _app.StopAsync(new CancellationToken(canceled: true));
+            await _app.DisposeAsync();
+            _app = null;
+        }
+    }
+
     public ValueTask DisposeAsync() => new(StopAsync());
 
     private async Task StartOnAsync(int port)

@@ -13,6 +13,9 @@ internal sealed class SteadyTraffic : IDisposable
         _workers = [.. Enumerable.Range(0, clients).Select(_ => Task.Run(() => RunAsync(client, path)))];
     }
 
+    /// <summary>Successful requests so far.</summary>
+    public long Succeeded => Interlocked.Read(ref _succeeded);
+
     public async Task<(long Succeeded, int Failed, IReadOnlyList<string> Failures)> StopAsync()
     {
         await _stop.CancelAsync();

@@ -1,0 +1,247 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using Balancer.Management;
+using Balancer.Telemetry;
+using Prometheus;
+using Yarp.ReverseProxy.Health;
+using Yarp.ReverseProxy.Model;
+
+namespace Balancer.Health;
+
+/// <summary>
+/// Replaces YARP's <see cref="IDestinationHealthUpdater"/> so that every change of a destination's
+/// operator-facing health (<c>Up</c>/<c>Down</c>/<c>Unknown</c>) is seen in one place: logged once with its
+/// reason, counted, and remembered for the status API. YARP raises no event on a health change, and its own
+/// updater re-activates passively failed destinations from a private timer that a decorator could not see.
+/// </summary>
+/// <remarks>
+/// Semantics follow YARP's updater (passive failures expire after the reactivation period, back to
+/// <c>Unknown</c>), with two additions so that a restarted backend is back after its first good probe instead
+/// of waiting out the whole period:
+/// <list type="bullet">
+/// <item>a passive failure at connection level (refused, reset: the process went away) is cleared by a
+/// successful probe that started after the failure;</item>
+/// <item>any passive failure is cleared when the active state comes back from Unhealthy to Healthy.</item>
+/// </list>
+/// A destination that answers probes but fails real traffic (hangs past the timeout, trips the circuit
+/// breaker) stays out for the reactivation period: its probes prove nothing about the traffic.
+/// </remarks>
+internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdater, IDestinationHealthHistory, IDisposable
+{
+    private readonly IClusterDestinationsUpdater _clusterUpdater;
+    private readonly TimeProvider _time;
+    private readonly ILogger<DestinationHealthTracker> _logger;
+    private readonly Counter _transitions;
+    private readonly ConcurrentDictionary<(string Cluster, string Destination), HealthChange> _last = new();
+    private readonly Dictionary<DestinationState, Reactivation> _reactivations = [];
+    private readonly ConditionalWeakTable<DestinationModel, StrongBox<DateTimeOffset>> _probeStarted = new();
+
+    // Health changes are rare (probe rounds, failures); one lock keeps "read view, change, read view" atomic
+    // so two racing updates never log the same transition twice or miss one.
+    private readonly Lock _gate = new();
+
+    public DestinationHealthTracker(IClusterDestinationsUpdater clusterUpdater, TimeProvider time, BalancerMetricsRegistry metrics, ILogger<DestinationHealthTracker> logger)
+    {
+        _clusterUpdater = clusterUpdater;
+        _time = time;
+        _logger = logger;
+        _transitions = metrics.Factory.CreateCounter(
+            "balancer_destination_health_transitions_total",
+            "Changes of a destination's health as operators see it (up, down, unknown).",
+            new CounterConfiguration { LabelNames = ["cluster", "destination", "to"] });
+    }
+
+    public HealthChange? LastChange(string clusterId, string destinationId) =>
+        _last.TryGetValue((clusterId, destinationId), out var change) ? change : null;
+
+    public void SetActive(ClusterState cluster, IEnumerable<NewActiveDestinationHealth> newHealthPairs)
+    {
+        var changed = false;
+        lock (_gate)
+        {
+            foreach (var pair in newHealthPairs)
+            {
+                var destination = pair.Destination;
+                var health = destination.Health;
+                if (pair.NewActiveHealth == health.Active)
+                {
+                    continue;
+                }
+
+                var before = DestinationHealthView.Of(destination);
+                var recovered = pair.NewActiveHealth == DestinationHealth.Healthy;
+                // Probes failing and then passing again means the backend was restarted or repaired.
+                var restarted = recovered && health.Active == DestinationHealth.Unhealthy;
+                health.Active = pair.NewActiveHealth;
+                if (restarted && health.Passive == DestinationHealth.Unhealthy)
+                {
+                    CancelReactivation(destination);
+                    health.Passive = DestinationHealth.Unknown;
+                }
+
+                changed = true;
+                Record(cluster, destination, before, recovered ? "active health probe succeeded" : "active health probe failed");
+            }
+        }
+
+        if (changed)
+        {
+            _clusterUpdater.UpdateAvailableDestinations(cluster);
+        }
+    }
+
+    public void SetPassive(ClusterState cluster, DestinationState destination, DestinationHealth newHealth, TimeSpan reactivationPeriod) =>
+        SetPassive(cluster, destination, newHealth, reactivationPeriod, newHealth == DestinationHealth.Unhealthy ? "passive health check failed" : "passive health check passed", clearedByProbe: false);
+
+    /// <summary>
+    /// Like <see cref="SetPassive(ClusterState, DestinationState, DestinationHealth, TimeSpan)"/>, with the reason
+    /// to log and whether a later successful probe may end the failure early (connection-level failures).
+    /// </summary>
+    public void SetPassive(ClusterState cluster, DestinationState destination, DestinationHealth newHealth, TimeSpan reactivationPeriod, string reason, bool clearedByProbe)
+    {
+        lock (_gate)
+        {
+            if (destination.Health.Passive == newHealth)
+            {
+                return;
+            }
+
+            var before = DestinationHealthView.Of(destination);
+            destination.Health.Passive = newHealth;
+            CancelReactivation(destination);
+            if (newHealth == DestinationHealth.Unhealthy)
+            {
+                var reactivation = new Reactivation(this, cluster, destination, reactivationPeriod, _time.GetUtcNow(), clearedByProbe);
+                _reactivations[destination] = reactivation;
+                reactivation.Start(_time);
+            }
+
+            Record(cluster, destination, before, reason);
+        }
+
+        // On the caller's thread (YARP's own updater defers this to the thread pool): the very next pick must
+        // skip the destination, so that only requests already in flight meet a dead backend.
+        _clusterUpdater.UpdateAvailableDestinations(cluster);
+    }
+
+    /// <summary>Called as a probe request is created, just before it is sent.</summary>
+    public void ProbeStarting(DestinationModel destination) =>
+        _probeStarted.AddOrUpdate(destination, new StrongBox<DateTimeOffset>(_time.GetUtcNow()));
+
+    /// <summary>
+    /// Called with the raw results of a probe round, before the active policy judges them: a successful probe
+    /// that started after a connection-level passive failure ends it (a probe sent before the failure proves
+    /// nothing about the restarted process).
+    /// </summary>
+    public void ProbesCompleted(ClusterState cluster, IReadOnlyList<DestinationProbingResult> results)
+    {
+        var changed = false;
+        lock (_gate)
+        {
+            foreach (var result in results)
+            {
+                var destination = result.Destination;
+                if (result.Response?.IsSuccessStatusCode == true
+                    && _reactivations.TryGetValue(destination, out var failure)
+                    && failure.ClearedByProbe
+                    && _probeStarted.TryGetValue(destination.Model, out var started)
+                    && started.Value > failure.Since)
+                {
+                    CancelReactivation(destination);
+                    var before = DestinationHealthView.Of(destination);
+                    destination.Health.Passive = DestinationHealth.Unknown;
+                    Record(cluster, destination, before, "active health probe succeeded after the connection failure");
+                    changed = true;
+                }
+            }
+        }
+
+        if (changed)
+        {
+            _clusterUpdater.UpdateAvailableDestinations(cluster);
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            foreach (var reactivation in _reactivations.Values)
+            {
+                reactivation.Dispose();
+            }
+
+            _reactivations.Clear();
+        }
+    }
+
+    private void Reactivate(Reactivation reactivation, ClusterState cluster, DestinationState destination, TimeSpan period)
+    {
+        lock (_gate)
+        {
+            // A newer failure replaced this timer, or a probe already cleared the failure.
+            if (!_reactivations.TryGetValue(destination, out var current) || current != reactivation)
+            {
+                return;
+            }
+
+            _reactivations.Remove(destination);
+            reactivation.Dispose();
+            var before = DestinationHealthView.Of(destination);
+            destination.Health.Passive = DestinationHealth.Unknown;
+            Record(cluster, destination, before, $"passive failure expired after {period}");
+        }
+
+        _clusterUpdater.UpdateAvailableDestinations(cluster);
+    }
+
+    private void CancelReactivation(DestinationState destination)
+    {
+        if (_reactivations.Remove(destination, out var reactivation))
+        {
+            reactivation.Dispose();
+        }
+    }
+
+    private void Record(ClusterState cluster, DestinationState destination, string before, string reason)
+    {
+        var after = DestinationHealthView.Of(destination);
+        if (after == before)
+        {
+            return;
+        }
+
+        _last[(cluster.ClusterId, destination.DestinationId)] = new HealthChange(_time.GetUtcNow(), before, after, reason);
+        _transitions.WithLabels(cluster.ClusterId, destination.DestinationId, after.ToLowerInvariant()).Inc();
+        if (after == DestinationHealthView.Down)
+        {
+            LogDown(cluster.ClusterId, destination.DestinationId, before, after, reason);
+        }
+        else
+        {
+            LogChanged(cluster.ClusterId, destination.DestinationId, before, after, reason);
+        }
+    }
+
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Warning, Message = "Destination {Cluster}/{Destination} health {From} -> {To}: {Reason}")]
+    private partial void LogDown(string cluster, string destination, string from, string to, string reason);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Information, Message = "Destination {Cluster}/{Destination} health {From} -> {To}: {Reason}")]
+    private partial void LogChanged(string cluster, string destination, string from, string to, string reason);
+
+    private sealed class Reactivation(DestinationHealthTracker tracker, ClusterState cluster, DestinationState destination, TimeSpan period, DateTimeOffset since, bool clearedByProbe) : IDisposable
+    {
+        private System.Threading.ITimer? _timer;
+
+        public DateTimeOffset Since { get; } = since;
+
+        public bool ClearedByProbe { get; } = clearedByProbe;
+
+        public void Start(TimeProvider time) =>
+            _timer = time.CreateTimer(static state => ((Reactivation)state!).Run(), this, period, Timeout.InfiniteTimeSpan);
+
+        public void Dispose() => _timer?.Dispose();
+
+        private void Run() => tracker.Reactivate(this, cluster, destination, period);
+    }
+}

@@ -1,0 +1,153 @@
+using System.Net;
+using Balancer.Configuration;
+using Balancer.Health;
+using Microsoft.Extensions.Http.Resilience;
+using Microsoft.Extensions.Options;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.Timeout;
+using Yarp.ReverseProxy;
+using Yarp.ReverseProxy.Forwarder;
+using Yarp.ReverseProxy.Health;
+using Yarp.ReverseProxy.Model;
+
+namespace Balancer.Resilience;
+
+/// <summary>
+/// YARP's outbound client per cluster, with a Microsoft.Extensions.Http.Resilience <see cref="ResilienceHandler"/>
+/// around its handler: a circuit breaker per destination (keyed by the request's scheme and authority) and an
+/// attempt timeout.
+/// </summary>
+/// <remarks>
+/// Why this and not the usual <c>AddStandardResilienceHandler</c>: retries inside the handler could only send
+/// to the same address, while the useful retry for a balancer goes to another destination, which only the
+/// proxy pipeline can pick (<see cref="RetryMiddleware"/>). What the handler adds is what passive health
+/// lacks: YARP's passive checks see transport errors only, the breaker also counts 502/503/504 answers and
+/// timeouts, so a backend that is up but failing most requests is taken out (its circuit opening marks it
+/// down through the health tracker for the break duration). An open circuit fails fast without a connection,
+/// which the retry middleware treats as "nothing sent". Active probes bypass the breaker, so recovery is
+/// decided by the probe alone. The handler only wraps the send up to the response headers; bodies stream
+/// through untouched.
+/// </remarks>
+internal sealed class ResilientForwarderHttpClientFactory(
+    IOptionsMonitor<BalancerOptions> options,
+    DestinationHealthTracker tracker,
+    IServiceProvider services,
+    ILogger<ForwarderHttpClientFactory> logger) : ForwarderHttpClientFactory(logger)
+{
+    protected override HttpMessageHandler WrapHandler(ForwarderHttpClientContext context, HttpMessageHandler handler)
+    {
+        var breaker = options.CurrentValue.CircuitBreaker;
+        if (!breaker.Enabled)
+        {
+            return handler;
+        }
+
+        var pipelines = new DestinationPipelines(context.ClusterId, breaker, tracker, services);
+        return new ResilienceHandler(pipelines.For) { InnerHandler = handler };
+    }
+
+    /// <summary>One pipeline per destination of a cluster, found by address prefix without allocating.</summary>
+    private sealed class DestinationPipelines(string clusterId, CircuitBreakerOptions options, DestinationHealthTracker tracker, IServiceProvider services)
+    {
+        private readonly Lock _gate = new();
+        private volatile Entry[] _entries = [];
+
+        public ResiliencePipeline<HttpResponseMessage> For(HttpRequestMessage request)
+        {
+            if (ProbeRequests.IsProbe(request) || request.RequestUri is not { } uri)
+            {
+                return ResiliencePipeline<HttpResponseMessage>.Empty;
+            }
+
+            var address = uri.OriginalString;
+            var entries = _entries;
+            for (var i = 0; i < entries.Length; i++)
+            {
+                if (entries[i].Matches(address))
+                {
+                    return entries[i].Pipeline;
+                }
+            }
+
+            return Add(uri);
+        }
+
+        private ResiliencePipeline<HttpResponseMessage> Add(Uri uri)
+        {
+            var prefix = uri.GetLeftPart(UriPartial.Authority);
+            lock (_gate)
+            {
+                foreach (var entry in _entries)
+                {
+                    if (entry.Prefix == prefix)
+                    {
+                        return entry.Pipeline;
+                    }
+                }
+
+                var pipeline = Build(prefix);
+                _entries = [.. _entries, new Entry(prefix, pipeline)];
+                return pipeline;
+            }
+        }
+
+        private ResiliencePipeline<HttpResponseMessage> Build(string prefix)
+        {
+            // Breaker outside the timeout, so that an attempt that timed out counts as a failure.
+            var builder = new ResiliencePipelineBuilder<HttpResponseMessage>().AddCircuitBreaker(new CircuitBreakerStrategyOptions<HttpResponseMessage>
+            {
+                FailureRatio = options.FailureRatio,
+                MinimumThroughput = options.MinimumThroughput,
+                SamplingDuration = options.SamplingDuration,
+                BreakDuration = options.BreakDuration,
+                ShouldHandle = static args => ValueTask.FromResult(IsFailure(args.Outcome)),
+                OnOpened = args =>
+                {
+                    MarkDown(prefix, args.BreakDuration);
+                    return ValueTask.CompletedTask;
+                },
+            });
+
+            // Off by default: YARP's ActivityTimeout already bounds the wait for headers, and a second timer
+            // per request costs throughput.
+            if (options.AttemptTimeout is { } timeout)
+            {
+                builder.AddTimeout(timeout);
+            }
+
+            return builder.Build();
+        }
+
+        private static bool IsFailure(Outcome<HttpResponseMessage> outcome) => outcome.Exception switch
+        {
+            HttpRequestException or TimeoutRejectedException => true,
+            null => outcome.Result?.StatusCode is HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout,
+            _ => false,
+        };
+
+        private void MarkDown(string prefix, TimeSpan period)
+        {
+            // Resolved late: YARP's proxy state itself depends on this client factory.
+            if (!services.GetRequiredService<IProxyStateLookup>().TryGetCluster(clusterId, out var cluster))
+            {
+                return;
+            }
+
+            foreach (var destination in cluster.Destinations.Values)
+            {
+                if (new Entry(prefix, ResiliencePipeline<HttpResponseMessage>.Empty).Matches(destination.Model.Config.Address))
+                {
+                    tracker.SetPassive(cluster, destination, DestinationHealth.Unhealthy, period, "circuit breaker opened (too many failed requests)", clearedByProbe: false);
+                }
+            }
+        }
+
+        private readonly record struct Entry(string Prefix, ResiliencePipeline<HttpResponseMessage> Pipeline)
+        {
+            public bool Matches(string address) =>
+                address.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase)
+                && (address.Length == Prefix.Length || address[Prefix.Length] is '/' or '?' or '#');
+        }
+    }
+}

@@ -1,0 +1,165 @@
+using Balancer.Configuration;
+using Balancer.Health;
+using Balancer.Telemetry;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
+using Prometheus;
+using Yarp.ReverseProxy.Forwarder;
+using Yarp.ReverseProxy.Model;
+
+namespace Balancer.Resilience;
+
+/// <summary>
+/// Failover: when forwarding failed at transport level and no response byte reached the client, sends the
+/// request again to another available destination (YARP has no retries). Sits before load balancing in the
+/// proxy pipeline, so each attempt is a fresh pick among the destinations not tried yet, and passive health
+/// sees every failed attempt.
+/// </summary>
+/// <remarks>
+/// Safe and idempotent methods are retried on refused connections, connect failures, resets and timeouts;
+/// other methods only when nothing was sent (connection refused, circuit open), since the backend may have
+/// acted on a request that broke mid-way. The success path costs one feature lookup and, for requests with
+/// a body, a buffering stream only if the body is small enough to be replayed.
+/// </remarks>
+internal sealed partial class RetryMiddleware
+{
+    private readonly RequestDelegate _next;
+    private readonly ILogger<RetryMiddleware> _logger;
+    private readonly Counter _retries;
+    private RetryOptions _options;
+
+    public RetryMiddleware(RequestDelegate next, IOptionsMonitor<BalancerOptions> options, BalancerMetricsRegistry metrics, ILogger<RetryMiddleware> logger)
+    {
+        _next = next;
+        _logger = logger;
+        _options = options.CurrentValue.Retry;
+        // Read once per change, not per request: CurrentValue is a dictionary lookup.
+        options.OnChange(o => _options = o.Retry);
+        _retries = metrics.Factory.CreateCounter(
+            "balancer_retries_total",
+            "Requests sent again to another destination after a transport failure, by the destination that failed and why.",
+            new CounterConfiguration { LabelNames = ["cluster", "destination", "reason"] });
+    }
+
+    public Task InvokeAsync(HttpContext context)
+    {
+        var options = _options;
+        if (options.MaxAttempts <= 0)
+        {
+            return _next(context);
+        }
+
+        var request = context.Request;
+        var replayable = true;
+        if (context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody != false)
+        {
+            // Only a body of known, small length is buffered; anything else streams as before and is not retried.
+            if (request.ContentLength is long length && length <= options.MaxBufferedBodyBytes)
+            {
+                if (length > 0)
+                {
+                    request.EnableBuffering((int)length, length);
+                }
+            }
+            else
+            {
+                replayable = false;
+            }
+        }
+
+        return ForwardAsync(context, options.MaxAttempts, replayable);
+    }
+
+    private async Task ForwardAsync(HttpContext context, int maxAttempts, bool replayable)
+    {
+        var feature = context.GetReverseProxyFeature();
+        var candidates = feature.AvailableDestinations;
+        for (var attempt = 0; ; attempt++)
+        {
+            await _next(context);
+            var error = context.GetForwarderErrorFeature();
+            if (error is null)
+            {
+                return;
+            }
+
+            var kind = TransportFailure.Classify(error.Error, error.Exception);
+            var failed = feature.ProxiedDestination;
+            if (kind == FailureKind.None || failed is null || context.Response.HasStarted || context.RequestAborted.IsCancellationRequested)
+            {
+                return;
+            }
+
+            var mayRetry = (replayable || TransportFailure.NothingSent(kind)) && MayRetry(context.Request.Method, kind);
+            var remaining = mayRetry ? Without(candidates, failed) : [];
+            if (remaining.Length == 0 && mayRetry && TransportFailure.NothingSent(kind))
+            {
+                // Every destination was tried and the last would not even take a connection: the cluster is
+                // down, and the client gets the same answer as when health checks already know it.
+                context.Response.Clear();
+                context.Features.Set<IForwarderErrorFeature>(null);
+                await NoAvailableDestinationMiddleware.WriteAsync(context);
+                return;
+            }
+
+            if (remaining.Length == 0 || attempt >= maxAttempts)
+            {
+                // A Polly attempt timeout reaches YARP as an ordinary exception (502); the client should see
+                // the same 504 as for YARP's own ActivityTimeout.
+                if (kind == FailureKind.Timeout)
+                {
+                    context.Response.StatusCode = StatusCodes.Status504GatewayTimeout;
+                }
+
+                return;
+            }
+
+            var cluster = feature.Cluster.Config.ClusterId;
+            var reason = TransportFailure.Label(kind);
+            _retries.WithLabels(cluster, failed.DestinationId, reason).Inc();
+            LogRetry(context.Request.Method, cluster, failed.DestinationId, reason, attempt + 1);
+
+            context.Response.Clear();
+            context.Features.Set<IForwarderErrorFeature>(null);
+            if (context.Request.Body.CanSeek)
+            {
+                context.Request.Body.Position = 0;
+            }
+
+            candidates = remaining;
+            feature.AvailableDestinations = remaining;
+        }
+    }
+
+    private static bool MayRetry(string method, FailureKind kind) =>
+        TransportFailure.NothingSent(kind)
+        || HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method)
+        || HttpMethods.IsPut(method) || HttpMethods.IsDelete(method) || HttpMethods.IsTrace(method);
+
+    private static DestinationState[] Without(IReadOnlyList<DestinationState> candidates, DestinationState failed)
+    {
+        var count = 0;
+        for (var i = 0; i < candidates.Count; i++)
+        {
+            if (candidates[i] != failed)
+            {
+                count++;
+            }
+        }
+
+        var result = new DestinationState[count];
+        var next = 0;
+        for (var i = 0; i < candidates.Count; i++)
+        {
+            if (candidates[i] != failed)
+            {
+                result[next++] = candidates[i];
+            }
+        }
+
+        return result;
+    }
+
+    [LoggerMessage(EventId = 3101, Level = LogLevel.Information, Message = "{Method} to {Cluster}/{Destination} failed ({Reason}); retrying on another destination (retry {Retry})")]
+    private partial void LogRetry(string method, string cluster, string destination, string reason, int retry);
+}

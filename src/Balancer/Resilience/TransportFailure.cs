@@ -1,0 +1,78 @@
+using System.Net.Http;
+using System.Net.Sockets;
+using Polly.CircuitBreaker;
+using Polly.Timeout;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace Balancer.Resilience;
+
+/// <summary>Why forwarding to a destination failed at transport level, as far as retries care.</summary>
+internal enum FailureKind
+{
+    /// <summary>Not a destination transport failure (client went away, bad request, success).</summary>
+    None,
+
+    /// <summary>The destination refused the connection: nothing of the request was sent.</summary>
+    Refused,
+
+    /// <summary>The circuit breaker is open for the destination: nothing was sent.</summary>
+    CircuitOpen,
+
+    /// <summary>Connecting failed otherwise (unreachable, DNS, TLS): the request may have been partly sent.</summary>
+    Connect,
+
+    /// <summary>The connection broke after the request went out.</summary>
+    Reset,
+
+    /// <summary>No response headers within the timeout.</summary>
+    Timeout,
+}
+
+internal static class TransportFailure
+{
+    /// <summary>Label values for <see cref="FailureKind"/>, fixed so metrics have bounded labels.</summary>
+    public static string Label(FailureKind kind) => kind switch
+    {
+        FailureKind.Refused => "refused",
+        FailureKind.CircuitOpen => "circuit_open",
+        FailureKind.Connect => "connect",
+        FailureKind.Reset => "reset",
+        FailureKind.Timeout => "timeout",
+        _ => "none",
+    };
+
+    /// <summary>True when nothing of the request can have reached the destination.</summary>
+    public static bool NothingSent(FailureKind kind) => kind is FailureKind.Refused or FailureKind.CircuitOpen;
+
+    public static FailureKind Classify(ForwarderError error, Exception? exception) => error switch
+    {
+        ForwarderError.RequestTimedOut => FailureKind.Timeout,
+        // Not ResponseHeaders: the destination answered, and that error comes from copying its headers.
+        ForwarderError.Request or ForwarderError.RequestBodyDestination or ForwarderError.ResponseBodyDestination
+            => FromException(exception),
+        _ => FailureKind.None,
+    };
+
+    private static FailureKind FromException(Exception? exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            switch (e)
+            {
+                case BrokenCircuitException:
+                    return FailureKind.CircuitOpen;
+                case TimeoutRejectedException:
+                    return FailureKind.Timeout;
+                case HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError or HttpRequestError.SecureConnectionError }:
+                    return e.InnerException switch
+                    {
+                        SocketException { SocketErrorCode: SocketError.ConnectionRefused } => FailureKind.Refused,
+                        SocketException { SocketErrorCode: SocketError.TimedOut } => FailureKind.Timeout,
+                        _ => FailureKind.Connect,
+                    };
+            }
+        }
+
+        return exception is null ? FailureKind.None : FailureKind.Reset;
+    }
+}

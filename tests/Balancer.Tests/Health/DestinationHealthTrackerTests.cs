@@ -1,0 +1,182 @@
+using System.Net;
+using Balancer.Health;
+using Balancer.Telemetry;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+using Prometheus;
+using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.Health;
+using Yarp.ReverseProxy.Model;
+
+namespace Balancer.Tests.Health;
+
+/// <summary>
+/// The tracker against YARP's real cluster updater (from <c>AddReverseProxy()</c>), with fake time: when a
+/// destination leaves and rejoins the available list, and what is logged and counted.
+/// </summary>
+public sealed class DestinationHealthTrackerTests : IDisposable
+{
+    private static readonly TimeSpan Period = TimeSpan.FromSeconds(10);
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+    private readonly ServiceProvider _services;
+    private readonly BalancerMetricsRegistry _metrics = new();
+    private readonly DestinationHealthTracker _tracker;
+    private readonly ClusterState _cluster;
+    private readonly DestinationState _a;
+    private readonly DestinationState _b;
+
+    public DestinationHealthTrackerTests()
+    {
+        var services = new ServiceCollection().AddLogging();
+        services.AddReverseProxy();
+        _services = services.BuildServiceProvider();
+        var updater = _services.GetRequiredService<IClusterDestinationsUpdater>();
+        _tracker = new DestinationHealthTracker(updater, _time, _metrics, NullLogger<DestinationHealthTracker>.Instance);
+        _cluster = new ClusterState("c", new ClusterModel(
+            new ClusterConfig { ClusterId = "c", HealthCheck = new HealthCheckConfig
+            {
+                // YARP filters nothing for a cluster without health checks.
+                Active = new ActiveHealthCheckConfig { Enabled = true },
+                Passive = new PassiveHealthCheckConfig { Enabled = true },
+                AvailableDestinationsPolicy = "HealthyAndUnknown",
+            } },
+            new HttpMessageInvoker(new SocketsHttpHandler())));
+        _a = Add("A");
+        _b = Add("B");
+        updater.UpdateAllDestinations(_cluster);
+        _tracker.SetActive(_cluster, [new(_a, DestinationHealth.Healthy), new(_b, DestinationHealth.Healthy)]);
+    }
+
+    [Fact]
+    public void PassiveFailure_LeavesAtOnce_ReturnsWhenReactivationPeriodEnds()
+    {
+        _tracker.SetPassive(_cluster, _b, DestinationHealth.Unhealthy, Period, "request failed: timeout", clearedByProbe: false);
+        Assert.Equal(["A"], Available());
+        Assert.Equal(("Up", "Down", "request failed: timeout"), Last("B"));
+
+        _time.Advance(Period - TimeSpan.FromMilliseconds(1));
+        Assert.Equal(["A"], Available());
+        _time.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.Equal(["A", "B"], Available());
+        Assert.Equal(("Down", "Up", "passive failure expired after 00:00:10"), Last("B"));
+        Assert.Equal(1, Transitions("B", "down"));
+        Assert.Equal(2, Transitions("B", "up"));
+    }
+
+    [Fact]
+    public void ConnectionFailure_ClearedOnlyByAGoodProbeSentAfterIt()
+    {
+        StartProbes();
+        _time.Advance(TimeSpan.FromMilliseconds(5));
+        _tracker.SetPassive(_cluster, _b, DestinationHealth.Unhealthy, Period, "request failed: refused", clearedByProbe: true);
+
+        // This probe was already under way when the request failed: its good answer may predate the failure.
+        _time.Advance(TimeSpan.FromMilliseconds(5));
+        ProbeRound(success: true);
+        Assert.Equal(["A"], Available());
+
+        _time.Advance(TimeSpan.FromSeconds(1));
+        StartProbes();
+        ProbeRound(success: false);
+        Assert.Equal(["A"], Available());
+
+        _time.Advance(TimeSpan.FromSeconds(1));
+        StartProbes();
+        ProbeRound(success: true);
+        Assert.Equal(["A", "B"], Available());
+        Assert.Equal(("Down", "Up", "active health probe succeeded after the connection failure"), Last("B"));
+    }
+
+    [Fact]
+    public void TimeoutFailure_NotClearedByGoodProbes_ButByActiveRecovery()
+    {
+        _tracker.SetPassive(_cluster, _b, DestinationHealth.Unhealthy, Period, "request failed: timeout", clearedByProbe: false);
+        for (var i = 0; i < 3; i++)
+        {
+            _time.Advance(TimeSpan.FromSeconds(1));
+            StartProbes();
+            ProbeRound(success: true);
+        }
+
+        Assert.Equal(["A"], Available());
+
+        // Probes failing then passing again (the process was restarted) end any passive failure.
+        _tracker.SetActive(_cluster, [new(_b, DestinationHealth.Unhealthy)]);
+        _tracker.SetActive(_cluster, [new(_b, DestinationHealth.Healthy)]);
+        Assert.Equal(["A", "B"], Available());
+        Assert.Equal(("Down", "Up", "active health probe succeeded"), Last("B"));
+        // The expired timer of the cleared failure must not fire into a later state.
+        _time.Advance(Period);
+        Assert.Equal(("Down", "Up", "active health probe succeeded"), Last("B"));
+    }
+
+    [Fact]
+    public void FailureOfANewDestination_NotClearedByItsFirstGoodProbe()
+    {
+        var c = Add("C");
+        _services.GetRequiredService<IClusterDestinationsUpdater>().UpdateAllDestinations(_cluster);
+        _tracker.SetPassive(_cluster, c, DestinationHealth.Unhealthy, Period, "request failed: timeout", clearedByProbe: false);
+
+        // Unknown -> Healthy is a first probe, not a recovery: the timeout stands until its period ends.
+        _tracker.SetActive(_cluster, [new(c, DestinationHealth.Healthy)]);
+        Assert.Equal(["A", "B"], Available());
+        _time.Advance(Period);
+        Assert.Equal(["A", "B", "C"], Available());
+    }
+
+    [Fact]
+    public void SameStateTwice_LogsAndCountsOneTransition()
+    {
+        _tracker.SetActive(_cluster, [new(_b, DestinationHealth.Unhealthy)]);
+        _tracker.SetPassive(_cluster, _b, DestinationHealth.Unhealthy, Period, "request failed: refused", clearedByProbe: true);
+        _tracker.SetActive(_cluster, [new(_b, DestinationHealth.Unhealthy)]);
+
+        Assert.Equal(1, Transitions("B", "down"));
+        Assert.Equal(("Up", "Down", "active health probe failed"), Last("B"));
+    }
+
+    public void Dispose()
+    {
+        _tracker.Dispose();
+        _services.Dispose();
+    }
+
+    private DestinationState Add(string id)
+    {
+        var destination = new DestinationState(id, new DestinationModel(new DestinationConfig { Address = $"http://127.0.0.1/{id}" }));
+        _cluster.Destinations.TryAdd(id, destination);
+        return destination;
+    }
+
+    private void StartProbes()
+    {
+        _tracker.ProbeStarting(_a.Model);
+        _tracker.ProbeStarting(_b.Model);
+    }
+
+    private void ProbeRound(bool success)
+    {
+        var status = success ? HttpStatusCode.OK : HttpStatusCode.ServiceUnavailable;
+        _tracker.ProbesCompleted(_cluster, [
+            new DestinationProbingResult(_a, new HttpResponseMessage(HttpStatusCode.OK), null),
+            new DestinationProbingResult(_b, new HttpResponseMessage(status), null),
+        ]);
+    }
+
+    private string[] Available() => [.. _cluster.DestinationsState.AvailableDestinations.Select(d => d.DestinationId).Order(StringComparer.Ordinal)];
+
+    private (string From, string To, string Reason) Last(string destination)
+    {
+        var change = _tracker.LastChange("c", destination)!;
+        return (change.From, change.To, change.Reason);
+    }
+
+    private double Transitions(string destination, string to)
+    {
+        using var stream = new MemoryStream();
+        _metrics.Registry.CollectAndExportAsTextAsync(stream).GetAwaiter().GetResult();
+        var series = $"balancer_destination_health_transitions_total{{cluster=\"c\",destination=\"{destination}\",to=\"{to}\"}} ";
+        var line = System.Text.Encoding.UTF8.GetString(stream.ToArray()).Split('\n').SingleOrDefault(l => l.StartsWith(series, StringComparison.Ordinal));
+        return line is null ? 0 : double.Parse(line[series.Length..], System.Globalization.CultureInfo.InvariantCulture);
+    }
+}
