@@ -59,12 +59,11 @@ public static class BalancerHost
         builder.WebHost.ConfigureKestrel((context, kestrel) =>
             listeners.Configure(kestrel, context.Configuration.GetSection(BalancerOptions.SectionName).Get<BalancerOptions>() ?? new()));
 
-        builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"));
+        builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy")).AddBalancerMetrics();
         builder.Services.AddBalancerPolicies();
         builder.Services.AddSingleton<Yarp.ReverseProxy.Configuration.IConfigChangeListener, ReloadListener>();
         builder.Services.AddHostedService<ConfigReloadLogger>();
         builder.Services.AddSingleton<StatusApi>();
-        builder.Services.AddSingleton<BalancerMetricsRegistry>();
         builder.Services.AddBalancerHealth();
 
         configure?.Invoke(builder);
@@ -79,6 +78,7 @@ public static class BalancerHost
             proxy.UseMiddleware<RetryMiddleware>();
             proxy.UseSessionAffinity();
             proxy.UseLoadBalancing();
+            proxy.UseMiddleware<ProxyMetricsMiddleware>();
             proxy.UsePassiveHealthChecks();
         });
         return app;

@@ -1,14 +1,17 @@
 using Balancer.Configuration;
+using Balancer.Health;
 using Balancer.LoadBalancing;
+using Balancer.Telemetry;
 using Yarp.ReverseProxy;
 
 namespace Balancer.Management;
 
-/// <summary>Builds the <c>GET /status</c> document from YARP's live state.</summary>
-internal sealed class StatusApi(IProxyStateLookup proxyState, ConfigReloadTracker reloads)
+/// <summary>Builds the <c>GET /status</c> document from YARP's live state and our own statistics.</summary>
+internal sealed class StatusApi(IProxyStateLookup proxyState, ConfigReloadTracker reloads, ProxyMetrics metrics, IDestinationHealthHistory history)
 {
     public StatusDocument Snapshot()
     {
+        var now = metrics.CurrentSecond();
         var clusters = new List<ClusterStatus>();
         foreach (var cluster in proxyState.GetClusters())
         {
@@ -16,12 +19,19 @@ internal sealed class StatusApi(IProxyStateLookup proxyState, ConfigReloadTracke
             var destinations = new List<DestinationStatus>();
             foreach (var destination in cluster.Destinations.Values)
             {
+                var stats = metrics.For(cluster.ClusterId, destination);
+                var latency = stats.Window.LatencyMilliseconds(now);
                 destinations.Add(new DestinationStatus(
                     destination.DestinationId,
                     destination.Model.Config.Address,
                     DestinationHealthView.Of(destination),
                     DestinationWeight.Of(destination.Model.Config),
-                    destination.ConcurrentRequestCount));
+                    destination.ConcurrentRequestCount,
+                    stats.Total,
+                    Math.Round(stats.Window.RequestsPerSecond(now), 2),
+                    latency is { } l ? Math.Round(l.P50, 3) : null,
+                    latency is { } m ? Math.Round(m.P99, 3) : null,
+                    history.LastChange(cluster.ClusterId, destination.DestinationId)));
             }
 
             destinations.Sort(static (a, b) => string.CompareOrdinal(a.Id, b.Id));
@@ -34,10 +44,28 @@ internal sealed class StatusApi(IProxyStateLookup proxyState, ConfigReloadTracke
     }
 }
 
+/// <summary>The <c>GET /status</c> document.</summary>
 public sealed record StatusDocument(IReadOnlyList<ClusterStatus> Clusters, ReloadStatus? LastReload);
 
+/// <summary>A cluster and the policy in force.</summary>
 public sealed record ClusterStatus(string Id, string Policy, IReadOnlyList<DestinationStatus> Destinations);
 
-public sealed record DestinationStatus(string Id, string Address, string Health, int Weight, int InFlight);
+/// <summary>
+/// A destination: health (<c>Up</c>/<c>Down</c>/<c>Unknown</c>), weight, requests in flight, requests proxied
+/// since start-up (every attempt, as in <c>balancer_destination_requests_total</c>), requests per second over
+/// the last 10 s, latency to response headers over the last minute, and its last health change.
+/// </summary>
+public sealed record DestinationStatus(
+    string Id,
+    string Address,
+    string Health,
+    int Weight,
+    int InFlight,
+    long Requests,
+    double RequestsPerSecond,
+    double? LatencyP50Ms,
+    double? LatencyP99Ms,
+    HealthChange? HealthChange);
 
+/// <summary>The last config reload: when, <c>success</c> or <c>failure</c>, and why it was rejected.</summary>
 public sealed record ReloadStatus(DateTimeOffset Time, string Result, string? Error);

@@ -1,0 +1,85 @@
+using System.Globalization;
+using Prometheus;
+
+namespace Balancer.Telemetry;
+
+/// <summary>
+/// Everything recorded about one destination, with its Prometheus children resolved once so that the
+/// request path does no label lookups.
+/// </summary>
+internal sealed class DestinationMetrics
+{
+    /// <summary>The <c>code</c> label of attempts that failed at transport level (no HTTP status).</summary>
+    public const string ErrorCode = "error";
+
+    private readonly Counter _requests;
+    private readonly Counter.Child?[] _byStatus = new Counter.Child?[600];
+    private readonly Counter.Child _errors;
+    private readonly Histogram.Child _duration;
+    private readonly Counter.Child _requestBytes;
+    private readonly Counter.Child _responseBytes;
+    private long _total;
+
+    public DestinationMetrics(ProxyMetrics series, string cluster, string destination)
+    {
+        Cluster = cluster;
+        Destination = destination;
+        _requests = series.Requests;
+        _errors = _requests.WithLabels(cluster, destination, ErrorCode);
+        // The commonest code exists from start-up too, so rate() works before the first request.
+        _byStatus[200] = _requests.WithLabels(cluster, destination, "200");
+        _duration = series.Duration.WithLabels(cluster, destination);
+        _requestBytes = series.RequestBytes.WithLabels(cluster, destination);
+        _responseBytes = series.ResponseBytes.WithLabels(cluster, destination);
+    }
+
+    public string Cluster { get; }
+
+    public string Destination { get; }
+
+    public RollingWindow Window { get; } = new();
+
+    /// <summary>Proxied attempts so far, whatever their outcome.</summary>
+    public long Total => Interlocked.Read(ref _total);
+
+    /// <summary>Records one finished attempt; <paramref name="status"/> is 0 for a transport failure.</summary>
+    public void Record(int status, double seconds, long second)
+    {
+        Interlocked.Increment(ref _total);
+        CounterFor(status).Inc();
+        _duration.Observe(seconds);
+        Window.Record(second, seconds);
+    }
+
+    public void AddRequestBytes(long bytes)
+    {
+        if (bytes > 0)
+        {
+            _requestBytes.Inc(bytes);
+        }
+    }
+
+    public void AddResponseBytes(long bytes)
+    {
+        if (bytes > 0)
+        {
+            _responseBytes.Inc(bytes);
+        }
+    }
+
+    private Counter.Child CounterFor(int status)
+    {
+        if (status <= 0)
+        {
+            return _errors;
+        }
+
+        if (status >= _byStatus.Length)
+        {
+            return _requests.WithLabels(Cluster, Destination, status.ToString(CultureInfo.InvariantCulture));
+        }
+
+        // A benign race: two threads may both resolve the same child, which prometheus-net returns once.
+        return _byStatus[status] ??= _requests.WithLabels(Cluster, Destination, status.ToString(CultureInfo.InvariantCulture));
+    }
+}

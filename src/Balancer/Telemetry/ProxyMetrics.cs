@@ -1,0 +1,181 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using Balancer.Configuration;
+using Balancer.LoadBalancing;
+using Prometheus;
+using Yarp.ReverseProxy;
+using Yarp.ReverseProxy.Model;
+
+namespace Balancer.Telemetry;
+
+/// <summary>
+/// The per-destination series of the contract (CONTRACT.md, "Metrics"). Counters and the histogram are
+/// updated by <see cref="ProxyMetricsMiddleware"/>; the gauges (up, in flight, policy) and the reload
+/// counts are read from YARP's and our own state when Prometheus scrapes, so they cost nothing per request.
+/// </summary>
+internal sealed class ProxyMetrics
+{
+    /// <summary>0.5 ms to 30 s: fine steps where a proxy and a healthy backend live, coarse ones for timeouts.</summary>
+    internal static readonly double[] DurationBuckets =
+        [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+    private static readonly string[] DestinationLabels = ["cluster", "destination"];
+
+    private readonly IProxyStateLookup _proxyState;
+    private readonly ConfigReloadTracker _reloads;
+    private readonly TimeProvider _time;
+    private readonly ConditionalWeakTable<DestinationState, DestinationMetrics> _byState = new();
+    private readonly ConcurrentDictionary<(string Cluster, string Destination), DestinationMetrics> _byId = new();
+    private readonly Dictionary<string, string> _policies = [];
+    private readonly Gauge _up;
+    private readonly Gauge _active;
+    private readonly Gauge _policy;
+    private readonly Counter _configReloads;
+
+    public ProxyMetrics(BalancerMetricsRegistry metrics, IProxyStateLookup proxyState, ConfigReloadTracker reloads, TimeProvider time)
+    {
+        _proxyState = proxyState;
+        _reloads = reloads;
+        _time = time;
+        var factory = metrics.Factory;
+        Requests = factory.CreateCounter(
+            "balancer_destination_requests_total",
+            "Requests proxied to the destination, by HTTP status (code=\"error\" for transport failures). Each retry attempt counts at the destination it went to; health probes are not counted.",
+            new CounterConfiguration { LabelNames = ["cluster", "destination", "code"] });
+        Duration = factory.CreateHistogram(
+            "balancer_destination_request_duration_seconds",
+            "Time from sending the request to the destination until its response headers arrived (until the failure, for transport errors).",
+            new HistogramConfiguration { LabelNames = DestinationLabels, Buckets = DurationBuckets });
+        RequestBytes = factory.CreateCounter(
+            "balancer_destination_request_bytes_total",
+            "Request body bytes sent to the destination.",
+            new CounterConfiguration { LabelNames = DestinationLabels });
+        ResponseBytes = factory.CreateCounter(
+            "balancer_destination_response_bytes_total",
+            "Response body bytes received from the destination.",
+            new CounterConfiguration { LabelNames = DestinationLabels });
+        _up = factory.CreateGauge(
+            "balancer_destination_up",
+            "1 while the destination is eligible for traffic, 0 while it is DOWN.",
+            new GaugeConfiguration { LabelNames = DestinationLabels });
+        _active = factory.CreateGauge(
+            "balancer_destination_active_requests",
+            "Requests in flight to the destination now.",
+            new GaugeConfiguration { LabelNames = DestinationLabels });
+        _policy = factory.CreateGauge(
+            "balancer_cluster_policy_info",
+            "1 for the load-balancing policy in force in the cluster.",
+            new GaugeConfiguration { LabelNames = ["cluster", "policy"] });
+        _configReloads = factory.CreateCounter(
+            "balancer_config_reloads_total",
+            "Config file reloads, by result: success (applied) or failure (rejected; the previous config kept serving).",
+            new CounterConfiguration { LabelNames = ["result"] });
+        _configReloads.WithLabels("success");
+        _configReloads.WithLabels("failure");
+        metrics.Registry.AddBeforeCollectCallback(Refresh);
+    }
+
+    internal Counter Requests { get; }
+
+    internal Histogram Duration { get; }
+
+    internal Counter RequestBytes { get; }
+
+    internal Counter ResponseBytes { get; }
+
+    /// <summary>The metrics of a destination; lock-free after the first call for that destination.</summary>
+    public DestinationMetrics For(string clusterId, DestinationState destination)
+    {
+        if (_byState.TryGetValue(destination, out var metrics))
+        {
+            return metrics;
+        }
+
+        metrics = _byId.GetOrAdd((clusterId, destination.DestinationId), static (key, self) => new DestinationMetrics(self, key.Cluster, key.Destination), this);
+        return _byState.GetValue(destination, _ => metrics);
+    }
+
+    /// <summary>The metrics of a destination if any were recorded or exported, for the status API.</summary>
+    public DestinationMetrics? Find(string clusterId, string destinationId) =>
+        _byId.TryGetValue((clusterId, destinationId), out var metrics) ? metrics : null;
+
+    /// <summary>Whole seconds of the monotonic clock, the unit of <see cref="RollingWindow"/>.</summary>
+    public long CurrentSecond() => _time.GetTimestamp() / _time.TimestampFrequency;
+
+    /// <summary>
+    /// Brings the scrape-time series up to date: every destination of the current config has its series
+    /// (so dashboards see them before the first request), destinations and policies that are gone lose theirs.
+    /// </summary>
+    private void Refresh()
+    {
+        var seen = new HashSet<(string, string)>();
+        lock (_policies)
+        {
+            var policies = new Dictionary<string, string>();
+            foreach (var cluster in _proxyState.GetClusters())
+            {
+                var clusterId = cluster.ClusterId;
+                var policy = cluster.Model.Config.LoadBalancingPolicy ?? PolicyNames.Default;
+                policies[clusterId] = policy;
+                var available = cluster.DestinationsState.AvailableDestinations;
+                foreach (var destination in cluster.Destinations.Values)
+                {
+                    seen.Add((clusterId, destination.DestinationId));
+                    For(clusterId, destination);
+                    var eligible = false;
+                    for (var i = 0; i < available.Count; i++)
+                    {
+                        eligible |= ReferenceEquals(available[i], destination);
+                    }
+
+                    _up.WithLabels(clusterId, destination.DestinationId).Set(eligible ? 1 : 0);
+                    _active.WithLabels(clusterId, destination.DestinationId).Set(destination.ConcurrentRequestCount);
+                }
+            }
+
+            foreach (var (clusterId, policy) in _policies)
+            {
+                if (!policies.TryGetValue(clusterId, out var current) || !string.Equals(current, policy, StringComparison.Ordinal))
+                {
+                    _policy.RemoveLabelled(clusterId, policy);
+                }
+            }
+
+            _policies.Clear();
+            foreach (var (clusterId, policy) in policies)
+            {
+                _policy.WithLabels(clusterId, policy).Set(1);
+                _policies[clusterId] = policy;
+            }
+        }
+
+        foreach (var key in _byId.Keys)
+        {
+            if (!seen.Contains(key) && _byId.TryRemove(key, out var gone))
+            {
+                Forget(gone);
+            }
+        }
+
+        _configReloads.WithLabels("success").IncTo(_reloads.Successes);
+        _configReloads.WithLabels("failure").IncTo(_reloads.Failures);
+    }
+
+    private void Forget(DestinationMetrics gone)
+    {
+        var (cluster, destination) = (gone.Cluster, gone.Destination);
+        foreach (var labels in Requests.GetAllLabelValues())
+        {
+            if (labels[0] == cluster && labels[1] == destination)
+            {
+                Requests.RemoveLabelled(labels);
+            }
+        }
+
+        Duration.RemoveLabelled(cluster, destination);
+        RequestBytes.RemoveLabelled(cluster, destination);
+        ResponseBytes.RemoveLabelled(cluster, destination);
+        _up.RemoveLabelled(cluster, destination);
+        _active.RemoveLabelled(cluster, destination);
+    }
+}

@@ -1,0 +1,122 @@
+using System.Net;
+using Balancer.Tests.Infrastructure;
+using Balancer.Tests.Integration;
+
+namespace Balancer.Tests.Telemetry;
+
+[Collection(IntegrationCollection.Name)]
+public sealed class ProxyMetricsTests
+{
+    private static readonly string[] PerDestination =
+    [
+        "balancer_destination_up",
+        "balancer_destination_active_requests",
+        "balancer_destination_request_bytes_total",
+        "balancer_destination_response_bytes_total",
+        "balancer_destination_request_duration_seconds_count",
+    ];
+
+    [Fact]
+    public async Task Metrics_AtStartUp_EveryContractSeriesExistsForEveryDestination()
+    {
+        await using var lb = await BalancerFixture.StartAsync("LeastConnections");
+
+        var samples = await ScrapeAsync(lb);
+
+        foreach (var destination in new[] { "A", "B", "C" })
+        {
+            foreach (var name in PerDestination)
+            {
+                Assert.Contains(samples, s => s.Name == name && s.Labels["cluster"] == "backends" && s.Labels["destination"] == destination);
+            }
+
+            Assert.Equal(0, samples.Value("balancer_destination_requests_total", ("destination", destination), ("code", "200")));
+            Assert.Equal(0, samples.Value("balancer_destination_requests_total", ("destination", destination), ("code", "error")));
+            Assert.Equal(1, samples.Value("balancer_destination_up", ("destination", destination)));
+        }
+
+        Assert.Equal(1, samples.Value("balancer_cluster_policy_info", ("cluster", "backends"), ("policy", "LeastConnections")));
+        Assert.Equal(0, samples.Value("balancer_config_reloads_total", ("result", "success")));
+        Assert.Equal(0, samples.Value("balancer_config_reloads_total", ("result", "failure")));
+    }
+
+    [Fact]
+    public async Task Metrics_After300Requests_RequestsTotalMovesByExactly300_100PerDestination()
+    {
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin");
+        var before = await ScrapeAsync(lb);
+
+        for (var i = 0; i < 300; i++)
+        {
+            await lb.GetBackendAsync();
+        }
+
+        var after = await ScrapeAsync(lb);
+        Assert.Equal(300, after.Sum("balancer_destination_requests_total") - before.Sum("balancer_destination_requests_total"));
+        foreach (var destination in new[] { "A", "B", "C" })
+        {
+            Assert.Equal(100, after.Value("balancer_destination_requests_total", ("destination", destination), ("code", "200")));
+            Assert.Equal(100, after.Value("balancer_destination_request_duration_seconds_count", ("destination", destination)));
+        }
+
+        var status = await lb.StatusAsync();
+        Assert.All(status["clusters"]![0]!["destinations"]!.AsArray(), d => Assert.Equal(100, (long)d!["requests"]!));
+    }
+
+    [Fact]
+    public async Task Metrics_BytesCountedBothWays_AndStatusCodesLabelled()
+    {
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin", config =>
+        {
+            var destinations = config["ReverseProxy"]!["Clusters"]!["backends"]!["Destinations"]!.AsObject();
+            destinations.Remove("B");
+            destinations.Remove("C");
+        });
+        var body = new byte[10_000];
+        using var upload = new MultipartFormDataContent { { new ByteArrayContent(body), "file", "f.bin" } };
+        await upload.LoadIntoBufferAsync();
+        var uploadLength = upload.Headers.ContentLength!.Value;
+
+        using var posted = await lb.Client.PostAsync("/api/upload", upload);
+        var postedLength = (await posted.Content.ReadAsByteArrayAsync()).Length;
+        using var missing = await lb.Client.GetAsync("/no/such/path");
+        var missingLength = (await missing.Content.ReadAsByteArrayAsync()).Length;
+
+        Assert.Equal(HttpStatusCode.OK, posted.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        var samples = await ScrapeAsync(lb);
+        Assert.Equal(uploadLength, samples.Value("balancer_destination_request_bytes_total", ("destination", "A")));
+        Assert.Equal(postedLength + missingLength, samples.Value("balancer_destination_response_bytes_total", ("destination", "A")));
+        Assert.Equal(1, samples.Value("balancer_destination_requests_total", ("destination", "A"), ("code", "404")));
+    }
+
+    [Fact]
+    public async Task Metrics_PolicySwitchAndRejectedReload_ShowInPolicyInfoAndReloadCounts()
+    {
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin");
+
+        lb.WriteConfig("IpHash");
+        await Poll.UntilAsync(async () => (await ScrapeAsync(lb)).Any(s => s.Name == "balancer_cluster_policy_info" && s.Labels["policy"] == "IpHash"), TimeSpan.FromSeconds(5), "IpHash in policy info");
+        lb.WriteConfig("Bogus");
+        await Poll.UntilAsync(async () => (await ScrapeAsync(lb)).Value("balancer_config_reloads_total", ("result", "failure")) == 1, TimeSpan.FromSeconds(5), "one failed reload");
+
+        var samples = await ScrapeAsync(lb);
+        Assert.Single(samples, s => s.Name == "balancer_cluster_policy_info");
+        Assert.Equal(1, samples.Value("balancer_cluster_policy_info", ("policy", "IpHash")));
+        Assert.Equal(1, samples.Value("balancer_config_reloads_total", ("result", "success")));
+    }
+
+    [Fact]
+    public async Task Metrics_DestinationRemovedFromConfig_LosesItsSeries()
+    {
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin");
+
+        lb.WriteConfig("RoundRobin", config => config["ReverseProxy"]!["Clusters"]!["backends"]!["Destinations"]!.AsObject().Remove("C"));
+        await Poll.UntilAsync(async () => !(await ScrapeAsync(lb)).Any(s => s.Labels.GetValueOrDefault("destination") == "C"), TimeSpan.FromSeconds(5), "C's series to go");
+
+        Assert.Contains(await ScrapeAsync(lb), s => s.Name == "balancer_destination_up" && s.Labels["destination"] == "B");
+    }
+
+    private static async Task<List<PrometheusText.Sample>> ScrapeAsync(BalancerFixture lb) =>
+        PrometheusText.Parse(await lb.Management.GetStringAsync("/metrics"));
+}

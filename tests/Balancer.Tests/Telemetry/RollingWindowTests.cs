@@ -1,0 +1,61 @@
+using Balancer.Telemetry;
+
+namespace Balancer.Tests.Telemetry;
+
+public sealed class RollingWindowTests
+{
+    [Fact]
+    public void RequestsPerSecond_CountsOnlyTheLastTenWholeSeconds()
+    {
+        var window = new RollingWindow();
+        for (long second = 100; second < 120; second++)
+        {
+            for (var i = 0; i < second - 100; i++)
+            {
+                window.Record(second, 0.001);
+            }
+        }
+
+        // Seconds 110..119 hold 10..19 requests: 145 in 10 s. Second 120 (now) is not yet complete.
+        window.Record(120, 0.001);
+        Assert.Equal(14.5, window.RequestsPerSecond(120));
+    }
+
+    [Fact]
+    public void Latency_PercentilesOverTheLastMinute_WithinBucketResolution()
+    {
+        var window = new RollingWindow();
+        for (var i = 0; i < 98; i++)
+        {
+            window.Record(1000 + (i % 30), 0.002);
+        }
+
+        window.Record(1010, 0.200);
+        window.Record(1011, 0.200);
+
+        var (p50, p99) = window.LatencyMilliseconds(1030)!.Value;
+        Assert.InRange(p50, 2 / 1.1, 2 * 1.1);
+        Assert.InRange(p99, 200 / 1.1, 200 * 1.1);
+    }
+
+    [Fact]
+    public void Latency_SlotsOlderThanAMinute_AreForgotten()
+    {
+        var window = new RollingWindow();
+        window.Record(10, 0.5);
+
+        Assert.NotNull(window.LatencyMilliseconds(69));
+        Assert.Null(window.LatencyMilliseconds(70));
+    }
+
+    [Fact]
+    public void Record_ReusedSlotOfANewMinute_StartsFromZero()
+    {
+        var window = new RollingWindow();
+        window.Record(5, 0.001);
+        window.Record(5, 0.001);
+        window.Record(65, 0.001);
+
+        Assert.Equal(0.1, window.RequestsPerSecond(66));
+    }
+}
