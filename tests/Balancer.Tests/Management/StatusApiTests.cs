@@ -62,11 +62,17 @@ public sealed class StatusApiTests
         {
             Assert.Equal(100, (long)d!["requests"]!);
             Assert.Equal(0, (int)d["inFlight"]!);
-            Assert.True((double)d["requestsPerSecond"]! > 0, $"{d["id"]}: {d.ToJsonString()}");
             var p50 = (double)d["latencyP50Ms"]!;
             var p99 = (double)d["latencyP99Ms"]!;
             Assert.True(p50 > 0 && p50 <= p99, $"{d["id"]}: p50 {p50} ms, p99 {p99} ms");
         });
+
+        // The rate counts whole seconds only: once the second(s) the 300 requests fell in are over, each
+        // destination's 100 requests within the last 10 s read as exactly 10 per second.
+        await Poll.UntilAsync(
+            async () => (await lb.StatusAsync())["clusters"]![0]!["destinations"]!.AsArray().All(d => (double)d!["requestsPerSecond"]! == 10.0),
+            TimeSpan.FromSeconds(5),
+            "10 requests per second on each destination");
     }
 
     [Fact]

@@ -77,7 +77,8 @@ public sealed class StatusPageTests(ITestOutputHelper output)
     {
         await using var lb = await BalancerFixture.StartAsync("LeastConnections", HealthTestConfig.ActiveAndPassive());
         await HealthTestConfig.WaitAllUpAsync(lb);
-        using var traffic = new SteadyTraffic(lb.Client, clients: 2);
+        // A steady trickle (not a flood that would starve the browser on a 2-core machine) feeds the charts.
+        await using var traffic = PacedTraffic.Start(lb.Client, TimeSpan.FromMilliseconds(20));
         await using var browser = await HeadlessChromium.LaunchAsync();
 
         await browser.NavigateAsync(lb.ManagementAddress);
@@ -165,6 +166,8 @@ public sealed class StatusPageTests(ITestOutputHelper output)
         Assert.Equal(3, contrasts.Length);
         Assert.All(contrasts, ratio => Assert.True(ratio >= 4.5, $"badge contrast {ratio:0.00}:1"));
         Assert.Empty(browser.PageErrors);
+        Directory.CreateDirectory(Repo.PathOf("docs"));
+        await File.WriteAllBytesAsync(Repo.PathOf("docs/status-page-phone.png"), await browser.ScreenshotAsync());
     }
 
     private const string ContrastOfBadges = """
@@ -177,6 +180,49 @@ public sealed class StatusPageTests(ITestOutputHelper output)
           });
         })()
         """;
+
+    /// <summary>One GET per tick, whatever its outcome (a killed backend fails some), until disposed.</summary>
+    private sealed class PacedTraffic : IAsyncDisposable
+    {
+        private readonly CancellationTokenSource _stop = new();
+        private Task _running = Task.CompletedTask;
+
+        public static PacedTraffic Start(HttpClient client, TimeSpan every)
+        {
+            var traffic = new PacedTraffic();
+            traffic._running = Task.Run(() => traffic.RunAsync(client, every));
+            return traffic;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            await _running;
+            _stop.Dispose();
+        }
+
+        private async Task RunAsync(HttpClient client, TimeSpan every)
+        {
+            using var timer = new PeriodicTimer(every);
+            try
+            {
+                while (await timer.WaitForNextTickAsync(_stop.Token))
+                {
+                    try
+                    {
+                        using var response = await client.GetAsync("/", _stop.Token);
+                    }
+                    catch (HttpRequestException)
+                    {
+                        // The killed backend's failures are what the page is expected to show, not a test error.
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+            }
+        }
+    }
 
     /// <summary>Cuts the management listener's <c>/status</c> connections while <see cref="Down"/>, like a network outage.</summary>
     private sealed class StatusOutage : IStartupFilter
