@@ -49,14 +49,18 @@ public sealed class StatusPageTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Page_OnManagementListener_RejectsWrites()
+    public async Task Page_OnManagementListener_HeadHasNoBody_PostIsRefused()
     {
         await using var lb = await BalancerFixture.StartAsync();
 
-        using var response = await lb.Management.PostAsync("/", new StringContent("x"));
+        using var head = await lb.Management.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/"));
+        using var post = await lb.Management.PostAsync("/", new StringContent("x"));
 
-        Assert.Equal(HttpStatusCode.MethodNotAllowed, response.StatusCode);
-        Assert.Equal("GET, HEAD", response.Content.Headers.Allow.Count == 0 ? string.Join(", ", response.Headers.GetValues("Allow")) : string.Join(", ", response.Content.Headers.Allow));
+        Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+        Assert.True(head.Content.Headers.ContentLength > 1000);
+        Assert.Empty(await head.Content.ReadAsByteArrayAsync());
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, post.StatusCode);
+        Assert.Equal(["GET", "HEAD"], post.Content.Headers.Allow);
     }
 
     [Fact]
@@ -134,10 +138,12 @@ public sealed class StatusPageTests(ITestOutputHelper output)
         await browser.WaitForAsync("!document.getElementById('banner').hidden", TimeSpan.FromSeconds(10), "the unreachable banner", Banner);
         Assert.StartsWith("Balancer unreachable", await browser.EvaluateAsync<string>(Banner), StringComparison.Ordinal);
         Assert.Equal("Disconnected", await browser.EvaluateAsync<string>("document.getElementById('updated').textContent"));
+        Assert.True(await browser.EvaluateAsync<bool>("document.getElementById('main').classList.contains('stale')"), "figures not marked stale");
 
         outage.Down = false;
         await browser.WaitForAsync("document.getElementById('banner').hidden", TimeSpan.FromSeconds(10), "the banner to go once /status answers again", Banner);
         Assert.StartsWith("Live", await browser.EvaluateAsync<string>("document.getElementById('updated').textContent"), StringComparison.Ordinal);
+        Assert.False(await browser.EvaluateAsync<bool>("document.getElementById('main').classList.contains('stale')"), "figures still marked stale");
         Assert.Equal(3, await browser.EvaluateAsync<int>("document.querySelectorAll('tr[data-destination]').length"));
     }
 
