@@ -166,6 +166,8 @@ public sealed class StatusPageTests(ITestOutputHelper output)
         Assert.Equal(3, await browser.EvaluateAsync<int>("document.querySelectorAll('tbody th[scope=row]').length"));
         Assert.Equal(1, await browser.EvaluateAsync<int>("document.querySelectorAll('table caption').length"));
         Assert.Equal("polite", await browser.EvaluateAsync<string>("document.getElementById('announcer').getAttribute('aria-live')"));
+        // Only the announcer and the outage banner speak: nothing re-announces the figures every second.
+        Assert.Equal("announcer,banner", await browser.EvaluateAsync<string>("[...document.querySelectorAll('[aria-live],[role=status],[role=alert]')].map(e => e.id).sort().join(',')"));
         Assert.Equal(3, await browser.EvaluateAsync<int>("document.querySelectorAll('svg.spark[role=img][aria-label]').length"));
         // Badges say UP in words and their colours meet WCAG AA contrast (4.5:1) for their text.
         var contrasts = await browser.EvaluateAsync<double[]>(ContrastOfBadges);
