@@ -16,6 +16,8 @@ public sealed class BalancerMetricsRegistry
     {
         Registry = Metrics.NewCustomRegistry();
         Factory = Metrics.WithCustomRegistry(Registry);
+        // Process CPU, memory, GC and thread counts, read when scraped (no event listeners on the request path).
+        DotNetStats.Register(Registry);
     }
 
     public CollectorRegistry Registry { get; }
