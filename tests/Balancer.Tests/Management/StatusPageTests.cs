@@ -148,6 +148,24 @@ public sealed class StatusPageTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Page_InChromium_ShowsMarkupInAReloadErrorAsText_NeverRunsIt()
+    {
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin");
+        await using var browser = await HeadlessChromium.LaunchAsync();
+        await browser.NavigateAsync(lb.ManagementAddress);
+        await browser.WaitForAsync("document.querySelectorAll('tr[data-destination]').length === 3", TimeSpan.FromSeconds(10), "the destinations listed");
+
+        // The rejected name comes back inside the error message the page displays.
+        const string Hostile = "<img src=x onerror=\"window.__injected=1\">";
+        lb.WriteConfig(Hostile);
+        await browser.WaitForAsync("!document.getElementById('reload-error').hidden", TimeSpan.FromSeconds(10), "the rejected reload", Reload);
+
+        Assert.Contains(Hostile, await browser.EvaluateAsync<string>("document.getElementById('reload-error').textContent"), StringComparison.Ordinal);
+        Assert.Equal(0, await browser.EvaluateAsync<int>("document.querySelectorAll('img').length"));
+        Assert.False(await browser.EvaluateAsync<bool>("window.__injected === 1"));
+    }
+
+    [Fact]
     public async Task Page_InChromium_OnPhoneWidth_FitsTheScreen_AndIsAccessible()
     {
         await using var lb = await BalancerFixture.StartAsync("IpHash", HealthTestConfig.ActiveAndPassive());
