@@ -141,7 +141,8 @@ internal sealed class HeadlessChromium : IAsyncDisposable
                 _process.Kill(entireProcessTree: true);
             }
 
-            await _process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token);
+            using var reaped = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await _process.WaitForExitAsync(reaped.Token);
         }
         catch (Exception e) when (e is InvalidOperationException or OperationCanceledException)
         {
