@@ -4,7 +4,7 @@ using Prometheus;
 
 namespace Balancer.Management;
 
-/// <summary>The management listener's pipeline: liveness, status API; read-only.</summary>
+/// <summary>The management listener's pipeline: liveness, status API, status page; read-only.</summary>
 internal static class ManagementApp
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
@@ -25,6 +25,7 @@ internal static class ManagementApp
 
             return request.Path.Value switch
             {
+                "/" or "/index.html" => StatusPage.WriteAsync(context),
                 "/healthz" => context.Response.WriteAsync("ok\n"),
                 "/status" => WriteStatus(context),
                 _ => NotFound(context),

@@ -1,0 +1,279 @@
+using System.Diagnostics;
+using System.Net;
+using Balancer.Tests.Deployment;
+using Balancer.Tests.Health;
+using Balancer.Tests.Infrastructure;
+using Balancer.Tests.Integration;
+using Microsoft.AspNetCore.Hosting;
+using Xunit.Abstractions;
+
+namespace Balancer.Tests.Management;
+
+[Collection(IntegrationCollection.Name)]
+public sealed class StatusPageTests(ITestOutputHelper output)
+{
+    /// <summary>What the page shows per destination, e.g. "A=UP,B=DOWN,C=UP": for assertions and timeout messages.</summary>
+    private const string Badges =
+        "[...document.querySelectorAll('tr[data-destination]')].map(r => r.dataset.destination + '=' + r.querySelector('.badge').textContent).join(',')";
+
+    private const string Policy = "document.querySelector('section.cluster .policy strong')?.textContent";
+
+    private const string Reload = "document.getElementById('reload-result').textContent + ' | ' + document.getElementById('reload-error').textContent";
+
+    [Theory]
+    [InlineData("/")]
+    [InlineData("/index.html")]
+    public async Task Page_OnManagementListener_IsSelfContainedReadOnlyHtml(string path)
+    {
+        await using var lb = await BalancerFixture.StartAsync();
+
+        using var response = await lb.Management.GetAsync(path);
+        var html = await response.Content.ReadAsStringAsync();
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("text/html", response.Content.Headers.ContentType!.MediaType);
+        Assert.Equal("no-store", response.Headers.CacheControl!.ToString());
+        var csp = response.Headers.GetValues("Content-Security-Policy").Single();
+        Assert.Contains("default-src 'none'", csp, StringComparison.Ordinal);
+        Assert.Contains("connect-src 'self'", csp, StringComparison.Ordinal);
+        Assert.Contains("script-src 'sha256-", csp, StringComparison.Ordinal);
+        // Works offline: nothing loaded from elsewhere; read-only: nothing to submit or click.
+        Assert.DoesNotMatch("(src|href)=\"(https?:)?//", html);
+        Assert.DoesNotContain("<form", html, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("<button", html, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("<input", html, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("EventSource", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("WebSocket", html, StringComparison.Ordinal);
+        Assert.Contains("fetch(\"status\"", html, StringComparison.Ordinal);
+        Assert.False(response.Headers.Contains("X-Backend"));
+    }
+
+    [Fact]
+    public async Task Page_OnManagementListener_HeadHasNoBody_PostIsRefused()
+    {
+        await using var lb = await BalancerFixture.StartAsync();
+
+        using var head = await lb.Management.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/"));
+        using var post = await lb.Management.PostAsync("/", new StringContent("x"));
+
+        Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+        Assert.True(head.Content.Headers.ContentLength > 1000);
+        Assert.Empty(await head.Content.ReadAsByteArrayAsync());
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, post.StatusCode);
+        Assert.Equal(["GET", "HEAD"], post.Content.Headers.Allow);
+    }
+
+    [Fact]
+    public async Task Page_OnProxyListener_IsNotServed_BackendAnswers()
+    {
+        await using var lb = await BalancerFixture.StartAsync();
+
+        using var response = await lb.Client.GetAsync("/");
+        var body = await response.Content.ReadAsStringAsync();
+
+        Assert.True(response.Headers.Contains("X-Backend"));
+        Assert.DoesNotContain("Balancer status", body, StringComparison.Ordinal);
+        Assert.Contains("\"backend\"", body, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Page_InChromium_ShowsUp_ThenKilledBackendDownWithin5s_ThenRejectedReloadError()
+    {
+        await using var lb = await BalancerFixture.StartAsync("LeastConnections", HealthTestConfig.ActiveAndPassive());
+        await HealthTestConfig.WaitAllUpAsync(lb);
+        // A steady trickle (not a flood that would starve the browser on a 2-core machine) feeds the charts.
+        await using var traffic = PacedTraffic.Start(lb.Client, TimeSpan.FromMilliseconds(20));
+        await using var browser = await HeadlessChromium.LaunchAsync();
+
+        await browser.NavigateAsync(lb.ManagementAddress);
+        await browser.WaitForAsync($"{Badges} === 'A=UP,B=UP,C=UP'", TimeSpan.FromSeconds(10), "A, B and C shown UP", Badges);
+        Assert.Equal("LeastConnections", await browser.EvaluateAsync<string>(Policy));
+        // A reload would drop this; the page must update in place.
+        await browser.EvaluateAsync<bool>("window.__sameDocument = true");
+
+        var killed = Stopwatch.StartNew();
+        await lb.Backend("B").KillAsync();
+        await browser.WaitForAsync($"{Badges} === 'A=UP,B=DOWN,C=UP'", TimeSpan.FromSeconds(5), "B shown DOWN", Badges);
+        killed.Stop();
+        Assert.True(await browser.EvaluateAsync<bool>("window.__sameDocument === true"), "the page reloaded itself");
+        // The change shows its reason, and is announced to screen readers.
+        Assert.Contains("Up \u2192 Down", await browser.EvaluateAsync<string>("document.querySelector('tr[data-destination=\"B\"] td.change').textContent"), StringComparison.Ordinal);
+        await browser.WaitForAsync("document.getElementById('announcer').textContent.includes('B in backends is now DOWN')", TimeSpan.FromSeconds(5), "the DOWN announcement", "document.getElementById('announcer').textContent");
+
+        lb.WriteConfig(lb.Config("NoSuchPolicy", HealthTestConfig.ActiveAndPassive()));
+        await browser.WaitForAsync(
+            "document.getElementById('reload-result').textContent.startsWith('Rejected') && !document.getElementById('reload-error').hidden " +
+            "&& document.getElementById('reload-error').textContent.includes(\"unknown policy 'NoSuchPolicy'\")",
+            TimeSpan.FromSeconds(10),
+            "the rejected reload and its error",
+            Reload);
+        Assert.Contains("ReverseProxy:Clusters:backends:LoadBalancingPolicy", await browser.EvaluateAsync<string>("document.getElementById('reload-error').textContent"), StringComparison.Ordinal);
+        Assert.Equal("LeastConnections", await browser.EvaluateAsync<string>(Policy));
+        Assert.True(await browser.EvaluateAsync<bool>("window.__sameDocument === true"), "the page reloaded itself");
+
+        // Enough points for the charts to show something before the picture is taken.
+        await browser.WaitForAsync("document.querySelector('svg.spark polyline').getAttribute('points').split(' ').length >= 8", TimeSpan.FromSeconds(15), "8 chart points");
+        var screenshot = await browser.ScreenshotAsync();
+        Directory.CreateDirectory(Repo.PathOf("docs"));
+        await File.WriteAllBytesAsync(Repo.PathOf("docs/status-page.png"), screenshot);
+
+        Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], screenshot[..4]);
+        Assert.Empty(browser.PageErrors);
+        output.WriteLine($"status page showed B DOWN {killed.ElapsedMilliseconds} ms after it was killed");
+    }
+
+    [Fact]
+    public async Task Page_InChromium_StatusUnreachable_ShowsBanner_ThenRecovers()
+    {
+        var outage = new StatusOutage();
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin", configure: b => b.Services.AddSingleton<IStartupFilter>(outage));
+        await using var browser = await HeadlessChromium.LaunchAsync();
+        const string Banner = "document.getElementById('banner').hidden ? '(no banner)' : document.getElementById('banner').textContent";
+
+        await browser.NavigateAsync(lb.ManagementAddress);
+        await browser.WaitForAsync("document.querySelectorAll('tr[data-destination]').length === 3", TimeSpan.FromSeconds(10), "the destinations listed");
+        Assert.True(await browser.EvaluateAsync<bool>("document.getElementById('banner').hidden"));
+
+        outage.Down = true;
+        await browser.WaitForAsync("!document.getElementById('banner').hidden", TimeSpan.FromSeconds(10), "the unreachable banner", Banner);
+        Assert.StartsWith("Balancer unreachable", await browser.EvaluateAsync<string>(Banner), StringComparison.Ordinal);
+        Assert.Equal("Disconnected", await browser.EvaluateAsync<string>("document.getElementById('updated').textContent"));
+        Assert.True(await browser.EvaluateAsync<bool>("document.getElementById('main').classList.contains('stale')"), "figures not marked stale");
+
+        outage.Down = false;
+        await browser.WaitForAsync("document.getElementById('banner').hidden", TimeSpan.FromSeconds(10), "the banner to go once /status answers again", Banner);
+        Assert.StartsWith("Live", await browser.EvaluateAsync<string>("document.getElementById('updated').textContent"), StringComparison.Ordinal);
+        Assert.False(await browser.EvaluateAsync<bool>("document.getElementById('main').classList.contains('stale')"), "figures still marked stale");
+        Assert.Equal(3, await browser.EvaluateAsync<int>("document.querySelectorAll('tr[data-destination]').length"));
+    }
+
+    [Fact]
+    public async Task Page_InChromium_ShowsMarkupInAReloadErrorAsText_NeverRunsIt()
+    {
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin");
+        await using var browser = await HeadlessChromium.LaunchAsync();
+        await browser.NavigateAsync(lb.ManagementAddress);
+        await browser.WaitForAsync("document.querySelectorAll('tr[data-destination]').length === 3", TimeSpan.FromSeconds(10), "the destinations listed");
+
+        // The rejected name comes back inside the error message the page displays.
+        const string Hostile = "<img src=x onerror=\"window.__injected=1\">";
+        lb.WriteConfig(Hostile);
+        await browser.WaitForAsync("!document.getElementById('reload-error').hidden", TimeSpan.FromSeconds(10), "the rejected reload", Reload);
+
+        Assert.Contains(Hostile, await browser.EvaluateAsync<string>("document.getElementById('reload-error').textContent"), StringComparison.Ordinal);
+        Assert.Equal(0, await browser.EvaluateAsync<int>("document.querySelectorAll('img').length"));
+        Assert.False(await browser.EvaluateAsync<bool>("window.__injected === 1"));
+    }
+
+    [Fact]
+    public async Task Page_InChromium_OnPhoneWidth_FitsTheScreen_AndIsAccessible()
+    {
+        await using var lb = await BalancerFixture.StartAsync("IpHash", HealthTestConfig.ActiveAndPassive());
+        await HealthTestConfig.WaitAllUpAsync(lb);
+        await using var browser = await HeadlessChromium.LaunchAsync(width: 390, height: 844, mobile: true);
+
+        await browser.NavigateAsync(lb.ManagementAddress);
+        await browser.WaitForAsync($"{Badges} === 'A=UP,B=UP,C=UP'", TimeSpan.FromSeconds(10), "A, B and C shown UP", Badges);
+
+        // No sideways scrolling on a phone.
+        Assert.True(
+            await browser.EvaluateAsync<bool>("document.documentElement.scrollWidth <= window.innerWidth"),
+            await browser.EvaluateAsync<string>("`scrollWidth ${document.documentElement.scrollWidth} > innerWidth ${window.innerWidth}`"));
+        // A semantic table: column headers and row headers are scoped, and there is a caption.
+        Assert.Equal(10, await browser.EvaluateAsync<int>("document.querySelectorAll('thead th[scope=col]').length"));
+        Assert.Equal(3, await browser.EvaluateAsync<int>("document.querySelectorAll('tbody th[scope=row]').length"));
+        Assert.Equal(1, await browser.EvaluateAsync<int>("document.querySelectorAll('table caption').length"));
+        Assert.Equal("polite", await browser.EvaluateAsync<string>("document.getElementById('announcer').getAttribute('aria-live')"));
+        // Only the announcer and the outage banner speak: nothing re-announces the figures every second.
+        Assert.Equal("announcer,banner", await browser.EvaluateAsync<string>("[...document.querySelectorAll('[aria-live],[role=status],[role=alert]')].map(e => e.id).sort().join(',')"));
+        Assert.Equal(3, await browser.EvaluateAsync<int>("document.querySelectorAll('svg.spark[role=img][aria-label]').length"));
+        // Badges say UP in words and their colours meet WCAG AA contrast (4.5:1) for their text.
+        var contrasts = await browser.EvaluateAsync<double[]>(ContrastOfBadges);
+        Assert.Equal(3, contrasts.Length);
+        Assert.All(contrasts, ratio => Assert.True(ratio >= 4.5, $"badge contrast {ratio:0.00}:1"));
+        Assert.Empty(browser.PageErrors);
+        Directory.CreateDirectory(Repo.PathOf("docs"));
+        await File.WriteAllBytesAsync(Repo.PathOf("docs/status-page-phone.png"), await browser.ScreenshotAsync());
+    }
+
+    private const string ContrastOfBadges = """
+        (() => {
+          const rgb = s => s.match(/[\d.]+/g).slice(0, 3).map(Number);
+          const lum = c => { const [r, g, b] = c.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+          return [...document.querySelectorAll('.badge')].map(b => {
+            const s = getComputedStyle(b); const [l1, l2] = [lum(rgb(s.color)), lum(rgb(s.backgroundColor))].sort((x, y) => y - x);
+            return (l1 + 0.05) / (l2 + 0.05);
+          });
+        })()
+        """;
+
+    /// <summary>One GET per tick, whatever its outcome (a killed backend fails some), until disposed.</summary>
+    private sealed class PacedTraffic : IAsyncDisposable
+    {
+        private readonly CancellationTokenSource _stop = new();
+        private Task _running = Task.CompletedTask;
+
+        public static PacedTraffic Start(HttpClient client, TimeSpan every)
+        {
+            var traffic = new PacedTraffic();
+            traffic._running = Task.Run(() => traffic.RunAsync(client, every));
+            return traffic;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            await _running;
+            _stop.Dispose();
+        }
+
+        private async Task RunAsync(HttpClient client, TimeSpan every)
+        {
+            using var timer = new PeriodicTimer(every);
+            try
+            {
+                while (await timer.WaitForNextTickAsync(_stop.Token))
+                {
+                    try
+                    {
+                        using var response = await client.GetAsync("/", _stop.Token);
+                    }
+                    catch (HttpRequestException)
+                    {
+                        // The killed backend's failures are what the page is expected to show, not a test error.
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+            }
+        }
+    }
+
+    /// <summary>Cuts the management listener's <c>/status</c> connections while <see cref="Down"/>, like a network outage.</summary>
+    private sealed class StatusOutage : IStartupFilter
+    {
+        private volatile bool _down;
+
+        public bool Down
+        {
+            get => _down;
+            set => _down = value;
+        }
+
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            app.Use((context, nextMiddleware) =>
+            {
+                if (Down && context.Request.Path == "/status")
+                {
+                    context.Abort();
+                    return Task.CompletedTask;
+                }
+
+                return nextMiddleware(context);
+            });
+            next(app);
+        };
+    }
+}
