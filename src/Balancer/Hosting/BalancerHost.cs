@@ -39,6 +39,11 @@ public static class BalancerHost
                 // YARP logs every failed probe at Warning with a stack trace, every interval, for as long as a
                 // backend is down. The health tracker logs one line per change of health instead.
                 ["Logging:LogLevel:Yarp.ReverseProxy.Health.ActiveHealthCheckMonitor"] = "Error",
+                // ASP.NET Core starts an Activity for every request whenever this category logs at any level,
+                // even with no tracer listening: about a fifth of the bytes a proxied request allocates. It only
+                // writes the per-request "Request starting/finished" lines, which operators do not want here.
+                // With tracing on, OpenTelemetry's listener still gets its activities.
+                ["Logging:LogLevel:Microsoft.AspNetCore.Hosting.Diagnostics"] = "None",
             },
         });
 
