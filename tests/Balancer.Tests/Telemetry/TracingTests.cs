@@ -6,9 +6,8 @@ using Balancer.Configuration;
 using Balancer.Telemetry;
 using Balancer.Tests.Infrastructure;
 using Balancer.Tests.Integration;
+using Bench.Processes;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Configuration;
 using OpenTelemetry.Trace;
 
@@ -102,12 +101,13 @@ public sealed partial class TracingTests
     [Fact]
     public async Task OtlpEndpointInConfig_SwitchesTracingOn_AndTheTraceIsExportedThere()
     {
-        await using var sink = await OtlpSink.StartAsync();
+        var exports = new ConcurrentQueue<(string Path, byte[] Body)>();
+        await using var sink = await OtlpSink.StartAsync((path, body) => exports.Enqueue((path, body)));
         var seen = new SeenTraceparents();
         await using var lb = await BalancerFixture.StartAsync(
             edit: config =>
             {
-                config[TracingServiceCollectionExtensions.OtlpEndpointKey] = sink.Address.ToString();
+                config[TracingServiceCollectionExtensions.OtlpEndpointKey] = sink.Url.ToString();
                 config["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf";
                 // Export every 100 ms instead of every 5 s, so the test does not wait.
                 config["OTEL_BSP_SCHEDULE_DELAY"] = "100";
@@ -119,8 +119,8 @@ public sealed partial class TracingTests
         Assert.NotNull(lb.App.Services.GetService<TracerProvider>());
         var (traceId, _) = Parse(seen.Single());
         var traceIdBytes = Convert.FromHexString(traceId);
-        await Poll.UntilAsync(() => sink.Bodies.Any(b => b.AsSpan().IndexOf(traceIdBytes) >= 0), TimeSpan.FromSeconds(10), "the trace to arrive at the OTLP endpoint");
-        Assert.All(sink.Paths, p => Assert.Equal("/v1/traces", p));
+        await Poll.UntilAsync(() => exports.Any(e => e.Body.AsSpan().IndexOf(traceIdBytes) >= 0), TimeSpan.FromSeconds(10), "the trace to arrive at the OTLP endpoint");
+        Assert.All(exports, e => Assert.Equal("/v1/traces", e.Path));
     }
 
     [Fact]
@@ -235,47 +235,6 @@ public sealed partial class TracingTests
             });
             next(app);
         };
-    }
-
-    /// <summary>An OTLP/HTTP receiver that keeps what it is sent (the protobuf bodies, undecoded).</summary>
-    private sealed class OtlpSink : IAsyncDisposable
-    {
-        private readonly WebApplication _app;
-        private readonly ConcurrentQueue<byte[]> _bodies = new();
-        private readonly ConcurrentQueue<string> _paths = new();
-
-        private OtlpSink(WebApplication app) => _app = app;
-
-        public Uri Address { get; private set; } = null!;
-
-        public IReadOnlyList<byte[]> Bodies => [.. _bodies];
-
-        public IReadOnlyList<string> Paths => [.. _paths];
-
-        public static async Task<OtlpSink> StartAsync()
-        {
-            var builder = WebApplication.CreateSlimBuilder();
-            builder.Logging.ClearProviders();
-            builder.WebHost.UseUrls("http://127.0.0.1:0");
-            var sink = new OtlpSink(builder.Build());
-            sink._app.Run(async context =>
-            {
-                using var body = new MemoryStream();
-                await context.Request.Body.CopyToAsync(body);
-                sink._paths.Enqueue(context.Request.Path.Value ?? string.Empty);
-                sink._bodies.Enqueue(body.ToArray());
-                context.Response.ContentType = "application/x-protobuf";
-            });
-            await sink._app.StartAsync();
-            sink.Address = new Uri(sink._app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
-            return sink;
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await _app.StopAsync();
-            await _app.DisposeAsync();
-        }
     }
 
     private sealed class DiscardingLoggerProvider : ILoggerProvider
