@@ -150,6 +150,8 @@ public sealed class ComposeTests
             ["COMPOSE_PROJECT_NAME"] = "yarp-balancer-test",
             ["Balancer__Management__Token"] = null,
             ["GF_SECURITY_ADMIN_PASSWORD"] = null,
+            ["OTEL_EXPORTER_OTLP_ENDPOINT"] = null,
+            ["OTEL_EXPORTER_OTLP_PROTOCOL"] = null,
         };
         var emptyEnvFile = Path.GetTempFileName();
         try

@@ -9,6 +9,7 @@ using Balancer.Tests.Integration;
 using Bench.Processes;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration;
+using OpenTelemetry;
 using OpenTelemetry.Trace;
 
 namespace Balancer.Tests.Telemetry;
@@ -121,6 +122,21 @@ public sealed partial class TracingTests
         var traceIdBytes = Convert.FromHexString(traceId);
         await Poll.UntilAsync(() => exports.Any(e => e.Body.AsSpan().IndexOf(traceIdBytes) >= 0), TimeSpan.FromSeconds(10), "the trace to arrive at the OTLP endpoint");
         Assert.All(exports, e => Assert.Equal("/v1/traces", e.Path));
+    }
+
+    [Theory]
+    [InlineData(null, "balancer")]
+    [InlineData("edge-lb", "edge-lb")]
+    public void ServiceName_DefaultsToBalancer_AndOtelServiceNameWins(string? configured, string expected)
+    {
+        var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["OTEL_SERVICE_NAME"] = configured }).Build();
+        var services = new ServiceCollection().AddSingleton<IConfiguration>(config);
+        services.AddBalancerTracing(config, _ => { });
+
+        using var provider = services.BuildServiceProvider();
+        var resource = provider.GetRequiredService<TracerProvider>().GetResource();
+
+        Assert.Equal(expected, resource.Attributes.Single(a => a.Key == "service.name").Value);
     }
 
     [Fact]
