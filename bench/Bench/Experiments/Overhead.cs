@@ -5,7 +5,8 @@ namespace Bench.Experiments;
 
 /// <summary>
 /// The cost of the balancer's features: bare YARP (bench/BareYarp: LoadFromConfig, built-in RoundRobin,
-/// no metrics, tracing, retries or management listener) against the full balancer, alternated, same wrk.
+/// no metrics, tracing, retries or management listener) against the full balancer, alternated, same wrk;
+/// and the full balancer again with its OpenTelemetry tracing exported over OTLP to a sink that discards.
 /// </summary>
 internal static class Overhead
 {
@@ -17,10 +18,18 @@ internal static class Overhead
         var options = lab.Options;
         var proxies = new List<Target>();
         var runs = new List<ProxyRun>();
+        // One sink each, so the report can show what each traced balancer exported.
+        await using var sink = await OtlpSink.StartAsync();
+        await using var sampledSink = await OtlpSink.StartAsync();
         try
         {
             proxies.Add(await lab.StartBareYarpAsync("bare-yarp"));
             proxies.Add(await lab.StartBalancerAsync("balancer-full", "RoundRobin"));
+            proxies.Add(await lab.StartBalancerAsync("balancer-traced", "RoundRobin", Tracing(sink)));
+            proxies.Add(await lab.StartBalancerAsync(
+                "balancer-traced-10pct",
+                "RoundRobin",
+                [.. Tracing(sampledSink), "--OTEL_TRACES_SAMPLER", "parentbased_traceidratio", "--OTEL_TRACES_SAMPLER_ARG", "0.1"]));
             await Measured.WarmUpAsync(lab, proxies);
             for (var run = 1; run <= options.RepeatedRuns; run++)
             {
@@ -37,21 +46,36 @@ internal static class Overhead
 
         var bare = ProxySummary.Of([.. runs.Where(r => r.Proxy == "bare-yarp")]);
         var full = ProxySummary.Of([.. runs.Where(r => r.Proxy == "balancer-full")]);
+        var traced = ProxySummary.Of([.. runs.Where(r => r.Proxy == "balancer-traced")]);
+        var sampled = ProxySummary.Of([.. runs.Where(r => r.Proxy == "balancer-traced-10pct")]);
         var table = new Table(["proxy", "RPS", "p50 (ms)", "p99 (ms)", "CPU s / 100k req", "peak RSS (MB)", "failed (%)"]);
-        foreach (var s in new[] { bare, full })
+        foreach (var s in new[] { bare, full, traced, sampled })
         {
             table.Row(s.Proxy, s.Rps, s.P50, s.P99, s.CpuPer100k, s.PeakRssMb, s.FailedPercent);
         }
 
         var cost = (bare.Rps - full.Rps) / bare.Rps * 100;
+        var tracingCost = (full.Rps - traced.Rps) / full.Rps * 100;
         report.Add("overhead: the balancer's features vs bare YARP")
             .Text($"wrk `-c{Connections} -d{options.RunDuration.TotalSeconds:0}s` on `GET /`, {options.RepeatedRuns} runs each, alternated; medians. " +
                   "Both read the same generated config file (RoundRobin, active health checks every 2 s) with the same GC settings and an " +
                   "HTTP/1.1 Kestrel listener; bare YARP uses YARP's built-in RoundRobin, the balancer its smooth weighted one.")
             .Table(table)
             .Text($"Feature cost: {Format.Number(cost)}% of bare YARP's RPS; CPU per request ratio {Format.Ratio(full.CpuPer100k / bare.CpuPer100k)}.")
-            .Chart("overhead.svg", "RPS of bare YARP and the full balancer", SvgChart.Bars("Median requests per second", "requests/s", [$"-c{Connections}"],
-                [new Series("bare YARP", [bare.Rps]), new Series("balancer (all features)", [full.Rps])]));
+            .Text("`balancer-full` has its Prometheus metrics on and tracing off (no `OTEL_EXPORTER_OTLP_ENDPOINT`: nothing listens to the activity sources). " +
+                  "`balancer-traced` is the same with `--OTEL_EXPORTER_OTLP_ENDPOINT` pointed at an OTLP/HTTP sink in the harness process (on the load generator's CPUs) " +
+                  $"that accepts and discards every export: it received {sink.Exports} exports, {Format.Mb(sink.Bytes)} MB. " +
+                  $"Tracing cost: {Format.Number(tracingCost)}% of the untraced balancer's RPS; metrics and tracing together vs bare YARP: " +
+                  $"{Format.Number((bare.Rps - traced.Rps) / bare.Rps * 100)}%. " +
+                  "`balancer-traced-10pct` keeps one trace in ten (`OTEL_TRACES_SAMPLER=parentbased_traceidratio`, `OTEL_TRACES_SAMPLER_ARG=0.1`; " +
+                  $"its sink received {sampledSink.Exports} exports, {Format.Mb(sampledSink.Bytes)} MB): " +
+                  $"{Format.Number((full.Rps - sampled.Rps) / full.Rps * 100)}% of the untraced balancer's RPS.")
+            .Chart("overhead.svg", "RPS of bare YARP and the full balancer, tracing off and on", SvgChart.Bars("Median requests per second", "requests/s", [$"-c{Connections}"],
+                [new Series("bare YARP", [bare.Rps]), new Series("balancer (all features)", [full.Rps]), new Series("balancer + OTLP tracing", [traced.Rps]), new Series("balancer + tracing 10%", [sampled.Rps])]));
         report.Targets.Add(new TargetCheck("overhead", $"features cost <= {TargetPercent}% RPS vs bare YARP", $"{Format.Number(cost)}%", cost <= TargetPercent));
+        report.Targets.Add(new TargetCheck("overhead", $"tracing exporter on costs <= {TargetPercent}% RPS vs off", $"{Format.Number(tracingCost)}%", tracingCost <= TargetPercent));
     }
+
+    private static string[] Tracing(OtlpSink sink) =>
+        ["--OTEL_EXPORTER_OTLP_ENDPOINT", sink.Url.ToString(), "--OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"];
 }

@@ -57,12 +57,15 @@ internal sealed class Lab : IDisposable
         Backends = backends;
     }
 
-    /// <summary>The balancer with all its features, as an operator runs it: <c>dotnet Balancer.dll --config FILE</c>.</summary>
-    public async Task<Target> StartBalancerAsync(string name, string policy)
+    /// <summary>
+    /// The balancer with all its features, as an operator runs it: <c>dotnet Balancer.dll --config FILE</c>,
+    /// plus <paramref name="settings"/> as <c>--Key value</c> arguments (the ASP.NET way, which wins over the file).
+    /// </summary>
+    public async Task<Target> StartBalancerAsync(string name, string policy, params string[] settings)
     {
         var (port, management) = (FreePort(), FreePort());
         var config = WriteConfig(name + ".json", ProxyConfigs.Balancer(port, management, policy, Backends));
-        var process = _processes.Start(name, _options.ProxyCpus, "dotnet", [Dll("src/Balancer", "Balancer"), "--config", config]);
+        var process = _processes.Start(name, _options.ProxyCpus, "dotnet", [Dll("src/Balancer", "Balancer"), "--config", config, .. settings]);
         await WaitReadyAsync(name + " management", new Uri($"http://127.0.0.1:{management}/healthz"), process);
         return await ReadyAsync(name, port, process);
     }

@@ -37,6 +37,13 @@ public static class ConfigValidator
             errors.Add($"{breaker.Path}:FailureRatio: '{ratioText}' must be a number above 0 and at most 1");
         }
 
+        // Unset or empty means tracing off; anything else must be a URL the OTLP exporter can send to.
+        var otlpEndpoint = config.GetSection(Telemetry.TracingServiceCollectionExtensions.OtlpEndpointKey);
+        if (!string.IsNullOrWhiteSpace(otlpEndpoint.Value))
+        {
+            CheckHttpUrl(otlpEndpoint, errors);
+        }
+
         var proxyConfig = config.GetSection("ReverseProxy");
         var clusters = proxyConfig.GetSection("Clusters");
         var clusterIds = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
@@ -95,18 +102,22 @@ public static class ConfigValidator
 
         foreach (var destination in destinations)
         {
-            var address = destination.GetSection("Address");
-            if (!Uri.TryCreate(address.Value, UriKind.Absolute, out var uri) ||
-                (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
-            {
-                errors.Add($"{address.Path}: '{address.Value}' is not an absolute http:// or https:// URL");
-            }
+            CheckHttpUrl(destination.GetSection("Address"), errors);
 
             var weight = destination.GetSection("Metadata:" + DestinationWeight.MetadataKey);
             if (weight.Value is not null && !DestinationWeight.TryParse(weight.Value, out _, out var reason))
             {
                 errors.Add($"{weight.Path}: {reason}");
             }
+        }
+    }
+
+    private static void CheckHttpUrl(IConfigurationSection section, List<string> errors)
+    {
+        if (!Uri.TryCreate(section.Value, UriKind.Absolute, out var uri) ||
+            (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
+        {
+            errors.Add($"{section.Path}: '{section.Value}' is not an absolute http:// or https:// URL");
         }
     }
 

@@ -70,6 +70,7 @@ public static class BalancerHost
         builder.Services.AddHostedService<ConfigReloadLogger>();
         builder.Services.AddSingleton<StatusApi>();
         builder.Services.AddBalancerHealth();
+        builder.Services.AddBalancerTracing(builder.Configuration);
 
         configure?.Invoke(builder);
 

@@ -78,7 +78,7 @@ public sealed partial class BenchSmokeTests : IDisposable
         }
 
         Assert.True(cells > 150, $"only {cells} numeric cells in the report");
-        Assert.Equal(8, Regex.Matches(report, @"^\| \w+ \| .+ \| \*\*(met|not met)\*\* \|$", RegexOptions.Multiline).Count);
+        Assert.Equal(9, Regex.Matches(report, @"^\| \w+ \| .+ \| \*\*(met|not met)\*\* \|$", RegexOptions.Multiline).Count);
 
         var charts = Regex.Matches(report, @"!\[[^\]]*\]\(([^)]+\.svg)\)").Select(m => m.Groups[1].Value).ToList();
         Assert.Equal(11, charts.Count);

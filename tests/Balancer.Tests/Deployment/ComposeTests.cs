@@ -85,7 +85,7 @@ public sealed class ComposeTests
         Assert.Matches(@"^grafana/grafana:\d+\.\d+\.\d+$", (string?)grafana["image"]);
     }
 
-    [FactWhenRepoHas("grafana/provisioning/dashboards")]
+    [Fact]
     public void GrafanaDashboardProvider_LooksWhereComposeMountsTheDashboards()
     {
         var providers = Directory.GetFiles(Repo.PathOf("grafana/provisioning/dashboards"), "*.y*ml")
@@ -98,7 +98,7 @@ public sealed class ComposeTests
         Assert.NotEmpty(Directory.GetFiles(Repo.PathOf("grafana/dashboards"), "*.json"));
     }
 
-    [FactWhenRepoHas("prometheus.yml")]
+    [Fact]
     public void PrometheusConfig_PassesPromtool_AndScrapesEveryComposeService()
     {
         var check = Repo.Run("promtool", ["check", "config", "prometheus.yml"]);
@@ -150,6 +150,8 @@ public sealed class ComposeTests
             ["COMPOSE_PROJECT_NAME"] = "yarp-balancer-test",
             ["Balancer__Management__Token"] = null,
             ["GF_SECURITY_ADMIN_PASSWORD"] = null,
+            ["OTEL_EXPORTER_OTLP_ENDPOINT"] = null,
+            ["OTEL_EXPORTER_OTLP_PROTOCOL"] = null,
         };
         var emptyEnvFile = Path.GetTempFileName();
         try

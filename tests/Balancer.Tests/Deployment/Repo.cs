@@ -94,19 +94,3 @@ internal sealed record ToolResult(int ExitCode, string Stdout, string Stderr)
 {
     public override string ToString() => $"exit {ExitCode}{Environment.NewLine}stdout: {Stdout}{Environment.NewLine}stderr: {Stderr}";
 }
-
-/// <summary>
-/// A fact that runs only when a repository file exists, and otherwise shows up as skipped with the reason.
-/// For files another part of the project owns (prometheus.yml, grafana/...), which may land in a later merge.
-/// </summary>
-[AttributeUsage(AttributeTargets.Method)]
-internal sealed class FactWhenRepoHasAttribute : FactAttribute
-{
-    public FactWhenRepoHasAttribute(string relativePath)
-    {
-        if (!File.Exists(Repo.PathOf(relativePath)) && !Directory.Exists(Repo.PathOf(relativePath)))
-        {
-            Skip = $"{relativePath} is not in this checkout (it comes with the observability work); nothing to check yet.";
-        }
-    }
-}

@@ -7,9 +7,14 @@ namespace Balancer.Tests.Infrastructure;
 /// <summary>A real SampleBackend on a loopback port chosen by the OS.</summary>
 internal sealed class BackendHost : IAsyncDisposable
 {
+    private readonly Action<WebApplicationBuilder>? _configure;
     private WebApplication? _app;
 
-    private BackendHost(string name) => Name = name;
+    private BackendHost(string name, Action<WebApplicationBuilder>? configure)
+    {
+        Name = name;
+        _configure = configure;
+    }
 
     public string Name { get; }
 
@@ -17,9 +22,10 @@ internal sealed class BackendHost : IAsyncDisposable
 
     public BackendState State => _app!.Services.GetRequiredService<BackendState>();
 
-    public static async Task<BackendHost> StartAsync(string name, int port = 0)
+    /// <param name="configure">Extra set-up of the backend's host, e.g. a startup filter that watches requests.</param>
+    public static async Task<BackendHost> StartAsync(string name, int port = 0, Action<WebApplicationBuilder>? configure = null)
     {
-        var host = new BackendHost(name);
+        var host = new BackendHost(name, configure);
         await host.StartOnAsync(port);
         return host;
     }
@@ -54,7 +60,11 @@ internal sealed class BackendHost : IAsyncDisposable
 
     private async Task StartOnAsync(int port)
     {
-        var app = BackendApp.Create(["--urls", $"http://127.0.0.1:{port}", "--name", Name], b => b.Logging.ClearProviders());
+        var app = BackendApp.Create(["--urls", $"http://127.0.0.1:{port}", "--name", Name], b =>
+        {
+            b.Logging.ClearProviders();
+            _configure?.Invoke(b);
+        });
         await app.StartAsync();
         _app = app;
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();

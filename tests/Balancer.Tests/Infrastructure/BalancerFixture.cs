@@ -26,12 +26,16 @@ internal sealed class BalancerFixture : IAsyncDisposable
 
     public HttpClient Management { get; private set; } = null!;
 
-    public static async Task<BalancerFixture> StartAsync(string policy = "RoundRobin", Action<JsonObject>? edit = null, Action<WebApplicationBuilder>? configure = null)
+    public static async Task<BalancerFixture> StartAsync(
+        string policy = "RoundRobin",
+        Action<JsonObject>? edit = null,
+        Action<WebApplicationBuilder>? configure = null,
+        Action<WebApplicationBuilder>? configureBackends = null)
     {
         var fixture = new BalancerFixture();
         foreach (var name in new[] { "A", "B", "C" })
         {
-            fixture.Backends.Add(await BackendHost.StartAsync(name));
+            fixture.Backends.Add(await BackendHost.StartAsync(name, configure: configureBackends));
         }
 
         fixture.WriteConfig(policy, edit);

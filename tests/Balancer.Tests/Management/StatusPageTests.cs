@@ -207,49 +207,6 @@ public sealed class StatusPageTests(ITestOutputHelper output)
         })()
         """;
 
-    /// <summary>One GET per tick, whatever its outcome (a killed backend fails some), until disposed.</summary>
-    private sealed class PacedTraffic : IAsyncDisposable
-    {
-        private readonly CancellationTokenSource _stop = new();
-        private Task _running = Task.CompletedTask;
-
-        public static PacedTraffic Start(HttpClient client, TimeSpan every)
-        {
-            var traffic = new PacedTraffic();
-            traffic._running = Task.Run(() => traffic.RunAsync(client, every));
-            return traffic;
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await _stop.CancelAsync();
-            await _running;
-            _stop.Dispose();
-        }
-
-        private async Task RunAsync(HttpClient client, TimeSpan every)
-        {
-            using var timer = new PeriodicTimer(every);
-            try
-            {
-                while (await timer.WaitForNextTickAsync(_stop.Token))
-                {
-                    try
-                    {
-                        using var response = await client.GetAsync("/", _stop.Token);
-                    }
-                    catch (HttpRequestException)
-                    {
-                        // The killed backend's failures are what the page is expected to show, not a test error.
-                    }
-                }
-            }
-            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
-            {
-            }
-        }
-    }
-
     /// <summary>Cuts the management listener's <c>/status</c> connections while <see cref="Down"/>, like a network outage.</summary>
     private sealed class StatusOutage : IStartupFilter
     {

@@ -1,4 +1,5 @@
 using System.Net;
+using Balancer.Tests.Deployment;
 using Balancer.Tests.Infrastructure;
 using Balancer.Tests.Integration;
 
@@ -61,6 +62,32 @@ public sealed class ProxyMetricsTests
 
         var status = await lb.StatusAsync();
         Assert.All(status["clusters"]![0]!["destinations"]!.AsArray(), d => Assert.Equal(100, (long)d!["requests"]!));
+    }
+
+    [Fact]
+    public async Task Metrics_AfterTrafficAndErrors_PassPromtoolCheckMetrics()
+    {
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin");
+        for (var i = 0; i < 6; i++)
+        {
+            using var response = await lb.Client.GetAsync(i % 2 == 0 ? "/" : "/no/such/path");
+        }
+
+        await lb.Backend("C").KillAsync();
+        for (var i = 0; i < 3; i++)
+        {
+            using var response = await lb.Client.GetAsync("/");
+        }
+
+        var text = await lb.Management.GetStringAsync("/metrics");
+
+        // Every kind of series present: 200 and 404 codes, a transport error and its retry, filled histograms.
+        var samples = PrometheusText.Parse(text);
+        Assert.Contains(samples, s => s.Name == "balancer_destination_requests_total" && s.Labels["code"] == "404" && s.Value > 0);
+        Assert.Contains(samples, s => s.Name == "balancer_destination_requests_total" && s.Labels["code"] == "error" && s.Value > 0);
+        Assert.Contains(samples, s => s.Name == "balancer_retries_total" && s.Value > 0);
+        var check = Repo.Run("promtool", ["check", "metrics"], stdin: text);
+        Assert.True(check.ExitCode == 0 && check.Stdout.Trim().Length == 0 && check.Stderr.Trim().Length == 0, check.ToString());
     }
 
     [Fact]

@@ -1,0 +1,109 @@
+using System.Text.Json.Nodes;
+using Balancer.Tests.Deployment;
+using Balancer.Tests.Health;
+using Balancer.Tests.Infrastructure;
+using Balancer.Tests.Integration;
+
+namespace Balancer.Tests.Telemetry;
+
+/// <summary>
+/// The dashboard against a real Prometheus scraping a real balancer and its three backends under traffic,
+/// with the repository's prometheus.yml (only the targets rewritten to the loopback ports, scrape every 1 s).
+/// </summary>
+[Collection(IntegrationCollection.Name)]
+public sealed class DashboardLiveTests
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task Dashboard_OnRealPrometheus_EveryPanelQueryReturnsData_UpDownShowsAKilledBackend_LegendLabelsExist()
+    {
+        var dashboard = Assert.Single(GrafanaDashboards.All());
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin", HealthTestConfig.ActiveAndPassive());
+        await using var traffic = PacedTraffic.Start(lb.Client, TimeSpan.FromMilliseconds(5));
+        // 404s from the backends, so the error panel has a status class to show.
+        await using var notFound = PacedTraffic.Start(lb.Client, TimeSpan.FromMilliseconds(50), "/no/such/page");
+        await using var prometheus = await PrometheusServer.StartAsync(ScrapeConfig(lb), Deadline);
+        await Poll.UntilAsync(async () => (await prometheus.QueryAsync("sum(up)")).SingleOrDefault().Value == 4, Deadline, $"all four targets scraped; Prometheus log:{Environment.NewLine}{prometheus}");
+
+        var cluster = Assert.Single(await prometheus.LabelValuesAsync("cluster", "balancer_cluster_policy_info"));
+        Assert.Equal("backends", cluster);
+        await lb.Backend("B").KillAsync();
+
+        var upQuery = GrafanaDashboards.Substitute(
+            Assert.Single(GrafanaDashboards.Queries(dashboard), q => q.Expr.Contains("balancer_destination_up", StringComparison.Ordinal)).Expr, cluster);
+        var expected = new Dictionary<string, double> { ["A"] = 1, ["B"] = 0, ["C"] = 1 };
+        Dictionary<string, double> up = [];
+        await UntilAsync(
+            async () =>
+            {
+                up = (await prometheus.QueryAsync(upQuery)).ToDictionary(s => s.Labels["destination"], s => s.Value);
+                return up.Count == 3 && expected.All(e => up.GetValueOrDefault(e.Key, -1) == e.Value);
+            },
+            () => $"UP/DOWN to show B down and A, C up; last: {string.Join(", ", up)}");
+
+        // Rate windows need a few scrapes with the killed backend's retries and health change in them.
+        var queries = GrafanaDashboards.Queries(dashboard).Select(q => (Query: q, PromQl: GrafanaDashboards.Substitute(q.Expr, cluster))).ToList();
+        var empty = new List<string>();
+        await UntilAsync(
+            async () =>
+            {
+                empty.Clear();
+                foreach (var (query, promql) in queries)
+                {
+                    if ((await prometheus.QueryAsync(promql)).Count == 0)
+                    {
+                        empty.Add(query.Describe);
+                    }
+                }
+
+                return empty.Count == 0;
+            },
+            () => "every panel query to return data; still empty: " + string.Join(" | ", empty));
+
+        foreach (var (query, promql) in queries)
+        {
+            foreach (var series in await prometheus.QueryAsync(promql))
+            {
+                Assert.All(query.LegendLabels, label => Assert.True(
+                    series.Labels.ContainsKey(label),
+                    $"legend '{query.Legend}' names {label}, which the series {{{string.Join(",", series.Labels)}}} of {query.Describe} lacks"));
+            }
+        }
+    }
+
+    /// <summary>A poll whose failure message says what was last seen.</summary>
+    private static async Task UntilAsync(Func<Task<bool>> condition, Func<string> what)
+    {
+        try
+        {
+            await Poll.UntilAsync(condition, Deadline, "the condition below");
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"Timed out after {Deadline.TotalSeconds:0} s waiting for {what()}", e);
+        }
+    }
+
+    /// <summary>
+    /// prometheus.yml as shipped, with its two jobs pointed at this test's balancer and backends and a
+    /// 1 s scrape interval. A job the test does not know fails the test: it would mean the file changed.
+    /// </summary>
+    private static JsonNode ScrapeConfig(BalancerFixture lb)
+    {
+        var config = Repo.Yaml(Repo.Read("prometheus.yml"));
+        config["global"] = new JsonObject { ["scrape_interval"] = "1s", ["scrape_timeout"] = "1s", ["evaluation_interval"] = "1s" };
+        foreach (var job in config["scrape_configs"]!.AsArray())
+        {
+            string[] targets = (string?)job!["job_name"] switch
+            {
+                "balancer" => [lb.ManagementAddress.Authority],
+                "backends" => [.. lb.Backends.Select(b => b.Address.Authority)],
+                var name => throw new InvalidOperationException($"prometheus.yml has a job '{name}' this test does not know"),
+            };
+            job["static_configs"] = new JsonArray(new JsonObject { ["targets"] = new JsonArray([.. targets.Select(t => JsonValue.Create(t))]) });
+        }
+
+        return config;
+    }
+}

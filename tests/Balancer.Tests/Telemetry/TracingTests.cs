@@ -1,0 +1,276 @@
+using System.Collections.Concurrent;
+using System.Collections.ObjectModel;
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using Balancer.Configuration;
+using Balancer.Telemetry;
+using Balancer.Tests.Infrastructure;
+using Balancer.Tests.Integration;
+using Bench.Processes;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Configuration;
+using OpenTelemetry;
+using OpenTelemetry.Trace;
+
+namespace Balancer.Tests.Telemetry;
+
+/// <summary>
+/// Traces through a real balancer to real backends, which record the <c>traceparent</c> they receive.
+/// An ActivityListener is process-wide, so exported spans are picked by trace id, never by count.
+/// </summary>
+[Collection(IntegrationCollection.Name)]
+public sealed partial class TracingTests
+{
+    private const string ClientTraceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+    private const string ClientSpanId = "00f067aa0ba902b7";
+    private const string ClientTraceparent = $"00-{ClientTraceId}-{ClientSpanId}-01";
+
+    [Fact]
+    public async Task TracingOn_BackendGetsTraceparent_OfTheBalancersOutboundSpan_InOneTrace()
+    {
+        var exported = new ExportedSpans();
+        var seen = new SeenTraceparents();
+        await using var lb = await StartTracedAsync(exported, seen);
+        const string scrapeTraceId = "0af7651916cd43dd8448eb211c80319c";
+
+        await OutsideGetAsync(lb.ManagementAddress, "/metrics", $"00-{scrapeTraceId}-b7ad6b7169203331-01");
+        var response = await OutsideGetAsync(lb, traceparent: null);
+
+        var (traceId, parentId) = Parse(seen.Single());
+        var trace = await TraceAsync(exported, traceId);
+        Assert.Equal(ActivityKind.Server, trace.Server.Kind);
+        Assert.Equal(default, trace.Server.ParentSpanId);
+        Assert.Equal("proxy.forwarder", trace.Forwarder.OperationName);
+        Assert.Equal(trace.Server.SpanId, trace.Forwarder.ParentSpanId);
+        Assert.Equal(BackendOf(response), trace.Forwarder.GetTagItem("proxy.destination_id"));
+        Assert.Equal("backends", trace.Forwarder.GetTagItem("proxy.cluster_id"));
+        Assert.Equal(ActivityKind.Client, trace.Outbound.Kind);
+        Assert.Equal(trace.Forwarder.SpanId, trace.Outbound.ParentSpanId);
+        // The backend's parent is the balancer's outbound call: the trace continues exactly there.
+        Assert.Equal(trace.Outbound.SpanId.ToHexString(), parentId);
+        // Management requests (scrapes, status polls) are not traced.
+        Assert.Empty(exported.OfTrace(scrapeTraceId));
+    }
+
+    [Fact]
+    public async Task TracingOn_ClientSentTraceparent_TheBalancerContinuesTheClientsTrace()
+    {
+        var exported = new ExportedSpans();
+        var seen = new SeenTraceparents();
+        await using var lb = await StartTracedAsync(exported, seen);
+
+        await OutsideGetAsync(lb, ClientTraceparent);
+
+        var (traceId, parentId) = Parse(seen.Single());
+        Assert.Equal(ClientTraceId, traceId);
+        var trace = await TraceAsync(exported, traceId);
+        Assert.Equal(ClientSpanId, trace.Server.ParentSpanId.ToHexString());
+        Assert.Equal(trace.Outbound.SpanId.ToHexString(), parentId);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task TracingOff_NothingListensToTheSources_AndTheClientsTraceStillReachesTheBackend(bool logging)
+    {
+        var seen = new SeenTraceparents();
+        // With a logger enabled ASP.NET Core starts an activity of its own for log scopes (no listener
+        // needed); without one there is no activity at all. The client's trace must get through either way.
+        await using var lb = await BalancerFixture.StartAsync(
+            configure: b =>
+            {
+                if (logging)
+                {
+                    b.Logging.AddProvider(new DiscardingLoggerProvider());
+                }
+            },
+            configureBackends: seen.Install);
+
+        await OutsideGetAsync(lb, ClientTraceparent);
+
+        Assert.Null(lb.App.Services.GetService<TracerProvider>());
+        foreach (var source in new[] { TracingServiceCollectionExtensions.YarpActivitySource, "Microsoft.AspNetCore", "System.Net.Http" })
+        {
+            using var probe = new ActivitySource(source);
+            Assert.False(probe.HasListeners(), $"something listens to {source} with tracing off");
+        }
+
+        var (traceId, _) = Parse(seen.Single());
+        Assert.Equal(ClientTraceId, traceId);
+    }
+
+    [Fact]
+    public async Task OtlpEndpointInConfig_SwitchesTracingOn_AndTheTraceIsExportedThere()
+    {
+        var exports = new ConcurrentQueue<(string Path, byte[] Body)>();
+        await using var sink = await OtlpSink.StartAsync((path, body) => exports.Enqueue((path, body)));
+        var seen = new SeenTraceparents();
+        await using var lb = await BalancerFixture.StartAsync(
+            edit: config =>
+            {
+                config[TracingServiceCollectionExtensions.OtlpEndpointKey] = sink.Url.ToString();
+                config["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf";
+                // Export every 100 ms instead of every 5 s, so the test does not wait.
+                config["OTEL_BSP_SCHEDULE_DELAY"] = "100";
+            },
+            configureBackends: seen.Install);
+
+        await OutsideGetAsync(lb, traceparent: null);
+
+        Assert.NotNull(lb.App.Services.GetService<TracerProvider>());
+        var (traceId, _) = Parse(seen.Single());
+        var traceIdBytes = Convert.FromHexString(traceId);
+        await Poll.UntilAsync(() => exports.Any(e => e.Body.AsSpan().IndexOf(traceIdBytes) >= 0), TimeSpan.FromSeconds(10), "the trace to arrive at the OTLP endpoint");
+        Assert.All(exports, e => Assert.Equal("/v1/traces", e.Path));
+    }
+
+    [Theory]
+    [InlineData(null, "balancer")]
+    [InlineData("edge-lb", "edge-lb")]
+    public void ServiceName_DefaultsToBalancer_AndOtelServiceNameWins(string? configured, string expected)
+    {
+        var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["OTEL_SERVICE_NAME"] = configured }).Build();
+        var services = new ServiceCollection().AddSingleton<IConfiguration>(config);
+        services.AddBalancerTracing(config, _ => { });
+
+        using var provider = services.BuildServiceProvider();
+        var resource = provider.GetRequiredService<TracerProvider>().GetResource();
+
+        Assert.Equal(expected, resource.Attributes.Single(a => a.Key == "service.name").Value);
+    }
+
+    [Fact]
+    public void OtlpEndpoint_NotAUrl_IsRejectedNamingTheKey()
+    {
+        var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            [TracingServiceCollectionExtensions.OtlpEndpointKey] = "collector:4317",
+        }).Build();
+
+        var errors = ConfigValidator.Validate(config);
+
+        Assert.Contains("OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4317' is not an absolute http:// or https:// URL", errors);
+    }
+
+    /// <summary>The balancer with the tracing of production, exported in memory.</summary>
+    private static Task<BalancerFixture> StartTracedAsync(ExportedSpans exported, SeenTraceparents seen) =>
+        BalancerFixture.StartAsync(
+            configure: b => b.Services.AddBalancerTracing(b.Configuration, t => t.AddInMemoryExporter(exported)),
+            configureBackends: seen.Install);
+
+    /// <summary>
+    /// A GET written straight to the socket, as from a client outside this process: the ActivityListener
+    /// is process-wide, so a test HttpClient would be traced too and put its own traceparent on the request.
+    /// Returns the response head.
+    /// </summary>
+    private static async Task<string> OutsideGetAsync(BalancerFixture lb, string? traceparent) => await OutsideGetAsync(lb.ProxyAddress, "/", traceparent);
+
+    private static async Task<string> OutsideGetAsync(Uri address, string path, string? traceparent)
+    {
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(address.Host, address.Port);
+        var stream = tcp.GetStream();
+        var request = $"GET {path} HTTP/1.1\r\nHost: {address.Authority}\r\nConnection: close\r\n"
+            + (traceparent is null ? string.Empty : $"traceparent: {traceparent}\r\n") + "\r\n";
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(request));
+        using var reader = new StreamReader(stream, System.Text.Encoding.ASCII);
+        var response = await reader.ReadToEndAsync();
+        Assert.StartsWith("HTTP/1.1 200 ", response, StringComparison.Ordinal);
+        return response[..response.IndexOf("\r\n\r\n", StringComparison.Ordinal)];
+    }
+
+    private static string BackendOf(string responseHead) =>
+        responseHead.Split("\r\n").Single(l => l.StartsWith("X-Backend:", StringComparison.OrdinalIgnoreCase))["X-Backend:".Length..].Trim();
+
+    private static (string TraceId, string ParentId) Parse(string? traceparent)
+    {
+        Assert.NotNull(traceparent);
+        var match = Traceparent().Match(traceparent);
+        Assert.True(match.Success, $"not a W3C traceparent: {traceparent}");
+        return (match.Groups["trace"].Value, match.Groups["parent"].Value);
+    }
+
+    /// <summary>
+    /// The four spans of one proxied request once all have ended (the balancer's server span ends after
+    /// the response was sent, so it may still be open when the client has its answer). The backends run
+    /// in this process, so the backend's own server span is in the trace too.
+    /// </summary>
+    private static async Task<(Activity Server, Activity Forwarder, Activity Outbound)> TraceAsync(ExportedSpans exported, string traceId)
+    {
+        await Poll.UntilAsync(() => exported.OfTrace(traceId).Count >= 4, TimeSpan.FromSeconds(5), $"4 spans of trace {traceId}");
+        var spans = exported.OfTrace(traceId);
+        Assert.True(spans.Count == 4, "spans: " + string.Join("; ", spans.Select(s => $"{s.Source.Name} {s.DisplayName} {s.SpanId} parent {s.ParentSpanId}")));
+        var outbound = Assert.Single(spans, s => s.Source.Name == "System.Net.Http");
+        var forwarder = Assert.Single(spans, s => s.Source.Name == TracingServiceCollectionExtensions.YarpActivitySource);
+        var servers = spans.Where(s => s.Source.Name == "Microsoft.AspNetCore").ToList();
+        Assert.Equal(2, servers.Count);
+        Assert.Single(servers, s => s.ParentSpanId == outbound.SpanId);
+        return (Assert.Single(servers, s => s.ParentSpanId != outbound.SpanId), forwarder, outbound);
+    }
+
+    [GeneratedRegex("^00-(?<trace>[0-9a-f]{32})-(?<parent>[0-9a-f]{16})-0[01]$")]
+    private static partial Regex Traceparent();
+
+    /// <summary>What the in-memory exporter was given; it adds from the threads that end spans.</summary>
+    private sealed class ExportedSpans : Collection<Activity>
+    {
+        private readonly Lock _gate = new();
+
+        public List<Activity> OfTrace(string traceId)
+        {
+            lock (_gate)
+            {
+                return [.. this.Where(a => a.TraceId.ToHexString() == traceId)];
+            }
+        }
+
+        protected override void InsertItem(int index, Activity item)
+        {
+            lock (_gate)
+            {
+                base.InsertItem(index, item);
+            }
+        }
+    }
+
+    /// <summary>The <c>traceparent</c> of every request a backend received (null when there was none).</summary>
+    private sealed class SeenTraceparents : IStartupFilter
+    {
+        private readonly ConcurrentQueue<string?> _values = new();
+
+        public void Install(WebApplicationBuilder backend) => backend.Services.AddSingleton<IStartupFilter>(this);
+
+        public string? Single() => Assert.Single(_values);
+
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            app.Use((context, nextMiddleware) =>
+            {
+                _values.Enqueue(context.Request.Headers.TryGetValue("traceparent", out var value) ? value.ToString() : null);
+                return nextMiddleware(context);
+            });
+            next(app);
+        };
+    }
+
+    private sealed class DiscardingLoggerProvider : ILoggerProvider
+    {
+        public ILogger CreateLogger(string categoryName) => new Discarding();
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Discarding : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state)
+                where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            {
+            }
+        }
+    }
+}
