@@ -3,12 +3,13 @@
 # HAProxy on loopback as each experiment needs them, drives load, stops everything by PID and writes
 # bench/results/<date>/report.md with SVG charts.
 #
-# Usage: bench/run.sh [experiment...] [--smoke] [--duration S] [--mixed-duration S] [--runs N] [--out DIR]
+# Usage: bench/run.sh [experiment...] [--smoke] [--duration S] [--mixed-duration S] [--runs N] [--warmup S] [--out DIR]
 #   experiments: distribution qos rates heterogeneous mixed race overhead (default: all)
 #   --smoke            a few seconds per experiment (CI); numbers are not measurements
 #   --duration S       seconds per timed run (race, overhead, heterogeneous, rate steps; default 10, smoke 1)
 #   --mixed-duration S the mixed run (default 60; the paper's 5 minutes: 300)
 #   --runs N           runs per proxy in race/overhead/heterogeneous (default 3, smoke 1)
+#   --warmup S         seconds of load per proxy before race/overhead measure it (default 20, smoke 1)
 #   --load-cpus L --proxy-cpus L --backend-cpus L   override the CPU layout (taskset lists)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,13 +20,14 @@ for tool in wrk nginx haproxy taskset; do
 done
 export PATH="$PATH:/usr/sbin"
 
-# CPU layout, the same for every proxy: the load generator gets its own core so it does not steal from
-# what it measures. 4+ CPUs: load 0, backends 1, proxies 2..n-1. 2-3 CPUs: load 0, proxies and backends
-# share the rest. 1 CPU: everything shares it.
+# CPU layout, the same for every proxy: the proxy under test gets CPUs of its own, as a load balancer VM
+# has in the papers' topology, so that what it costs is not mixed with what the backends and the load
+# generator cost. 4+ CPUs: load 0, backends 1, proxies 2..n-1. 2-3 CPUs: load and backends share 0,
+# proxies 1..n-1. 1 CPU: everything shares it.
 cpus=$(nproc)
 last=$((cpus - 1))
 if [ "$cpus" -ge 4 ]; then load=0; backends=1; proxies="2-$last"
-elif [ "$cpus" -ge 2 ]; then load=0; rest=$([ "$last" -eq 1 ] && echo 1 || echo "1-$last"); backends=$rest; proxies=$rest
+elif [ "$cpus" -ge 2 ]; then load=0; backends=0; proxies=$([ "$last" -eq 1 ] && echo 1 || echo "1-$last")
 else load=0; backends=0; proxies=0; fi
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do

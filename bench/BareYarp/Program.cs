@@ -14,7 +14,7 @@ public static class Program
         var config = ValueOf(args, "--config");
         if (config is null)
         {
-            Console.Error.WriteLine("Usage: BareYarp --config FILE   (reads Balancer:Listen and ReverseProxy from FILE)");
+            Console.Error.WriteLine("Usage: BareYarp --config FILE [--runtime-defaults]   (reads Balancer:Listen and ReverseProxy from FILE)");
             return 2;
         }
 
@@ -22,6 +22,17 @@ public static class Program
         builder.Configuration.AddJsonFile(Path.GetFullPath(config), optional: false, reloadOnChange: false);
         // The same host flavour and log levels as the balancer (CreateBuilder, Microsoft.AspNetCore and Yarp at Warning).
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning).AddFilter("Yarp", LogLevel.Warning);
+
+        // The balancer's two runtime settings, so that the overhead experiment measures its features and
+        // nothing else: no per-request hosting Activity, and I/O continuations inline on the epoll threads
+        // (src/Balancer/Hosting/BalancerHost.cs and InlineIoScheduling.cs). --runtime-defaults leaves both
+        // as ASP.NET Core ships them, to show what the settings are worth on their own.
+        if (Array.IndexOf(args, "--runtime-defaults") < 0)
+        {
+            builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None);
+            Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
+            builder.WebHost.UseSockets(sockets => sockets.UnsafePreferInlineScheduling = true);
+        }
 
         // The same listener shape as the balancer's proxy listener: HTTP/1.1 only, Kestrel defaults otherwise.
         var listen = new Uri(builder.Configuration["Balancer:Listen"] ?? "http://127.0.0.1:8080");

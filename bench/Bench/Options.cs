@@ -18,6 +18,9 @@ internal sealed class Options
 
     public int? Runs { get; private set; }
 
+    /// <summary>Seconds of load each proxy gets before it is measured; null = the mode's default.</summary>
+    public double? Warmup { get; private set; }
+
     public string Repository { get; private set; } = ".";
 
     public string Output { get; private set; } = "bench/results";
@@ -44,6 +47,13 @@ internal sealed class Options
 
     public int RepeatedRuns => Runs ?? (Smoke ? 1 : 3);
 
+    /// <summary>
+    /// Long enough for .NET's tiered JIT to finish: with dynamic PGO a hot method is compiled three times,
+    /// and on a loaded core the balancer needed about 15 s of traffic to reach its steady CPU per request
+    /// (3 s left it at 2-3 times that). NGINX and HAProxy get the same, though they do not need it.
+    /// </summary>
+    public TimeSpan WarmupDuration => TimeSpan.FromSeconds(Warmup ?? (Smoke ? 1 : 20));
+
     /// <summary>The papers' repetition: 10 runs of 1000 requests; smoke: 2 runs of 100.</summary>
     public int PaperRuns => Smoke ? 2 : 10;
 
@@ -62,6 +72,7 @@ internal sealed class Options
                 case "--duration": options.Duration = Seconds(arg, Value()); break;
                 case "--mixed-duration": options.MixedDuration = Seconds(arg, Value()); break;
                 case "--runs": options.Runs = Count(arg, Value()); break;
+                case "--warmup": options.Warmup = Seconds(arg, Value()); break;
                 case "--repo": options.Repository = Value(); break;
                 case "--out": options.Output = Value(); break;
                 case "--load-cpus": options.LoadCpus = CpuList.Check(arg, Value()); break;

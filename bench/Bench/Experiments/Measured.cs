@@ -47,12 +47,12 @@ internal static class Measured
         return new ProxyRun(target.Name, connections, run, wrk, cpu, rss, 100 * wrkCpu / wrk.Seconds / lab.Options.LoadCoreCount);
     }
 
-    /// <summary>The same short wrk run for every proxy before measuring: JIT, connection pools, page cache.</summary>
+    /// <summary>The same wrk run for every proxy before measuring: JIT, connection pools, page cache (<see cref="Options.WarmupDuration"/>).</summary>
     public static async Task WarmUpAsync(Lab lab, IEnumerable<Target> targets)
     {
         foreach (var target in targets)
         {
-            await lab.WrkAsync(target.Url, 64, TimeSpan.FromSeconds(lab.Options.Smoke ? 1 : 3));
+            await lab.WrkAsync(target.Url, 64, lab.Options.WarmupDuration);
         }
     }
 }

@@ -24,6 +24,7 @@ internal static class Overhead
         try
         {
             proxies.Add(await lab.StartBareYarpAsync("bare-yarp"));
+            proxies.Add(await lab.StartBareYarpAsync("bare-yarp-aspnet-defaults", runtimeDefaults: true));
             proxies.Add(await lab.StartBalancerAsync("balancer-full", "RoundRobin"));
             proxies.Add(await lab.StartBalancerAsync("balancer-traced", "RoundRobin", Tracing(sink)));
             proxies.Add(await lab.StartBalancerAsync(
@@ -45,11 +46,12 @@ internal static class Overhead
         }
 
         var bare = ProxySummary.Of([.. runs.Where(r => r.Proxy == "bare-yarp")]);
+        var defaults = ProxySummary.Of([.. runs.Where(r => r.Proxy == "bare-yarp-aspnet-defaults")]);
         var full = ProxySummary.Of([.. runs.Where(r => r.Proxy == "balancer-full")]);
         var traced = ProxySummary.Of([.. runs.Where(r => r.Proxy == "balancer-traced")]);
         var sampled = ProxySummary.Of([.. runs.Where(r => r.Proxy == "balancer-traced-10pct")]);
         var table = new Table(["proxy", "RPS", "p50 (ms)", "p99 (ms)", "CPU s / 100k req", "peak RSS (MB)", "failed (%)"]);
-        foreach (var s in new[] { bare, full, traced, sampled })
+        foreach (var s in new[] { bare, defaults, full, traced, sampled })
         {
             table.Row(s.Proxy, s.Rps, s.P50, s.P99, s.CpuPer100k, s.PeakRssMb, s.FailedPercent);
         }
@@ -59,9 +61,14 @@ internal static class Overhead
         report.Add("overhead: the balancer's features vs bare YARP")
             .Text($"wrk `-c{Connections} -d{options.RunDuration.TotalSeconds:0}s` on `GET /`, {options.RepeatedRuns} runs each, alternated; medians. " +
                   "Both read the same generated config file (RoundRobin, active health checks every 2 s) with the same GC settings and an " +
-                  "HTTP/1.1 Kestrel listener; bare YARP uses YARP's built-in RoundRobin, the balancer its smooth weighted one.")
+                  "HTTP/1.1 Kestrel listener; bare YARP uses YARP's built-in RoundRobin, the balancer its smooth weighted one. " +
+                  "`bare-yarp` also shares the balancer's two runtime settings (no per-request hosting Activity, inline I/O continuations), " +
+                  "so the difference to `balancer-full` is the features alone; `bare-yarp-aspnet-defaults` is bare YARP as ASP.NET Core ships, " +
+                  "which shows what those two settings are worth.")
             .Table(table)
-            .Text($"Feature cost: {Format.Number(cost)}% of bare YARP's RPS; CPU per request ratio {Format.Ratio(full.CpuPer100k / bare.CpuPer100k)}.")
+            .Text($"Feature cost: {Format.Number(cost)}% of bare YARP's RPS; CPU per request ratio {Format.Ratio(full.CpuPer100k / bare.CpuPer100k)}. " +
+                  $"Runtime settings: bare YARP with them does {Format.Ratio(bare.Rps / defaults.Rps)}x the RPS of bare YARP without them, " +
+                  $"at {Format.Ratio(bare.CpuPer100k / defaults.CpuPer100k)}x the CPU per request.")
             .Text("`balancer-full` has its Prometheus metrics on and tracing off (no `OTEL_EXPORTER_OTLP_ENDPOINT`: nothing listens to the activity sources). " +
                   "`balancer-traced` is the same with `--OTEL_EXPORTER_OTLP_ENDPOINT` pointed at an OTLP/HTTP sink in the harness process (on the load generator's CPUs) " +
                   $"that accepts and discards every export: it received {sink.Exports} exports, {Format.Mb(sink.Bytes)} MB. " +
@@ -71,7 +78,7 @@ internal static class Overhead
                   $"its sink received {sampledSink.Exports} exports, {Format.Mb(sampledSink.Bytes)} MB): " +
                   $"{Format.Number((full.Rps - sampled.Rps) / full.Rps * 100)}% of the untraced balancer's RPS.")
             .Chart("overhead.svg", "RPS of bare YARP and the full balancer, tracing off and on", SvgChart.Bars("Median requests per second", "requests/s", [$"-c{Connections}"],
-                [new Series("bare YARP", [bare.Rps]), new Series("balancer (all features)", [full.Rps]), new Series("balancer + OTLP tracing", [traced.Rps]), new Series("balancer + tracing 10%", [sampled.Rps])]));
+                [new Series("bare YARP", [bare.Rps]), new Series("bare YARP, ASP.NET defaults", [defaults.Rps]), new Series("balancer (all features)", [full.Rps]), new Series("balancer + OTLP tracing", [traced.Rps]), new Series("balancer + tracing 10%", [sampled.Rps])]));
         report.Targets.Add(new TargetCheck("overhead", $"features cost <= {TargetPercent}% RPS vs bare YARP", $"{Format.Number(cost)}%", cost <= TargetPercent));
         report.Targets.Add(new TargetCheck("overhead", $"tracing exporter on costs <= {TargetPercent}% RPS vs off", $"{Format.Number(tracingCost)}%", tracingCost <= TargetPercent));
     }

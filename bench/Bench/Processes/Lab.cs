@@ -70,11 +70,13 @@ internal sealed class Lab : IDisposable
         return await ReadyAsync(name, port, process);
     }
 
-    public async Task<Target> StartBareYarpAsync(string name)
+    /// <summary>Plain YARP; <paramref name="runtimeDefaults"/> leaves out the two runtime settings it shares with the balancer.</summary>
+    public async Task<Target> StartBareYarpAsync(string name, bool runtimeDefaults = false)
     {
         var port = FreePort();
         var config = WriteConfig(name + ".json", ProxyConfigs.Balancer(port, FreePort(), "RoundRobin", Backends));
-        var process = _processes.Start(name, _options.ProxyCpus, "dotnet", [Dll("bench/BareYarp", "BareYarp"), "--config", config]);
+        string[] args = runtimeDefaults ? [Dll("bench/BareYarp", "BareYarp"), "--config", config, "--runtime-defaults"] : [Dll("bench/BareYarp", "BareYarp"), "--config", config];
+        var process = _processes.Start(name, _options.ProxyCpus, "dotnet", args);
         return await ReadyAsync(name, port, process);
     }
 

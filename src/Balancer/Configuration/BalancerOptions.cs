@@ -11,6 +11,12 @@ public sealed class BalancerOptions
     public ManagementOptions Management { get; set; } = new();
 
     /// <summary>
+    /// Socket completions and Kestrel continuations run on the I/O threads (see <c>Hosting.InlineIoScheduling</c>).
+    /// Read at start-up.
+    /// </summary>
+    public bool InlineCompletions { get; set; } = true;
+
+    /// <summary>
     /// Peers (addresses or CIDR ranges) whose <c>X-Forwarded-For</c> header is believed when finding the
     /// client IP. Empty by default: the TCP peer is the client.
     /// </summary>

@@ -23,6 +23,7 @@ public static class ConfigValidator
             }
         }
 
+        CheckBool(balancer.GetSection("InlineCompletions"), errors);
         CheckInteger(balancer.GetSection("Retry:MaxAttempts"), 0, 10, errors);
         CheckInteger(balancer.GetSection("Retry:MaxBufferedBodyBytes"), 0, 64L * 1024 * 1024, errors);
         var breaker = balancer.GetSection("CircuitBreaker");

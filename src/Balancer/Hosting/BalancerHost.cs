@@ -58,6 +58,7 @@ public static class BalancerHost
             throw new InvalidConfigFileException(configPath, errors);
         }
 
+        InlineIoScheduling.Apply(builder);
         builder.Services.AddOptions<BalancerOptions>().Bind(builder.Configuration.GetSection(BalancerOptions.SectionName));
         var listeners = new Listeners();
         builder.Services.AddSingleton(listeners);
