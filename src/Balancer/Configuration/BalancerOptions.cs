@@ -21,6 +21,9 @@ public sealed class BalancerOptions
 
     /// <summary>Per-destination circuit breaker and attempt timeout around every backend call.</summary>
     public Resilience.CircuitBreakerOptions CircuitBreaker { get; set; } = new();
+
+    /// <summary>Request size limits, client timeouts and connection limits of the proxy listener.</summary>
+    public Hosting.LimitsOptions Limits { get; set; } = new();
 }
 
 /// <summary>The <c>Balancer:Management</c> section.</summary>
