@@ -29,6 +29,22 @@ public sealed class BalancerOptions
 /// <summary>The <c>Balancer:Management</c> section.</summary>
 public sealed class ManagementOptions
 {
+    /// <summary>Shortest token accepted: a token is a secret, not a password to remember.</summary>
+    public const int MinTokenLength = 16;
+
     /// <summary>Address of the management listener (metrics, status, page). Read at start-up.</summary>
     public string Listen { get; set; } = "http://127.0.0.1:9091";
+
+    /// <summary>
+    /// Bearer token every management request but <c>GET /healthz</c> must carry, on any address, loopback
+    /// included. Usually given as the environment variable <c>Balancer__Management__Token</c>. Reloads live.
+    /// </summary>
+    public string? Token { get; set; }
+
+    /// <summary>
+    /// Without a token, a listener on a non-loopback address answers <c>401</c> to everything but
+    /// <c>/healthz</c>. True serves it to anyone who reaches it instead: for private networks only (a
+    /// compose network, a VM host-only network). Ignored when a token is set.
+    /// </summary>
+    public bool AllowAnonymous { get; set; }
 }

@@ -15,6 +15,15 @@ public static class ConfigValidator
         var balancer = config.GetSection(BalancerOptions.SectionName);
         CheckListen(balancer.GetSection("Listen"), errors);
         CheckListen(balancer.GetSection("Management:Listen"), errors);
+        CheckBool(balancer.GetSection("Management:AllowAnonymous"), errors);
+        var token = balancer.GetSection("Management:Token");
+        if (!string.IsNullOrEmpty(token.Value)
+            && (token.Value.Length < ManagementOptions.MinTokenLength || token.Value.Any(char.IsWhiteSpace) || token.Value.Any(char.IsControl)))
+        {
+            // Never the value itself: errors are logged and shown in /status.
+            errors.Add($"{token.Path}: must be at least {ManagementOptions.MinTokenLength} characters without spaces; generate one with `openssl rand -hex 32`");
+        }
+
         var trusted = balancer.GetSection("TrustedProxies");
         if (!string.IsNullOrEmpty(trusted.Value))
         {

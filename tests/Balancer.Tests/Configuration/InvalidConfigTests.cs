@@ -58,6 +58,8 @@ public sealed class InvalidConfigTests(InvalidConfigTests.RunningBalancer runnin
             c => c["Balancer"]!["Listen"] = "https://127.0.0.1:8443"),
         new("management listener on a host name", "Balancer:Management:Listen", "host 'example.com' is not an IP address, localhost or *",
             c => c["Balancer"]!["Management"]!["Listen"] = "http://example.com:9091"),
+        new("management token too short", "Balancer:Management:Token", "must be at least 16 characters",
+            c => c["Balancer"]!["Management"]!["Token"] = "change-me"),
         new("body limit zero", "Balancer:Limits:MaxRequestBodySize", "'0' must be a whole number from 1 to",
             c => c["Balancer"]!["Limits"] = new JsonObject { ["MaxRequestBodySize"] = 0 }),
         new("header timeout zero", "Balancer:Limits:RequestHeadersTimeout", "must be positive, not '00:00:00'",
