@@ -22,6 +22,12 @@ public sealed class BalancerOptions
     /// <summary>Per-destination circuit breaker and attempt timeout around every backend call.</summary>
     public Resilience.CircuitBreakerOptions CircuitBreaker { get; set; } = new();
 
+    /// <summary>
+    /// On SIGTERM, how long requests in flight may take to finish before their connections are cut. 25 s
+    /// ends the drain inside Kubernetes' default 30 s grace period. Read at start-up.
+    /// </summary>
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(25);
+
     /// <summary>Request size limits, client timeouts and connection limits of the proxy listener.</summary>
     public Hosting.LimitsOptions Limits { get; set; } = new();
 }

@@ -53,6 +53,7 @@ public static class ConfigValidator
             errors.Add($"{breaker.Path}:FailureRatio: '{ratioText}' must be a number above 0 and at most 1");
         }
 
+        CheckPositiveTimeSpan(balancer.GetSection("ShutdownTimeout"), errors);
         CheckLimits(balancer.GetSection(Hosting.LimitsOptions.SectionName), errors);
 
         var proxyConfig = config.GetSection("ReverseProxy");

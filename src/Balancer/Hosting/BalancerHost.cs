@@ -57,6 +57,7 @@ public static class BalancerHost
         // Read when the server and the host are built, so settings added by `configure` below count too.
         var configuration = builder.Configuration;
         BalancerOptions Startup() => configuration.GetSection(BalancerOptions.SectionName).Get<BalancerOptions>() ?? new();
+        builder.Services.AddGracefulShutdown(() => Startup().ShutdownTimeout);
         var listeners = new Listeners();
         builder.Services.AddSingleton(listeners);
         builder.Services.AddSingleton<ProxyConnections>();

@@ -66,6 +66,8 @@ public sealed class InvalidConfigTests(InvalidConfigTests.RunningBalancer runnin
             c => c["Balancer"]!["Limits"] = new JsonObject { ["RequestHeadersTimeout"] = "00:00:00" }),
         new("data rate grace too short", "Balancer:Limits:MinRequestBodyDataRateGracePeriod", "must be longer than 1 second",
             c => c["Balancer"]!["Limits"] = new JsonObject { ["MinRequestBodyDataRateGracePeriod"] = "00:00:00.500" }),
+        new("shutdown timeout negative", "Balancer:ShutdownTimeout", "must be positive, not '-00:00:05'",
+            c => c["Balancer"]!["ShutdownTimeout"] = "-00:00:05"),
     }.ToDictionary(c => c.Name);
 
     private readonly string _directory = Directory.CreateTempSubdirectory("balancer-invalid-").FullName;
