@@ -32,7 +32,7 @@ internal static class Soak
             await using var sampler = new ResourceSampler(balancer.Target.Pid, TimeSpan.FromSeconds(1));
             using var stop = new CancellationTokenSource();
             var load = MixedWorkload.RunAsync(balancer.Target.Url, plan);
-            var choresTask = RunChoresAsync(lab, balancer, options, stop.Token);
+            var choresTask = RunChoresAsync(lab, balancer, options, plan.Duration, stop.Token);
             result = await load;
             await stop.CancelAsync();
             chores = await choresTask;
@@ -97,7 +97,7 @@ internal static class Soak
         samples.Where(s => s.Result == result).Select(s => s.Value).DefaultIfEmpty(double.NaN).Single();
 
     /// <summary>Reloads and restarts on their schedules until the load ends.</summary>
-    private static async Task<Chores> RunChoresAsync(Lab lab, RunningBalancer balancer, Options options, CancellationToken stop)
+    private static async Task<Chores> RunChoresAsync(Lab lab, RunningBalancer balancer, Options options, TimeSpan duration, CancellationToken stop)
     {
         var chores = new Chores();
         var started = Stopwatch.GetTimestamp();
@@ -111,6 +111,12 @@ internal static class Soak
             while (!stop.IsCancellationRequested)
             {
                 var next = nextReload < nextRestart ? nextReload : nextRestart;
+                if (next >= duration)
+                {
+                    // Not at the very end: its effect could not be seen under load any more.
+                    break;
+                }
+
                 var wait = next - Stopwatch.GetElapsedTime(started);
                 if (wait > TimeSpan.Zero)
                 {
