@@ -54,7 +54,8 @@ internal sealed class ProxyConnections
     public Func<ConnectionDelegate, ConnectionDelegate> Middleware(int limit, TimeSpan firstByteTimeout)
     {
         _limit = limit;
-        _firstByteTimeout = firstByteTimeout;
+        // A timer cannot run longer than int.MaxValue ms (24.8 days); anything that long means "never".
+        _firstByteTimeout = firstByteTimeout.TotalMilliseconds < int.MaxValue ? firstByteTimeout : Timeout.InfiniteTimeSpan;
         return next => connection => HandleAsync(next, connection);
     }
 

@@ -143,6 +143,37 @@ public sealed class RequestLimitsTests
     }
 
     [Fact]
+    public async Task BodySentSlowly_IsCut_AtTheMinimumDataRate_BalancerKeepsServing()
+    {
+        await using var lb = await BalancerFixture.StartAsync(edit: Limits(new JsonObject { ["MinRequestBodyDataRate"] = 240, ["MinRequestBodyDataRateGracePeriod"] = "00:00:02" }));
+        using var raw = await RawHttp.ConnectAsync(lb.ProxyAddress);
+        var watch = Stopwatch.StartNew();
+        await raw.SendAsync("PUT /api/upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n");
+
+        // A few bytes a second, far below 240 B/s, until the balancer gives up on the connection.
+        var closed = raw.ReadToCloseAsync(TimeSpan.FromSeconds(20));
+        while (!closed.IsCompleted && watch.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            try
+            {
+                await raw.SendAsync("x");
+            }
+            catch (IOException)
+            {
+                break;
+            }
+
+            await Task.WhenAny(closed, Task.Delay(250));
+        }
+
+        var answer = await closed;
+        Assert.StartsWith("HTTP/1.1 408 Request Timeout\r\n", answer, StringComparison.Ordinal);
+        Assert.InRange(watch.Elapsed, TimeSpan.FromSeconds(1.9), TimeSpan.FromSeconds(8));
+        using var next = await lb.Client.GetAsync("/");
+        Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+    }
+
+    [Fact]
     public async Task ConnectionThatSendsNothing_IsClosed_AtTheHeaderTimeout_NotTheKeepAliveTimeout()
     {
         await using var lb = await BalancerFixture.StartAsync(edit: Limits(new JsonObject { ["RequestHeadersTimeout"] = "00:00:02" }));
