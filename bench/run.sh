@@ -4,8 +4,9 @@
 # bench/results/<date>/report.md with SVG charts.
 #
 # Usage: bench/run.sh [experiment...] [--smoke] [--duration S] [--mixed-duration S] [--runs N] [--warmup S] [--out DIR]
-#   experiments: distribution qos rates heterogeneous mixed race overhead (default: all)
-#   --smoke            a few seconds per experiment (CI); numbers are not measurements
+#   experiments: distribution qos rates heterogeneous mixed race overhead (default: these), soak (only when named)
+#   --smoke            a few seconds per experiment, soak included (CI); numbers are not measurements
+#   --soak-duration S  the soak (default 600), --soak-reload-every S (30), --soak-restart-every S (120)
 #   --duration S       seconds per timed run (race, overhead, heterogeneous, rate steps; default 10, smoke 1)
 #   --mixed-duration S the mixed run (default 60; the paper's 5 minutes: 300)
 #   --runs N           runs per proxy in race/overhead/heterogeneous (default 3, smoke 1)

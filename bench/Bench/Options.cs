@@ -5,7 +5,14 @@ namespace Bench;
 /// <summary>Command-line options of the harness (bench/run.sh passes them through).</summary>
 internal sealed class Options
 {
-    public static readonly string[] AllExperiments = ["distribution", "qos", "rates", "heterogeneous", "mixed", "race", "overhead"];
+    /// <summary>What a full run without experiment names runs (about 11 minutes).</summary>
+    public static readonly string[] DefaultExperiments = ["distribution", "qos", "rates", "heterogeneous", "mixed", "race", "overhead"];
+
+    /// <summary>
+    /// Every experiment. The soak (10 minutes) runs only when named, so the default run does not double in
+    /// length; a smoke run without names checks every experiment, the soak included.
+    /// </summary>
+    public static readonly string[] AllExperiments = [.. DefaultExperiments, "soak"];
 
     public List<string> Experiments { get; } = [];
 
@@ -15,6 +22,12 @@ internal sealed class Options
     public double? Duration { get; private set; }
 
     public double? MixedDuration { get; private set; }
+
+    public double? SoakDuration { get; private set; }
+
+    public double? SoakReloadEvery { get; private set; }
+
+    public double? SoakRestartEvery { get; private set; }
 
     public int? Runs { get; private set; }
 
@@ -54,10 +67,25 @@ internal sealed class Options
     /// </summary>
     public TimeSpan WarmupDuration => TimeSpan.FromSeconds(Warmup ?? (Smoke ? 1 : 20));
 
+    /// <summary>The soak's length: 10 minutes, smoke 8 s.</summary>
+    public TimeSpan SoakRunDuration => TimeSpan.FromSeconds(SoakDuration ?? (Smoke ? 8 : 600));
+
+    /// <summary>How often the soak rewrites the config file (alternating the policy): 30 s, smoke 2 s.</summary>
+    public TimeSpan SoakReloadInterval => TimeSpan.FromSeconds(SoakReloadEvery ?? (Smoke ? 2 : 30));
+
+    /// <summary>How often the soak restarts a backend (A, B, C in turn): 2 minutes, smoke 4 s.</summary>
+    public TimeSpan SoakRestartInterval => TimeSpan.FromSeconds(SoakRestartEvery ?? (Smoke ? 4 : 120));
+
+    /// <summary>What the soak counts as warm-up before memory growth is judged: 2 minutes (at most half the run), smoke 2 s.</summary>
+    public TimeSpan SoakWarmUp => Smoke ? TimeSpan.FromSeconds(2) : TimeSpan.FromSeconds(Math.Min(120, SoakRunDuration.TotalSeconds / 2));
+
     /// <summary>The papers' repetition: 10 runs of 1000 requests; smoke: 2 runs of 100.</summary>
     public int PaperRuns => Smoke ? 2 : 10;
 
     public int PaperRequests => Smoke ? 100 : 1000;
+
+    /// <summary>What this mode runs when no experiment is named.</summary>
+    public IReadOnlyList<string> DefaultSet => Smoke ? AllExperiments : DefaultExperiments;
 
     public static Options Parse(IReadOnlyList<string> args)
     {
@@ -71,6 +99,9 @@ internal sealed class Options
                 case "--smoke": options.Smoke = true; break;
                 case "--duration": options.Duration = Seconds(arg, Value()); break;
                 case "--mixed-duration": options.MixedDuration = Seconds(arg, Value()); break;
+                case "--soak-duration": options.SoakDuration = Seconds(arg, Value()); break;
+                case "--soak-reload-every": options.SoakReloadEvery = Seconds(arg, Value()); break;
+                case "--soak-restart-every": options.SoakRestartEvery = Seconds(arg, Value()); break;
                 case "--runs": options.Runs = Count(arg, Value()); break;
                 case "--warmup": options.Warmup = Seconds(arg, Value()); break;
                 case "--repo": options.Repository = Value(); break;
@@ -93,7 +124,7 @@ internal sealed class Options
 
         if (options.Experiments.Count == 0)
         {
-            options.Experiments.AddRange(AllExperiments);
+            options.Experiments.AddRange(options.DefaultSet);
         }
 
         return options;

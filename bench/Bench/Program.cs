@@ -21,6 +21,7 @@ public static class Program
         ["mixed"] = Mixed.RunAsync,
         ["race"] = Race.RunAsync,
         ["overhead"] = Overhead.RunAsync,
+        ["soak"] = Soak.RunAsync,
     };
 
     public static async Task<int> Main(string[] args)
@@ -84,7 +85,7 @@ public static class Program
     internal static string ReportName(Options options, DateTime started)
     {
         var name = started.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
-        if (!options.Experiments.SequenceEqual(Options.AllExperiments))
+        if (!options.Experiments.SequenceEqual(options.DefaultSet))
         {
             name += "-" + string.Join('-', options.Experiments);
         }
@@ -105,7 +106,8 @@ public static class Program
         yield return $"- Machine: {CpuCount()} CPUs ({CpuModel()}), Linux {Tool("uname", "-r")}, .NET {Environment.Version}";
         yield return $"- Tools: {Tool("wrk", "--version").Split('\n')[0].Split(" [")[0]}, {Tool("nginx", "-v")}, {Tool("haproxy", "-v").Split('\n')[0]}";
         yield return $"- CPU layout (taskset): load generators (wrk, the harness's client) on CPU {options.LoadCpus}; proxies (balancer, bare YARP, NGINX, HAProxy) on CPU {options.ProxyCpus}; the three backends on CPU {options.BackendCpus}. Every proxy gets the same set; NGINX workers and HAProxy threads = {options.ProxyCoreCount}.";
-        yield return $"- Timed runs: {options.RunDuration.TotalSeconds:0.#} s, {options.RepeatedRuns} run(s) per proxy; mixed: {options.MixedRunDuration.TotalSeconds:0.#} s.";
+        yield return $"- Timed runs: {options.RunDuration.TotalSeconds:0.#} s, {options.RepeatedRuns} run(s) per proxy; mixed: {options.MixedRunDuration.TotalSeconds:0.#} s" +
+            (options.Experiments.Contains("soak") ? $"; soak: {options.SoakRunDuration.TotalSeconds:0.#} s." : ".");
     }
 
     /// <summary>All the machine's CPUs; Environment.ProcessorCount sees only the harness's own taskset.</summary>

@@ -46,7 +46,24 @@ public static class Program
             return 1;
         }
 
-        app.Run();
+        using (app)
+        {
+            try
+            {
+                app.Start();
+            }
+            catch (IOException e)
+            {
+                // A listener that cannot be bound (address in use, no permission for the port): the
+                // operator's problem to fix, said in one line rather than as a crash.
+                Console.Error.WriteLine($"Cannot start: {e.Message}");
+                return 1;
+            }
+
+            // SIGTERM or Ctrl-C: stop accepting, let requests in flight finish (Balancer:ShutdownTimeout), exit 0.
+            app.WaitForShutdown();
+        }
+
         return 0;
     }
 

@@ -38,6 +38,11 @@ public static class BackendApp
             context.Response.Headers["X-Backend"] = header;
             var path = context.Request.Path;
             var workload = !path.StartsWithSegments("/health") && !path.StartsWithSegments("/metrics") && !path.StartsWithSegments("/admin");
+            if (workload)
+            {
+                state.CountReceived();
+            }
+
             if (workload && state.DelayMs > 0)
             {
                 await Task.Delay(state.DelayMs, context.RequestAborted);

@@ -7,6 +7,7 @@ public sealed class BackendState(string name, bool healthy, int delayMs)
     private volatile int _delayMs = delayMs;
     private volatile int _failStatus;
     private long _served;
+    private long _received;
 
     public string Name { get; } = name;
 
@@ -32,5 +33,10 @@ public sealed class BackendState(string name, bool healthy, int delayMs)
 
     public long Served => Interlocked.Read(ref _served);
 
+    /// <summary>Workload requests that arrived, counted before anything can fail: what reached this backend at all.</summary>
+    public long Received => Interlocked.Read(ref _received);
+
     public void CountServed() => Interlocked.Increment(ref _served);
+
+    public void CountReceived() => Interlocked.Increment(ref _received);
 }

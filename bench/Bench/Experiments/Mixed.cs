@@ -14,9 +14,7 @@ internal static class Mixed
     public static async Task RunAsync(Lab lab, Report report)
     {
         var options = lab.Options;
-        var plan = options.Smoke
-            ? new MixedPlan(50, options.MixedRunDuration, 50, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(300), 8 * 1024)
-            : new MixedPlan(500, options.MixedRunDuration, 100, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(3), 64 * 1024);
+        var plan = options.Smoke ? MixedPlan.Smoke(options.MixedRunDuration) : MixedPlan.Paper(options.MixedRunDuration);
         var balancer = await lab.StartBalancerAsync("mixed", "RoundRobin");
         MixedResult result;
         IReadOnlyList<ResourceSample> samples;

@@ -6,9 +6,26 @@ namespace Bench.Load;
 
 /// <summary>The mixed-workload run's shape (the load-test paper: Locust, 500 users, spawn rate, mixed tasks).</summary>
 /// <param name="ThinkMin">Each user waits between ThinkMin and ThinkMax after every answer, as Locust's <c>between()</c>.</param>
-internal sealed record MixedPlan(int Users, TimeSpan Duration, double SpawnPerSecond, TimeSpan ThinkMin, TimeSpan ThinkMax, int UploadBytes);
+internal sealed record MixedPlan(int Users, TimeSpan Duration, double SpawnPerSecond, TimeSpan ThinkMin, TimeSpan ThinkMax, int UploadBytes)
+{
+    /// <summary>The paper's run: 500 users spawned 100/s, think 1-3 s, 64 KB uploads.</summary>
+    public static MixedPlan Paper(TimeSpan duration) => new(500, duration, 100, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(3), 64 * 1024);
 
-internal sealed record MixedResult(long Total, long Failed, double Seconds, LatencySummary Latency, IReadOnlyDictionary<string, long> ByOperation)
+    /// <summary>A few seconds' worth for smoke runs: 50 users, short think times, 8 KB uploads.</summary>
+    public static MixedPlan Smoke(TimeSpan duration) => new(50, duration, 50, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(300), 8 * 1024);
+}
+
+/// <param name="ByOperation">Requests sent per operation ("GET /api/products", ...).</param>
+/// <param name="FailedByOperation">Failed requests (non-2xx, transport error, timeout) per operation.</param>
+/// <param name="FailureSamples">What the first failures were (status or exception), to say why in a report.</param>
+internal sealed record MixedResult(
+    long Total,
+    long Failed,
+    double Seconds,
+    LatencySummary Latency,
+    IReadOnlyDictionary<string, long> ByOperation,
+    IReadOnlyDictionary<string, long> FailedByOperation,
+    IReadOnlyList<string> FailureSamples)
 {
     public double SuccessPercent => Total == 0 ? 0 : 100.0 * (Total - Failed) / Total;
 
@@ -23,6 +40,8 @@ internal sealed record MixedResult(long Total, long Failed, double Seconds, Late
 internal static class MixedWorkload
 {
     private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(60);
+    private static readonly string[] Operations = ["GET /api/products", "GET /api/report", "POST /api/upload"];
+    private const int MaxFailureSamples = 20;
 
     public static async Task<MixedResult> RunAsync(Uri target, MixedPlan plan, CancellationToken cancellationToken = default)
     {
@@ -32,6 +51,17 @@ internal static class MixedWorkload
         var failedPerUser = new long[plan.Users];
         var operations = new long[3];
         var started = Stopwatch.GetTimestamp();
+        var failedOperations = new long[3];
+        var failureSamples = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        void Fail(int operation, string reason)
+        {
+            Interlocked.Increment(ref failedOperations[operation]);
+            if (failureSamples.Count < MaxFailureSamples)
+            {
+                failureSamples.Enqueue($"{Operations[operation]} at {Stopwatch.GetElapsedTime(started).TotalSeconds:0.0} s: {reason}");
+            }
+        }
+
         var end = started + (long)(plan.Duration.TotalSeconds * Stopwatch.Frequency);
 
         async Task UserAsync(int user)
@@ -58,11 +88,13 @@ internal static class MixedWorkload
                     if (!response.IsSuccessStatusCode)
                     {
                         failedPerUser[user]++;
+                        Fail(operation, $"{(int)response.StatusCode}");
                     }
                 }
                 catch (Exception e) when (e is HttpRequestException or OperationCanceledException or IOException)
                 {
                     failedPerUser[user]++;
+                    Fail(operation, $"{e.GetType().Name}: {e.Message}");
                 }
 
                 latencies.Add(Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
@@ -98,12 +130,14 @@ internal static class MixedWorkload
         }
 
         // Jitter is not meaningful across interleaved users; the summary's send order is per user here.
-        return new MixedResult(all.Count, failed, seconds, LatencyStats.Summarize(all.ToArray()), new Dictionary<string, long>
-        {
-            ["GET /api/products"] = operations[0],
-            ["GET /api/report"] = operations[1],
-            ["POST /api/upload"] = operations[2],
-        });
+        return new MixedResult(
+            all.Count,
+            failed,
+            seconds,
+            LatencyStats.Summarize(all.ToArray()),
+            Operations.Select((name, i) => (name, i)).ToDictionary(o => o.name, o => operations[o.i]),
+            Operations.Select((name, i) => (name, i)).ToDictionary(o => o.name, o => failedOperations[o.i]),
+            [.. failureSamples]);
     }
 
     private static HttpRequestMessage Request(Uri target, int operation, byte[] upload)

@@ -12,6 +12,12 @@ internal sealed record Target(string Name, Uri Url, Process? Process)
     public int Pid => Process?.Id ?? throw new InvalidOperationException($"{Name} is not a process the harness started.");
 }
 
+/// <summary>A balancer started by the harness, with what it takes to change it while it runs.</summary>
+internal sealed record RunningBalancer(Target Target, string ConfigPath, int Port, int ManagementPort)
+{
+    public Uri Management => new($"http://127.0.0.1:{ManagementPort}/");
+}
+
 /// <summary>
 /// The bench's loopback lab: the three sample backends for the whole session, and the proxies started
 /// in front of them on demand, each on its CPU set.
@@ -22,6 +28,7 @@ internal sealed class Lab : IDisposable
     private readonly Options _options;
     private readonly ProcessGroup _processes;
     private readonly HttpClient _http = new(LoadClientHandler()) { Timeout = TimeSpan.FromSeconds(5) };
+    private readonly Dictionary<string, Process> _backendProcesses = [];
     private int _configs;
 
     public Lab(Options options, string directory)
@@ -44,8 +51,7 @@ internal sealed class Lab : IDisposable
         foreach (var name in new[] { "A", "B", "C" })
         {
             var backend = new Backend(name, FreePort());
-            _processes.Start("backend-" + name, _options.BackendCpus, "dotnet",
-                [Dll("src/SampleBackend", "SampleBackend"), "--urls", $"http://127.0.0.1:{backend.Port}", "--name", name]);
+            StartBackend(backend);
             backends.Add(backend);
         }
 
@@ -58,16 +64,33 @@ internal sealed class Lab : IDisposable
     }
 
     /// <summary>
+    /// Stops a backend as a service manager restarts it (SIGTERM: it finishes what it is serving), and
+    /// starts it again on the same port. Returns when it answers its health check again.
+    /// </summary>
+    public async Task RestartBackendAsync(string name)
+    {
+        var backend = Backends.Single(b => b.Name == name);
+        var process = _backendProcesses[name];
+        await Task.Run(() => _processes.Stop(process, forget: true));
+        StartBackend(backend);
+        await WaitReadyAsync("backend " + name, new Uri(backend.Url, "/health"));
+    }
+
+    /// <summary>
     /// The balancer with all its features, as an operator runs it: <c>dotnet Balancer.dll --config FILE</c>,
     /// plus <paramref name="settings"/> as <c>--Key value</c> arguments (the ASP.NET way, which wins over the file).
     /// </summary>
-    public async Task<Target> StartBalancerAsync(string name, string policy, params string[] settings)
+    public async Task<Target> StartBalancerAsync(string name, string policy, params string[] settings) =>
+        (await StartRunningBalancerAsync(name, policy, settings)).Target;
+
+    /// <summary>As <see cref="StartBalancerAsync"/>, keeping its config file and ports for changes while it runs.</summary>
+    public async Task<RunningBalancer> StartRunningBalancerAsync(string name, string policy, params string[] settings)
     {
         var (port, management) = (FreePort(), FreePort());
         var config = WriteConfig(name + ".json", ProxyConfigs.Balancer(port, management, policy, Backends));
         var process = _processes.Start(name, _options.ProxyCpus, "dotnet", [Dll("src/Balancer", "Balancer"), "--config", config, .. settings]);
         await WaitReadyAsync(name + " management", new Uri($"http://127.0.0.1:{management}/healthz"), process);
-        return await ReadyAsync(name, port, process);
+        return new RunningBalancer(await ReadyAsync(name, port, process), config, port, management);
     }
 
     /// <summary>Plain YARP; <paramref name="runtimeDefaults"/> leaves out the two runtime settings it shares with the balancer.</summary>
@@ -140,6 +163,10 @@ internal sealed class Lab : IDisposable
         _processes.Dispose();
         _http.Dispose();
     }
+
+    private void StartBackend(Backend backend) =>
+        _backendProcesses[backend.Name] = _processes.Start("backend-" + backend.Name, _options.BackendCpus, "dotnet",
+            [Dll("src/SampleBackend", "SampleBackend"), "--urls", $"http://127.0.0.1:{backend.Port}", "--name", backend.Name]);
 
     private async Task<Target> ReadyAsync(string name, int port, Process process)
     {

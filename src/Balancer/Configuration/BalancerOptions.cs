@@ -27,11 +27,36 @@ public sealed class BalancerOptions
 
     /// <summary>Per-destination circuit breaker and attempt timeout around every backend call.</summary>
     public Resilience.CircuitBreakerOptions CircuitBreaker { get; set; } = new();
+
+    /// <summary>
+    /// On SIGTERM, how long requests in flight may take to finish before their connections are cut. 25 s
+    /// ends the drain inside Kubernetes' default 30 s grace period. Read at start-up.
+    /// </summary>
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(25);
+
+    /// <summary>Request size limits, client timeouts and connection limits of the proxy listener.</summary>
+    public Hosting.LimitsOptions Limits { get; set; } = new();
 }
 
 /// <summary>The <c>Balancer:Management</c> section.</summary>
 public sealed class ManagementOptions
 {
+    /// <summary>Shortest token accepted: a token is a secret, not a password to remember.</summary>
+    public const int MinTokenLength = 16;
+
     /// <summary>Address of the management listener (metrics, status, page). Read at start-up.</summary>
     public string Listen { get; set; } = "http://127.0.0.1:9091";
+
+    /// <summary>
+    /// Bearer token every management request but <c>GET /healthz</c> must carry, on any address, loopback
+    /// included. Usually given as the environment variable <c>Balancer__Management__Token</c>. Reloads live.
+    /// </summary>
+    public string? Token { get; set; }
+
+    /// <summary>
+    /// Without a token, a listener on a non-loopback address answers <c>401</c> to everything but
+    /// <c>/healthz</c>. True serves it to anyone who reaches it instead: for private networks only (a
+    /// compose network, a VM host-only network). Ignored when a token is set.
+    /// </summary>
+    public bool AllowAnonymous { get; set; }
 }

@@ -29,6 +29,12 @@ public static class ConfigFile
             return Failed($"{path}: the config file is empty");
         }
 
+        var duplicates = DuplicateKeys.Find(bytes);
+        if (duplicates.Count > 0)
+        {
+            return new Result(null, duplicates);
+        }
+
         IConfigurationRoot parsed;
         try
         {

@@ -15,11 +15,27 @@ public static class ConfigValidator
         var balancer = config.GetSection(BalancerOptions.SectionName);
         CheckListen(balancer.GetSection("Listen"), errors);
         CheckListen(balancer.GetSection("Management:Listen"), errors);
-        foreach (var proxy in balancer.GetSection("TrustedProxies").GetChildren())
+        CheckBool(balancer.GetSection("Management:AllowAnonymous"), errors);
+        var token = balancer.GetSection("Management:Token");
+        if (!string.IsNullOrEmpty(token.Value)
+            && (token.Value.Length < ManagementOptions.MinTokenLength || token.Value.Any(char.IsWhiteSpace) || token.Value.Any(char.IsControl)))
+        {
+            // Never the value itself: errors are logged and shown in /status.
+            errors.Add($"{token.Path}: must be at least {ManagementOptions.MinTokenLength} characters without spaces; generate one with `openssl rand -hex 32`");
+        }
+
+        var trusted = balancer.GetSection("TrustedProxies");
+        if (!string.IsNullOrEmpty(trusted.Value))
+        {
+            // A bare string would bind to an empty list and trust nobody, silently.
+            errors.Add($"{trusted.Path}: must be a list such as [\"{trusted.Value}\"], not a single string");
+        }
+
+        foreach (var proxy in trusted.GetChildren())
         {
             if (!ClientIpResolver.TryParseNetwork(proxy.Value, out _))
             {
-                errors.Add($"{proxy.Path}: '{proxy.Value}' is not an IP address or CIDR range");
+                errors.Add($"{proxy.Path}: '{proxy.Value}' is not an IP address or CIDR range such as 10.0.0.0/8");
             }
         }
 
@@ -37,6 +53,9 @@ public static class ConfigValidator
         {
             errors.Add($"{breaker.Path}:FailureRatio: '{ratioText}' must be a number above 0 and at most 1");
         }
+
+        CheckPositiveTimeSpan(balancer.GetSection("ShutdownTimeout"), errors);
+        CheckLimits(balancer.GetSection(Hosting.LimitsOptions.SectionName), errors);
 
         // Unset or empty means tracing off; anything else must be a URL the OTLP exporter can send to.
         var otlpEndpoint = config.GetSection(Telemetry.TracingServiceCollectionExtensions.OtlpEndpointKey);
@@ -109,6 +128,38 @@ public static class ConfigValidator
             if (weight.Value is not null && !DestinationWeight.TryParse(weight.Value, out _, out var reason))
             {
                 errors.Add($"{weight.Path}: {reason}");
+            }
+        }
+    }
+
+    private static void CheckLimits(IConfigurationSection limits, List<string> errors)
+    {
+        CheckInteger(limits.GetSection("MaxRequestHeadersTotalSize"), 1, int.MaxValue, errors);
+        CheckInteger(limits.GetSection("MaxRequestHeaderCount"), 1, int.MaxValue, errors);
+        CheckInteger(limits.GetSection("MaxRequestLineSize"), 1, int.MaxValue, errors);
+        CheckInteger(limits.GetSection("MaxRequestBodySize"), 1, long.MaxValue, errors);
+        CheckInteger(limits.GetSection("MaxConcurrentConnections"), 1, int.MaxValue, errors);
+        CheckInteger(limits.GetSection("MaxConcurrentUpgradedConnections"), 1, int.MaxValue, errors);
+        CheckPositiveTimeSpan(limits.GetSection("RequestHeadersTimeout"), errors);
+        CheckPositiveTimeSpan(limits.GetSection("KeepAliveTimeout"), errors);
+        foreach (var rate in new[] { "MinRequestBodyDataRate", "MinResponseDataRate" })
+        {
+            var section = limits.GetSection(rate);
+            if (section.Value is { } text
+                && (!double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var value) || value < 0 || !double.IsFinite(value)))
+            {
+                errors.Add($"{section.Path}: '{text}' must be a number of bytes per second, 0 or more (0 turns the check off)");
+            }
+
+            // Kestrel checks data rates on its once-a-second heartbeat, so it refuses a shorter grace period.
+            var grace = limits.GetSection(rate + "GracePeriod");
+            if (grace.Value is not null && TimeSpan.TryParse(grace.Value, System.Globalization.CultureInfo.InvariantCulture, out var period) && period <= TimeSpan.FromSeconds(1))
+            {
+                errors.Add($"{grace.Path}: must be longer than 1 second, not '{grace.Value}'");
+            }
+            else
+            {
+                CheckPositiveTimeSpan(grace, errors);
             }
         }
     }

@@ -24,11 +24,7 @@ internal sealed class NoAvailableDestinationMiddleware(RequestDelegate next)
     /// <summary>The 503 answer; also used when every destination failed during failover.</summary>
     public static Task WriteAsync(HttpContext context)
     {
-        var response = context.Response;
-        response.StatusCode = StatusCodes.Status503ServiceUnavailable;
-        response.ContentType = "text/plain; charset=utf-8";
-        response.Headers.RetryAfter = "1";
-        response.ContentLength = Body.Length;
-        return response.Body.WriteAsync(Body, context.RequestAborted).AsTask();
+        context.Response.Headers.RetryAfter = "1";
+        return Hosting.PlainTextAnswer.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, Body);
     }
 }

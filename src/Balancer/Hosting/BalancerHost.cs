@@ -60,10 +60,14 @@ public static class BalancerHost
 
         InlineIoScheduling.Apply(builder);
         builder.Services.AddOptions<BalancerOptions>().Bind(builder.Configuration.GetSection(BalancerOptions.SectionName));
+        // Read when the server and the host are built, so settings added by `configure` below count too.
+        var configuration = builder.Configuration;
+        BalancerOptions Startup() => configuration.GetSection(BalancerOptions.SectionName).Get<BalancerOptions>() ?? new();
+        builder.Services.AddGracefulShutdown(() => Startup().ShutdownTimeout);
         var listeners = new Listeners();
         builder.Services.AddSingleton(listeners);
-        builder.WebHost.ConfigureKestrel((context, kestrel) =>
-            listeners.Configure(kestrel, context.Configuration.GetSection(BalancerOptions.SectionName).Get<BalancerOptions>() ?? new()));
+        builder.Services.AddSingleton<ProxyConnections>();
+        builder.WebHost.ConfigureKestrel(kestrel => listeners.Configure(kestrel, Startup(), kestrel.ApplicationServices.GetRequiredService<ProxyConnections>()));
 
         builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy")).AddBalancerMetrics();
         builder.Services.AddBalancerPolicies();
@@ -77,6 +81,7 @@ public static class BalancerHost
 
         var app = builder.Build();
         app.MapWhen(Listeners.IsManagement, ManagementApp.Configure);
+        app.UseMiddleware<RequestBodyLimitMiddleware>();
         app.UseRouting();
         app.MapReverseProxy(proxy =>
         {

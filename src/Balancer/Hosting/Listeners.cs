@@ -24,14 +24,37 @@ public sealed class Listeners
     public static bool IsManagement(HttpContext context) =>
         context.Features.Get<IConnectionItemsFeature>()?.Items.ContainsKey(ManagementTag) == true;
 
-    internal void Configure(KestrelServerOptions kestrel, BalancerOptions options)
+    internal void Configure(KestrelServerOptions kestrel, BalancerOptions options, ProxyConnections connections)
     {
-        _proxy.AddRange(Listen(kestrel, options.Listen, null));
+        ApplyLimits(kestrel.Limits, options.Limits);
+        _proxy.AddRange(Listen(kestrel, options.Listen, connections.Middleware(options.Limits.MaxConcurrentConnections, options.Limits.RequestHeadersTimeout)));
         _management.AddRange(Listen(kestrel, options.Management.Listen, static next => connection =>
         {
             connection.Items[ManagementTag] = ManagementTag;
             return next(connection);
         }));
+    }
+
+    /// <summary>
+    /// Kestrel's limits are server-wide: the management listener gets them too, which costs it nothing (it
+    /// takes no bodies and small headers). The connection limit is the proxy listener's own (<see cref="ProxyConnections"/>).
+    /// </summary>
+    private static void ApplyLimits(KestrelServerLimits kestrel, LimitsOptions limits)
+    {
+        kestrel.MaxRequestHeadersTotalSize = limits.MaxRequestHeadersTotalSize;
+        kestrel.MaxRequestHeaderCount = limits.MaxRequestHeaderCount;
+        kestrel.MaxRequestLineSize = limits.MaxRequestLineSize;
+        kestrel.MaxRequestBodySize = limits.MaxRequestBodySize;
+        kestrel.RequestHeadersTimeout = limits.RequestHeadersTimeout;
+        kestrel.KeepAliveTimeout = limits.KeepAliveTimeout;
+        kestrel.MinRequestBodyDataRate = limits.MinRequestBodyDataRate > 0
+            ? new MinDataRate(limits.MinRequestBodyDataRate, limits.MinRequestBodyDataRateGracePeriod)
+            : null;
+        kestrel.MinResponseDataRate = limits.MinResponseDataRate > 0
+            ? new MinDataRate(limits.MinResponseDataRate, limits.MinResponseDataRateGracePeriod)
+            : null;
+        kestrel.MaxConcurrentConnections = null;
+        kestrel.MaxConcurrentUpgradedConnections = limits.MaxConcurrentUpgradedConnections;
     }
 
     private static List<ListenOptions> Listen(KestrelServerOptions kestrel, string text, Func<Microsoft.AspNetCore.Connections.ConnectionDelegate, Microsoft.AspNetCore.Connections.ConnectionDelegate>? middleware)

@@ -4,7 +4,7 @@ using Prometheus;
 
 namespace Balancer.Management;
 
-/// <summary>The management listener's pipeline: liveness, status API, status page; read-only.</summary>
+/// <summary>The management listener's pipeline: access check, liveness, status API, status page; read-only.</summary>
 internal static class ManagementApp
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
@@ -12,6 +12,7 @@ internal static class ManagementApp
     public static void Configure(IApplicationBuilder management)
     {
         var metrics = management.ApplicationServices.GetRequiredService<BalancerMetricsRegistry>();
+        management.Use(ActivatorUtilities.CreateInstance<ManagementAccess>(management.ApplicationServices).InvokeAsync);
         management.UseMetricServer("/metrics", metrics.Registry);
         management.Run(static context =>
         {

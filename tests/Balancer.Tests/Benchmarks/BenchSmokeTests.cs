@@ -51,7 +51,7 @@ public sealed partial class BenchSmokeTests : IDisposable
         Assert.EndsWith("-smoke", directory, StringComparison.Ordinal);
         var report = File.ReadAllText(Path.Combine(directory, "report.md"));
 
-        foreach (var experiment in new[] { "distribution", "qos", "rates", "heterogeneous", "mixed", "race", "overhead" })
+        foreach (var experiment in new[] { "distribution", "qos", "rates", "heterogeneous", "mixed", "race", "overhead", "soak" })
         {
             Assert.Matches(new Regex($"^## {experiment}: (?!FAILED)", RegexOptions.Multiline), report);
         }
@@ -78,10 +78,17 @@ public sealed partial class BenchSmokeTests : IDisposable
         }
 
         Assert.True(cells > 150, $"only {cells} numeric cells in the report");
-        Assert.Equal(9, Regex.Matches(report, @"^\| \w+ \| .+ \| \*\*(met|not met)\*\* \|$", RegexOptions.Multiline).Count);
+        Assert.Equal(11, Regex.Matches(report, @"^\| \w+ \| .+ \| \*\*(met|not met)\*\* \|$", RegexOptions.Multiline).Count);
+
+        // The soak did its chores even in a few seconds: the config rewritten and a backend restarted, each taking effect.
+        foreach (var chore in new[] { "config rewrites", "backend restarts" })
+        {
+            var done = Regex.Match(report, $@"^\| {chore} \| (\d+) \| (\d+) \|", RegexOptions.Multiline);
+            Assert.True(done.Success && int.Parse(done.Groups[1].Value, CultureInfo.InvariantCulture) >= 1 && done.Groups[1].Value == done.Groups[2].Value, $"soak {chore}: {done.Value}");
+        }
 
         var charts = Regex.Matches(report, @"!\[[^\]]*\]\(([^)]+\.svg)\)").Select(m => m.Groups[1].Value).ToList();
-        Assert.Equal(11, charts.Count);
+        Assert.Equal(12, charts.Count);
         foreach (var chart in charts)
         {
             XDocument.Load(Path.Combine(directory, chart));

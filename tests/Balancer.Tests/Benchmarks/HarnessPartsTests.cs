@@ -40,11 +40,16 @@ public sealed class HarnessPartsTests
     }
 
     [Fact]
-    public void Options_Defaults_AllExperimentsThreeRunsOfTenSeconds()
+    public void Options_Defaults_DefaultExperimentsThreeRunsOfTenSeconds_SoakOnlyWhenNamedOrSmoke()
     {
         var options = Options.Parse([]);
 
-        Assert.Equal(Options.AllExperiments, options.Experiments);
+        Assert.Equal(Options.DefaultExperiments, options.Experiments);
+        Assert.DoesNotContain("soak", options.Experiments);
+        Assert.Equal(Options.AllExperiments, Options.Parse(["--smoke"]).Experiments);
+        Assert.Contains("soak", Options.AllExperiments);
+        Assert.Equal(TimeSpan.FromMinutes(10), Options.Parse(["soak"]).SoakRunDuration);
+        Assert.Equal((TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(2)), (options.SoakReloadInterval, options.SoakRestartInterval));
         Assert.Equal(3, options.RepeatedRuns);
         Assert.Equal(TimeSpan.FromSeconds(10), options.RunDuration);
         Assert.Equal(TimeSpan.FromSeconds(60), options.MixedRunDuration);
@@ -85,5 +90,6 @@ public sealed class HarnessPartsTests
         Assert.Equal("2026-11-23", global::Bench.Program.ReportName(Options.Parse([]), at));
         Assert.Equal("2026-11-23-race-qos", global::Bench.Program.ReportName(Options.Parse(["race", "qos"]), at));
         Assert.Equal("2026-11-23-smoke", global::Bench.Program.ReportName(Options.Parse(["--smoke"]), at));
+        Assert.Equal("2026-11-23-soak", global::Bench.Program.ReportName(Options.Parse(["soak"]), at));
     }
 }

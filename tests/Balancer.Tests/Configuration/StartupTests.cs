@@ -1,3 +1,5 @@
+using Balancer.Tests.Infrastructure;
+
 namespace Balancer.Tests.Configuration;
 
 /// <summary>Start-up failures go through Program.Main, exactly as an operator meets them.</summary>
@@ -59,6 +61,55 @@ public sealed class StartupTests : IDisposable
         Assert.NotEqual(0, Program.Main(["--config", path]));
         Assert.Contains("not valid JSON", _stderr.ToString(), StringComparison.Ordinal);
         Assert.Contains("LineNumber", _stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task RealProcess_InvalidConfig_ExitsOne_NamingKey_CheckConfigExitsZeroOrOne()
+    {
+        var good = Write("""
+            { "Balancer": { "Listen": "http://127.0.0.1:0", "Management": { "Listen": "http://127.0.0.1:0" } },
+              "ReverseProxy": { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "{**all}" } } },
+              "Clusters": { "c": { "Destinations": { "A": { "Address": "http://127.0.0.1:5001/" } } } } } }
+            """);
+        var bad = Write(File.ReadAllText(good).Replace("\"http://127.0.0.1:5001/\"", "\"http://127.0.0.1:5001/\", \"Metadata\": { \"Weight\": \"heavy\" }", StringComparison.Ordinal));
+
+        await using (var started = BalancerProcess.Start("--config", bad))
+        {
+            Assert.Equal(1, await started.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+            Assert.Contains("ReverseProxy:Clusters:c:Destinations:A:Metadata:Weight: 'heavy' is not a whole number from 1 to 1000", started.Output, StringComparison.Ordinal);
+        }
+
+        await using (var check = BalancerProcess.Start("--check-config", bad))
+        {
+            Assert.Equal(1, await check.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+            Assert.Contains($"Invalid config file {bad}:", check.Output, StringComparison.Ordinal);
+            Assert.Contains("Metadata:Weight: 'heavy'", check.Output, StringComparison.Ordinal);
+        }
+
+        await using (var check = BalancerProcess.Start("--check-config", good))
+        {
+            Assert.Equal(0, await check.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+            Assert.Equal($"{good}: OK", check.Output.Trim());
+        }
+    }
+
+    [Fact]
+    public async Task ListenerAddressInUse_ExitsOne_SayingWhichAddress()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port;
+        var path = Write($$"""
+            { "Balancer": { "Listen": "http://127.0.0.1:{{port}}", "Management": { "Listen": "http://127.0.0.1:0" } },
+              "ReverseProxy": { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "{**all}" } } },
+              "Clusters": { "c": { "Destinations": { "A": { "Address": "http://127.0.0.1:5001/" } } } } } }
+            """);
+
+        await using var balancer = BalancerProcess.Start("--config", path);
+
+        Assert.Equal(1, await balancer.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains($"Cannot start: Failed to bind to address http://127.0.0.1:{port}: address already in use.", balancer.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", balancer.Output, StringComparison.Ordinal);
     }
 
     public void Dispose()

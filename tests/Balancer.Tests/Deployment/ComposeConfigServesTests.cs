@@ -22,6 +22,9 @@ public sealed class ComposeConfigServesTests : IAsyncDisposable
         var config = DeployConfig.Load();
         Assert.Equal("http://0.0.0.0:8080", (string?)config["Balancer"]!["Listen"]);
         Assert.Equal("http://0.0.0.0:9091", (string?)config["Balancer"]!["Management"]!["Listen"]);
+        // Management on every interface of a private network (the compose network, the VMs' host-only
+        // network): Prometheus scrapes it without a token unless one is set (deploy/.env.example).
+        Assert.True((bool)config["Balancer"]!["Management"]!["AllowAnonymous"]!);
         config["Balancer"]!["Listen"] = "http://127.0.0.1:0";
         config["Balancer"]!["Management"]!["Listen"] = "http://127.0.0.1:0";
 

@@ -109,6 +109,30 @@ internal sealed class BalancerFixture : IAsyncDisposable
 
     public async Task<JsonNode> StatusAsync() => JsonNode.Parse(await Management.GetStringAsync("/status"))!;
 
+    public async Task<List<PrometheusText.Sample>> MetricsAsync() => PrometheusText.Parse(await Management.GetStringAsync("/metrics"));
+
+    /// <summary>
+    /// Sends <paramref name="requests"/> sequential GETs on a client of its own (so background traffic does
+    /// not interleave) and counts them by the X-Backend that answered; every one must be a 200.
+    /// </summary>
+    public async Task<Dictionary<string, int>> CountBackendsAsync(int requests)
+    {
+        using var client = new HttpClient { BaseAddress = ProxyAddress };
+        var counts = new Dictionary<string, int>();
+        for (var i = 0; i < requests; i++)
+        {
+            using var response = await client.GetAsync("/");
+            Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+            var backend = response.Headers.GetValues("X-Backend").Single();
+            counts[backend] = counts.GetValueOrDefault(backend) + 1;
+        }
+
+        return counts;
+    }
+
+    /// <summary>The counts of <see cref="CountBackendsAsync"/>, smallest first, without the names.</summary>
+    public async Task<int[]> CountsAsync(int requests) => [.. (await CountBackendsAsync(requests)).Values.Order()];
+
     public async ValueTask DisposeAsync()
     {
         Client?.Dispose();

@@ -12,13 +12,13 @@ public sealed class ConfigReloadTests
         await using var lb = await BalancerFixture.StartAsync("RoundRobin");
         // RoundRobin: sequential requests rotate exactly (measured before the background traffic starts,
         // which would share the rotation).
-        Assert.Equal(new[] { 100, 100, 100 }, await CountsAsync(lb, 300));
+        Assert.Equal(new[] { 100, 100, 100 }, await lb.CountsAsync(300));
         using var traffic = new SteadyTraffic(lb.Client, clients: 4);
 
         lb.WriteConfig("IpHash");
         await WaitForPolicyAsync(lb, "IpHash");
         // IpHash: every request from this one client address lands on the same backend.
-        Assert.Equal(new[] { 300 }, await CountsAsync(lb, 300));
+        Assert.Equal(new[] { 300 }, await lb.CountsAsync(300));
 
         lb.WriteConfig("LeastConnections");
         await WaitForPolicyAsync(lb, "LeastConnections");
@@ -35,7 +35,7 @@ public sealed class ConfigReloadTests
             slow.Add(held.GetAsync("/"));
             return await InFlightAsync(lb, "A") >= 1;
         }, TimeSpan.FromSeconds(5), "a request in flight on A");
-        var distribution = await CountsByNameAsync(lb, 60);
+        var distribution = await lb.CountBackendsAsync(60);
         Assert.False(distribution.ContainsKey("A"), $"A got {distribution.GetValueOrDefault("A")} requests while busy");
         Assert.Equal(60, distribution.GetValueOrDefault("B") + distribution.GetValueOrDefault("C"));
         lb.Backend("A").State.DelayMs = 0;
@@ -46,7 +46,7 @@ public sealed class ConfigReloadTests
 
         lb.WriteConfig("RoundRobin");
         await WaitForPolicyAsync(lb, "RoundRobin");
-        Assert.Equal(new[] { 100, 100, 100 }, await CountsAsync(lb, 300));
+        Assert.Equal(new[] { 100, 100, 100 }, await lb.CountsAsync(300));
     }
 
     private static async Task<int> InFlightAsync(BalancerFixture lb, string destination)
@@ -59,7 +59,7 @@ public sealed class ConfigReloadTests
     public async Task InvalidReload_IsRejected_LastGoodConfigKeepsServing()
     {
         await using var lb = await BalancerFixture.StartAsync("RoundRobin");
-        Assert.Equal(new[] { 100, 100, 100 }, await CountsAsync(lb, 300));
+        Assert.Equal(new[] { 100, 100, 100 }, await lb.CountsAsync(300));
 
         lb.WriteConfig("NoSuchPolicy");
         await Poll.UntilAsync(async () => (await lb.StatusAsync())["lastReload"]?["result"]?.GetValue<string>() == "failure", TimeSpan.FromSeconds(5), "the rejected reload");
@@ -67,7 +67,7 @@ public sealed class ConfigReloadTests
         var status = await lb.StatusAsync();
         Assert.Contains("ReverseProxy:Clusters:backends:LoadBalancingPolicy", status["lastReload"]!["error"]!.GetValue<string>(), StringComparison.Ordinal);
         Assert.Equal("RoundRobin", status["clusters"]![0]!["policy"]!.GetValue<string>());
-        Assert.Equal(new[] { 100, 100, 100 }, await CountsAsync(lb, 300));
+        Assert.Equal(new[] { 100, 100, 100 }, await lb.CountsAsync(300));
     }
 
     [Fact]
@@ -86,25 +86,28 @@ public sealed class ConfigReloadTests
         Assert.Equal(0, result.Failed);
     }
 
+    [Fact]
+    public async Task HalfWrittenFile_ReadBeforeTheEditorFinishes_IsRejected_NoRequestFails_CompletedFileApplies()
+    {
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin");
+        using var traffic = new SteadyTraffic(lb.Client, clients: 2);
+
+        // The editor's first step stays long enough to be read: it does not parse, so it is rejected.
+        var full = lb.Config("IpHash").ToJsonString();
+        await File.WriteAllTextAsync(lb.ConfigPath, full[..(full.Length / 2)]);
+        await Poll.UntilAsync(async () => (await lb.StatusAsync())["lastReload"]?["result"]?.GetValue<string>() == "failure", TimeSpan.FromSeconds(5), "the half file to be read and rejected");
+        Assert.Equal("RoundRobin", (await lb.StatusAsync())["clusters"]![0]!["policy"]!.GetValue<string>());
+        Assert.Contains("not valid JSON", (await lb.StatusAsync())["lastReload"]!["error"]!.GetValue<string>(), StringComparison.Ordinal);
+
+        await File.WriteAllTextAsync(lb.ConfigPath, full);
+        await WaitForPolicyAsync(lb, "IpHash");
+
+        var result = await traffic.StopAsync();
+        Assert.True(result.Succeeded > 0);
+        Assert.True(result.Failed == 0, string.Join("; ", result.Failures));
+        Assert.Equal("success", (await lb.StatusAsync())["lastReload"]!["result"]!.GetValue<string>());
+    }
+
     private static async Task WaitForPolicyAsync(BalancerFixture lb, string policy) =>
         await Poll.UntilAsync(async () => (await lb.StatusAsync())["clusters"]![0]!["policy"]!.GetValue<string>() == policy, TimeSpan.FromSeconds(2), $"policy {policy} in force");
-
-    private static async Task<int[]> CountsAsync(BalancerFixture lb, int requests) =>
-        [.. (await CountsByNameAsync(lb, requests)).Values.Order()];
-
-    private static async Task<Dictionary<string, int>> CountsByNameAsync(BalancerFixture lb, int requests)
-    {
-        // A client of its own, so the steady background traffic does not interleave with the count.
-        using var client = new HttpClient { BaseAddress = lb.ProxyAddress };
-        var counts = new Dictionary<string, int>();
-        for (var i = 0; i < requests; i++)
-        {
-            using var response = await client.GetAsync("/");
-            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-            var backend = response.Headers.GetValues("X-Backend").Single();
-            counts[backend] = counts.GetValueOrDefault(backend) + 1;
-        }
-
-        return counts;
-    }
 }

@@ -1,0 +1,130 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json.Nodes;
+using Balancer.Tests.Infrastructure;
+using Balancer.Tests.Integration;
+
+namespace Balancer.Tests.Hosting;
+
+/// <summary>SIGTERM to the real balancer process, as systemd, Docker and Kubernetes send it.</summary>
+[Collection(IntegrationCollection.Name)]
+public sealed class GracefulShutdownTests : IAsyncDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("balancer-shutdown-").FullName;
+    private readonly List<BackendHost> _backends = [];
+
+    [Fact]
+    public async Task Sigterm_With30SlowRequestsInFlight_EveryOneCompletes200_NewConnectionsRefused_ExitsZero()
+    {
+        const int slow = 30;
+        await using var balancer = await StartAsync(shutdownTimeout: "00:00:15");
+        var (proxy, management) = await balancer.ListenersAsync(TimeSpan.FromSeconds(60));
+        using var client = new HttpClient { BaseAddress = proxy, Timeout = TimeSpan.FromSeconds(60) };
+        var servedBefore = _backends.Sum(b => b.State.Served);
+        // 3.0 to 3.9 s each, one connection each: all in flight together when the signal comes.
+        var requests = Enumerable.Range(0, slow).Select(i => client.GetAsync($"/delay/{3000 + (30 * i)}")).ToList();
+        await Poll.UntilAsync(async () => await InFlightAsync(management) == slow, TimeSpan.FromSeconds(3), $"{slow} requests in flight");
+
+        balancer.Signal("TERM");
+        var signalled = Stopwatch.StartNew();
+
+        // Listeners close at once: a new connection is refused while the slow requests still run.
+        await Poll.UntilAsync(async () => !await AcceptsConnectionAsync(proxy), TimeSpan.FromSeconds(2), "new connections to be refused");
+        Assert.Contains(requests, r => !r.IsCompleted);
+        var responses = await Task.WhenAll(requests);
+        foreach (var response in responses)
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.True(response.Headers.Contains("X-Backend"));
+            response.Dispose();
+        }
+
+        Assert.Equal(0, await balancer.WaitForExitAsync(TimeSpan.FromSeconds(15)));
+        Assert.True(signalled.Elapsed < TimeSpan.FromSeconds(15), $"exit took {signalled.Elapsed.TotalSeconds:0.0} s, the whole drain timeout");
+        Assert.Contains($"waiting up to 15 s for {slow} requests in flight to finish", balancer.Output, StringComparison.Ordinal);
+        Assert.Equal(slow, _backends.Sum(b => b.State.Served) - servedBefore);
+    }
+
+    [Fact]
+    public async Task Sigterm_RequestLongerThanTheDrainTimeout_IsCutAtTheTimeout_ExitsZero()
+    {
+        await using var balancer = await StartAsync(shutdownTimeout: "00:00:02");
+        var (proxy, management) = await balancer.ListenersAsync(TimeSpan.FromSeconds(60));
+        using var client = new HttpClient { BaseAddress = proxy, Timeout = TimeSpan.FromSeconds(60) };
+        var endless = Task.Run(async () =>
+        {
+            using var response = await client.GetAsync("/delay/60000");
+            return response.StatusCode;
+        });
+        await Poll.UntilAsync(async () => await InFlightAsync(management) == 1, TimeSpan.FromSeconds(5), "the request in flight");
+
+        balancer.Signal("TERM");
+        var signalled = Stopwatch.StartNew();
+        var exit = await balancer.WaitForExitAsync(TimeSpan.FromSeconds(20));
+
+        Assert.Equal(0, exit);
+        Assert.InRange(signalled.Elapsed, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(10));
+        await Assert.ThrowsAsync<HttpRequestException>(() => endless);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var backend in _backends)
+        {
+            await backend.DisposeAsync();
+        }
+
+        Directory.Delete(_directory, recursive: true);
+    }
+
+    private async Task<BalancerProcess> StartAsync(string shutdownTimeout)
+    {
+        var destinations = new JsonObject();
+        foreach (var name in new[] { "A", "B", "C" })
+        {
+            var backend = await BackendHost.StartAsync(name);
+            _backends.Add(backend);
+            destinations[name] = new JsonObject { ["Address"] = backend.Address.ToString() };
+        }
+
+        var config = new JsonObject
+        {
+            ["Balancer"] = new JsonObject
+            {
+                ["Listen"] = "http://127.0.0.1:0",
+                ["Management"] = new JsonObject { ["Listen"] = "http://127.0.0.1:0" },
+                ["ShutdownTimeout"] = shutdownTimeout,
+            },
+            ["ReverseProxy"] = new JsonObject
+            {
+                ["Routes"] = new JsonObject { ["all"] = new JsonObject { ["ClusterId"] = "backends", ["Match"] = new JsonObject { ["Path"] = "{**catch-all}" } } },
+                ["Clusters"] = new JsonObject { ["backends"] = new JsonObject { ["LoadBalancingPolicy"] = "RoundRobin", ["Destinations"] = destinations } },
+            },
+        };
+        var path = Path.Combine(_directory, "balancer.json");
+        await File.WriteAllTextAsync(path, config.ToJsonString());
+        return BalancerProcess.Start("--config", path);
+    }
+
+    private static async Task<int> InFlightAsync(Uri management)
+    {
+        using var client = new HttpClient { BaseAddress = management };
+        var status = JsonNode.Parse(await client.GetStringAsync("/status"))!;
+        return status["clusters"]![0]!["destinations"]!.AsArray().Sum(d => (int)d!["inFlight"]!);
+    }
+
+    private static async Task<bool> AcceptsConnectionAsync(Uri address)
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            await socket.ConnectAsync(address.Host, address.Port);
+            return true;
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
+        {
+            return false;
+        }
+    }
+}
