@@ -67,8 +67,8 @@ internal static class Overhead
                   "which shows what those two settings are worth.")
             .Table(table)
             .Text($"Feature cost: {Format.Number(cost)}% of bare YARP's RPS; CPU per request ratio {Format.Ratio(full.CpuPer100k / bare.CpuPer100k)}. " +
-                  $"Runtime settings: bare YARP with them does {Format.Ratio(bare.Rps / defaults.Rps)}x the RPS of bare YARP without them, " +
-                  $"at {Format.Ratio(bare.CpuPer100k / defaults.CpuPer100k)}x the CPU per request.")
+                  $"Runtime settings: bare YARP with them does {Format.Ratio(bare.Rps / defaults.Rps)} the RPS of bare YARP without them, " +
+                  $"at {Format.Ratio(bare.CpuPer100k / defaults.CpuPer100k)} the CPU per request.")
             .Text("`balancer-full` has its Prometheus metrics on and tracing off (no `OTEL_EXPORTER_OTLP_ENDPOINT`: nothing listens to the activity sources). " +
                   "`balancer-traced` is the same with `--OTEL_EXPORTER_OTLP_ENDPOINT` pointed at an OTLP/HTTP sink in the harness process (on the load generator's CPUs) " +
                   $"that accepts and discards every export: it received {sink.Exports} exports, {Format.Mb(sink.Bytes)} MB. " +

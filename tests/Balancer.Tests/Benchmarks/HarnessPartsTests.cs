@@ -54,6 +54,9 @@ public sealed class HarnessPartsTests
         Assert.Equal(TimeSpan.FromSeconds(10), options.RunDuration);
         Assert.Equal(TimeSpan.FromSeconds(60), options.MixedRunDuration);
         Assert.Equal((10, 1000), (options.PaperRuns, options.PaperRequests));
+        Assert.Equal(TimeSpan.FromSeconds(20), options.WarmupDuration);
+        Assert.Equal(TimeSpan.FromSeconds(1), Options.Parse(["--smoke"]).WarmupDuration);
+        Assert.Equal(TimeSpan.FromSeconds(45), Options.Parse(["--warmup", "45"]).WarmupDuration);
     }
 
     [Fact]
