@@ -61,11 +61,18 @@ internal sealed class Options
     public int RepeatedRuns => Runs ?? (Smoke ? 1 : 3);
 
     /// <summary>
-    /// Long enough for .NET's tiered JIT to finish: with dynamic PGO a hot method is compiled three times,
-    /// and on a loaded core the balancer needed about 15 s of traffic to reach its steady CPU per request
-    /// (3 s left it at 2-3 times that). NGINX and HAProxy get the same, though they do not need it.
+    /// The least load a proxy gets before it is measured: .NET's tiered JIT compiles hot code up to three
+    /// times (with dynamic PGO), and a process limited to one CPU waits ten times longer before promoting
+    /// it; 3 s left the balancer at two to three times its steady CPU per request. NGINX and HAProxy get
+    /// the same, though they do not need it. Settle rounds follow (<see cref="SettleRoundDuration"/>).
     /// </summary>
     public TimeSpan WarmupDuration => TimeSpan.FromSeconds(Warmup ?? (Smoke ? 1 : 20));
+
+    /// <summary>After the warm-up, rounds of this length are run until two in a row agree on CPU per request.</summary>
+    public TimeSpan SettleRoundDuration => TimeSpan.FromSeconds(Smoke ? 1 : 5);
+
+    /// <summary>The most settle rounds a proxy gets before it is measured anyway (the report says so).</summary>
+    public int MaxSettleRounds => Smoke ? 2 : 8;
 
     /// <summary>The soak's length: 10 minutes, smoke 8 s.</summary>
     public TimeSpan SoakRunDuration => TimeSpan.FromSeconds(SoakDuration ?? (Smoke ? 8 : 600));

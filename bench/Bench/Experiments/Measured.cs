@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using Bench.Load;
+using Bench.Reporting;
 using Bench.Processes;
 using Bench.Stats;
 
@@ -47,12 +49,64 @@ internal static class Measured
         return new ProxyRun(target.Name, connections, run, wrk, cpu, rss, 100 * wrkCpu / wrk.Seconds / lab.Options.LoadCoreCount);
     }
 
-    /// <summary>The same wrk run for every proxy before measuring: JIT, connection pools, page cache (<see cref="Options.WarmupDuration"/>).</summary>
-    public static async Task WarmUpAsync(Lab lab, IEnumerable<Target> targets)
+    /// <summary>Every run in the order run, for the report: a drift or an outlier shows here, not in the medians.</summary>
+    public static Table RunsTable(IEnumerable<ProxyRun> runs)
     {
+        var table = new Table(["proxy, connections, run", "RPS", "p50 (ms)", "p99 (ms)", "max (ms)", "requests", "proxy CPU s", "CPU µs / req", "peak RSS (MB)", "wrk CPU (%)"]);
+        foreach (var r in runs)
+        {
+            table.Row($"{r.Proxy} -c{r.Connections} #{r.Run}", r.Wrk.RequestsPerSecond, r.Wrk.P50Ms, r.Wrk.P99Ms, r.Wrk.MaxMs, r.Wrk.Requests, r.CpuSeconds,
+                r.CpuPer100k * 10, r.PeakRssBytes / 1024.0 / 1024, r.LoadGeneratorCpuPercent);
+        }
+
+        return table;
+    }
+
+    /// <summary>Within this, two settle rounds in a row count as agreeing.</summary>
+    public const double SettledWithin = 0.05;
+
+    /// <summary>
+    /// Warms every proxy the same way before anything is measured: <see cref="Options.WarmupDuration"/> of wrk
+    /// -c64, then settle rounds until two in a row agree on the proxy's CPU per request within 5%, at most
+    /// <see cref="Options.MaxSettleRounds"/>. A fixed warm-up measured the balancer's first run at 1.6 times
+    /// the CPU per request of its third: its JIT was still promoting code.
+    /// </summary>
+    public static async Task<IReadOnlyList<WarmUp>> WarmUpAsync(Lab lab, IEnumerable<Target> targets)
+    {
+        var options = lab.Options;
+        var warmUps = new List<WarmUp>();
         foreach (var target in targets)
         {
-            await lab.WrkAsync(target.Url, 64, lab.Options.WarmupDuration);
+            var started = Stopwatch.GetTimestamp();
+            await lab.WrkAsync(target.Url, 64, options.WarmupDuration);
+            var rounds = new List<double>();
+            while (rounds.Count < options.MaxSettleRounds && !WarmUp.Agree(rounds))
+            {
+                var cpuBefore = ProcStat.CpuSeconds(target.Pid);
+                var wrk = await lab.WrkAsync(target.Url, 64, options.SettleRoundDuration);
+                rounds.Add(wrk.Requests == 0 ? double.NaN : (ProcStat.CpuSeconds(target.Pid) - cpuBefore) / wrk.Requests * 1e6);
+            }
+
+            warmUps.Add(new WarmUp(target.Name, Stopwatch.GetElapsedTime(started).TotalSeconds, rounds));
         }
+
+        return warmUps;
     }
+}
+
+/// <summary>How one proxy was warmed: seconds of load in all, and its CPU µs per request in each settle round.</summary>
+internal sealed record WarmUp(string Proxy, double Seconds, IReadOnlyList<double> MicrosecondsPerRequest)
+{
+    public bool Settled => Agree(MicrosecondsPerRequest);
+
+    public static bool Agree(IReadOnlyList<double> rounds) =>
+        rounds.Count >= 2 && Math.Abs(rounds[^1] - rounds[^2]) <= Measured.SettledWithin * rounds[^2];
+
+    /// <summary>One sentence for the report: what each proxy got and where its CPU per request ended.</summary>
+    public static string Describe(IReadOnlyList<WarmUp> warmUps, Options options) =>
+        $"Warm-up: {options.WarmupDuration.TotalSeconds:0} s of wrk -c64 per proxy, then {options.SettleRoundDuration.TotalSeconds:0} s rounds until two in a row " +
+        $"agreed on CPU per request within {Measured.SettledWithin * 100:0}% (at most {options.MaxSettleRounds}): " +
+        string.Join("; ", warmUps.Select(w =>
+            $"{w.Proxy} {w.Seconds:0} s, rounds {string.Join(" / ", w.MicrosecondsPerRequest.Select(u => u.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture)))} µs" +
+            (w.Settled ? "" : " (not settled)"))) + ".";
 }

@@ -18,6 +18,7 @@ internal static class Overhead
         var options = lab.Options;
         var proxies = new List<Target>();
         var runs = new List<ProxyRun>();
+        IReadOnlyList<WarmUp> warmUps;
         // One sink each, so the report can show what each traced balancer exported.
         await using var sink = await OtlpSink.StartAsync();
         await using var sampledSink = await OtlpSink.StartAsync();
@@ -31,7 +32,7 @@ internal static class Overhead
                 "balancer-traced-10pct",
                 "RoundRobin",
                 [.. Tracing(sampledSink), "--OTEL_TRACES_SAMPLER", "parentbased_traceidratio", "--OTEL_TRACES_SAMPLER_ARG", "0.1"]));
-            await Measured.WarmUpAsync(lab, proxies);
+            warmUps = await Measured.WarmUpAsync(lab, proxies);
             for (var run = 1; run <= options.RepeatedRuns; run++)
             {
                 foreach (var proxy in proxies)
@@ -64,7 +65,7 @@ internal static class Overhead
                   "HTTP/1.1 Kestrel listener; bare YARP uses YARP's built-in RoundRobin, the balancer its smooth weighted one. " +
                   "`bare-yarp` also shares the balancer's two runtime settings (no per-request hosting Activity, inline I/O continuations), " +
                   "so the difference to `balancer-full` is the features alone; `bare-yarp-aspnet-defaults` is bare YARP as ASP.NET Core ships, " +
-                  "which shows what those two settings are worth.")
+                  "which shows what those two settings are worth. " + WarmUp.Describe(warmUps, options))
             .Table(table)
             .Text($"Feature cost: {Format.Number(cost)}% of bare YARP's RPS; CPU per request ratio {Format.Ratio(full.CpuPer100k / bare.CpuPer100k)}. " +
                   $"Runtime settings: bare YARP with them does {Format.Ratio(bare.Rps / defaults.Rps)} the RPS of bare YARP without them, " +
@@ -77,6 +78,8 @@ internal static class Overhead
                   "`balancer-traced-10pct` keeps one trace in ten (`OTEL_TRACES_SAMPLER=parentbased_traceidratio`, `OTEL_TRACES_SAMPLER_ARG=0.1`; " +
                   $"its sink received {sampledSink.Exports} exports, {Format.Mb(sampledSink.Bytes)} MB): " +
                   $"{Format.Number((full.Rps - sampled.Rps) / full.Rps * 100)}% of the untraced balancer's RPS.")
+            .Text("Every run, in the order run:")
+            .Table(Measured.RunsTable(runs))
             .Chart("overhead.svg", "RPS of bare YARP and the full balancer, tracing off and on", SvgChart.Bars("Median requests per second", "requests/s", [$"-c{Connections}"],
                 [new Series("bare YARP", [bare.Rps]), new Series("bare YARP, ASP.NET defaults", [defaults.Rps]), new Series("balancer (all features)", [full.Rps]), new Series("balancer + OTLP tracing", [traced.Rps]), new Series("balancer + tracing 10%", [sampled.Rps])]));
         report.Targets.Add(new TargetCheck("overhead", $"features cost <= {TargetPercent}% RPS vs bare YARP", $"{Format.Number(cost)}%", cost <= TargetPercent));

@@ -14,6 +14,7 @@ internal static class Qos
     public const double ModerateRate = 500;
     public const int SaturationConcurrency = 64;
     public const double AddedDelayTargetMs = 0.5;
+    private const string NginxTarget = "nginx round robin";
 
     public static async Task RunAsync(Lab lab, Report report)
     {
@@ -38,26 +39,39 @@ internal static class Qos
             }
         }
 
-        await MeasureAsync("direct to A", lab.Backends[0].Url, 0);
-        foreach (var policy in Distribution.Policies)
+        var warmUps = new List<WarmUp>();
+        async Task ThroughAsync(string name, Target proxy, int sources)
         {
-            var balancer = await lab.StartBalancerAsync("qos-" + policy, policy);
             try
             {
-                await MeasureAsync("balancer " + policy, balancer.Url, policy == "IpHash" ? Distribution.IpHashClients : 0);
+                // The same warm-up as the race: a freshly started .NET proxy is still compiling its hot code.
+                warmUps.AddRange(await Measured.WarmUpAsync(lab, [proxy]));
+                await MeasureAsync(name, proxy.Url, sources);
             }
             finally
             {
-                lab.Stop(balancer);
+                lab.Stop(proxy);
             }
         }
+
+        await MeasureAsync("direct to A", lab.Backends[0].Url, 0);
+        foreach (var policy in Distribution.Policies)
+        {
+            await ThroughAsync("balancer " + policy, await lab.StartBalancerAsync("qos-" + policy, policy), policy == "IpHash" ? Distribution.IpHashClients : 0);
+        }
+
+        // The paper's own balancer, on the same CPUs: what a proxy hop costs on this machine, whoever makes it.
+        await ThroughAsync(NginxTarget, await lab.StartNginxAsync("qos-nginx"), 0);
 
         var section = report.Add("qos: throughput, delay, jitter, loss")
             .Text($"{options.PaperRuns} runs per target and load, `GET /` with the harness's client; every figure is the mean over the runs " +
                   "(the paper's 'rata-rata'). Throughput counts response bodies only. Delay is the mean latency (request sent to body read), " +
                   "jitter the mean absolute difference of consecutive latencies in send order, loss the share of requests that failed " +
                   $"or were not 2xx. Moderate: {moderate.Requests} requests paced at {ModerateRate} req/s (up to 16 in flight). " +
-                  $"Saturation: {saturation.Requests} requests, {SaturationConcurrency} in flight, as fast as answered.");
+                  $"Saturation: {saturation.Requests} requests, {SaturationConcurrency} in flight, as fast as answered. " +
+                  "NGINX (round robin, upstream keepalive, the race's config) is measured the same way as a control: the client and the backends " +
+                  "share the load generator's CPU and the proxy is on its own, so every proxied request crosses between CPUs four times, " +
+                  "which the direct path never does. " + WarmUp.Describe(warmUps, options));
         foreach (var load in new[] { "moderate", "saturation" })
         {
             var table = new Table(["target", "throughput (Mbps)", "RPS", "delay (ms)", "jitter (ms)", "loss (%)", "p50 (ms)", "p95 (ms)", "p99 (ms)"]);
@@ -83,9 +97,11 @@ internal static class Qos
             SvgChart.Bars($"RPS at saturation ({SaturationConcurrency} in flight)", "requests/s", targets,
                 [new Series("RPS", [.. targets.Select(t => MeanOf(results, t, "saturation", r => r.RequestsPerSecond))])]));
 
-        var added = MeanOf(results, "balancer RoundRobin", "moderate", r => r.Latency!.Mean) - MeanOf(results, "direct to A", "moderate", r => r.Latency!.Mean);
+        var direct = MeanOf(results, "direct to A", "moderate", r => r.Latency!.Mean);
+        var added = MeanOf(results, "balancer RoundRobin", "moderate", r => r.Latency!.Mean) - direct;
+        var nginxAdded = MeanOf(results, NginxTarget, "moderate", r => r.Latency!.Mean) - direct;
         report.Targets.Add(new TargetCheck("qos", $"added delay through the balancer at moderate load < {AddedDelayTargetMs} ms",
-            $"{Format.Number(added)} ms (RoundRobin mean minus direct mean)", added < AddedDelayTargetMs));
+            $"{Format.Number(added)} ms (RoundRobin mean minus direct mean; NGINX adds {Format.Number(nginxAdded)} ms)", added < AddedDelayTargetMs));
     }
 
     private static double MeanOf(List<(string Target, string Load, IReadOnlyList<LoadResult> Runs)> results, string target, string load, Func<LoadResult, double> f) =>

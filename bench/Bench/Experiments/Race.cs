@@ -16,12 +16,13 @@ internal static class Race
         var options = lab.Options;
         var proxies = new List<Target>();
         var runs = new List<ProxyRun>();
+        IReadOnlyList<WarmUp> warmUps;
         try
         {
             proxies.Add(await lab.StartBalancerAsync("balancer", "RoundRobin"));
             proxies.Add(await lab.StartNginxAsync("nginx"));
             proxies.Add(await lab.StartHaproxyAsync("haproxy"));
-            await Measured.WarmUpAsync(lab, proxies);
+            warmUps = await Measured.WarmUpAsync(lab, proxies);
             foreach (var connections in Connections)
             {
                 for (var run = 1; run <= options.RepeatedRuns; run++)
@@ -48,7 +49,7 @@ internal static class Race
                   "medians over runs. The balancer runs RoundRobin with active health checks and its metrics (tracing exporter off); " +
                   $"NGINX {options.ProxyCoreCount} worker(s) with `keepalive {ProxyConfigs.NginxUpstreamKeepalive}` upstream (idle connections kept per worker); HAProxy `nbthread {options.ProxyCoreCount}` with " +
                   "http-keep-alive. CPU is user+system seconds of the proxy's processes (NGINX master and workers) per 100,000 requests; " +
-                  "RSS is the peak of per-second samples.");
+                  "RSS is the peak of per-second samples. " + WarmUp.Describe(warmUps, options));
         var table = new Table(["proxy, connections", "RPS", "p50 (ms)", "p99 (ms)", "CPU s / 100k req", "peak RSS (MB)", "failed (%)"]);
         foreach (var connections in Connections)
         {
@@ -79,13 +80,8 @@ internal static class Race
             .Chart("race-cpu.svg", "proxy CPU seconds per 100k requests", SvgChart.Bars("Proxy CPU per 100k requests", "CPU seconds", categories,
                 [.. names.Select(n => new Series(n, [.. Connections.Select(c => Of(n, c).CpuPer100k)]))]));
 
-        var all = new Table(["proxy, connections, run", "RPS", "p50 (ms)", "p99 (ms)", "max (ms)", "requests", "proxy CPU s", "peak RSS (MB)", "wrk CPU (%)"]);
-        foreach (var r in runs)
-        {
-            all.Row($"{r.Proxy} -c{r.Connections} #{r.Run}", r.Wrk.RequestsPerSecond, r.Wrk.P50Ms, r.Wrk.P99Ms, r.Wrk.MaxMs, r.Wrk.Requests, r.CpuSeconds, r.PeakRssBytes / 1024.0 / 1024, r.LoadGeneratorCpuPercent);
-        }
-
-        section.Text("Every run, in the order run (wrk CPU is the share of the load generator's CPUs wrk used; near 100% the load generator, not the proxy, was the limit):").Table(all);
+        section.Text("Every run, in the order run (wrk CPU is the share of the load generator's CPUs wrk used; near 100% the load generator, not the proxy, was the limit):")
+            .Table(Measured.RunsTable(runs));
         var saturated = runs.Where(r => r.LoadGeneratorCpuPercent >= 90).Select(r => $"{r.Proxy} -c{r.Connections} #{r.Run}").ToList();
         if (saturated.Count > 0)
         {

@@ -1,4 +1,5 @@
 using Bench;
+using Bench.Experiments;
 using Bench.Processes;
 
 namespace Balancer.Tests.Benchmarks;
@@ -94,5 +95,22 @@ public sealed class HarnessPartsTests
         Assert.Equal("2026-11-23-race-qos", global::Bench.Program.ReportName(Options.Parse(["race", "qos"]), at));
         Assert.Equal("2026-11-23-smoke", global::Bench.Program.ReportName(Options.Parse(["--smoke"]), at));
         Assert.Equal("2026-11-23-soak", global::Bench.Program.ReportName(Options.Parse(["soak"]), at));
+    }
+
+    [Fact]
+    public void WarmUp_SettlesWhenTwoRoundsInARowAgreeWithinFivePercent()
+    {
+        Assert.False(WarmUp.Agree([]));
+        Assert.False(WarmUp.Agree([30.0]));
+        Assert.False(WarmUp.Agree([45.0, 33.0]));
+        Assert.True(WarmUp.Agree([45.0, 33.0, 31.5]));
+        Assert.False(WarmUp.Agree([30.0, 28.4]));
+        Assert.True(WarmUp.Agree([30.0, 31.4]));
+
+        var text = WarmUp.Describe([new WarmUp("balancer", 35.2, [33.3, 29.7, 28.0]), new WarmUp("nginx", 30, [16.1, 15.9])], Options.Parse([]));
+        Assert.Equal(
+            "Warm-up: 20 s of wrk -c64 per proxy, then 5 s rounds until two in a row agreed on CPU per request within 5% (at most 8): " +
+            "balancer 35 s, rounds 33.3 / 29.7 / 28.0 µs (not settled); nginx 30 s, rounds 16.1 / 15.9 µs.",
+            text);
     }
 }
