@@ -48,7 +48,7 @@ internal static class Race
                   $"{options.RepeatedRuns} runs per proxy and connection count, run order balancer, nginx, haproxy, balancer, ...; " +
                   "medians over runs. The balancer runs RoundRobin with active health checks and its metrics (tracing exporter off); " +
                   $"NGINX {options.ProxyCoreCount} worker(s) with `keepalive {ProxyConfigs.NginxUpstreamKeepalive}` upstream (idle connections kept per worker); HAProxy `nbthread {options.ProxyCoreCount}` with " +
-                  "http-keep-alive. CPU is user+system seconds of the proxy's processes (NGINX master and workers) per 100,000 requests; " +
+                  "http-keep-alive and health checks every 2 s (NGINX open source has none); all three send X-Forwarded-For, -Proto and -Host. CPU is user+system seconds of the proxy's processes (NGINX master and workers) per 100,000 requests; " +
                   "RSS is the peak of per-second samples. " + WarmUp.Describe(warmUps, options));
         var table = new Table(["proxy, connections", "RPS", "p50 (ms)", "p99 (ms)", "CPU s / 100k req", "peak RSS (MB)", "failed (%)"]);
         foreach (var connections in Connections)

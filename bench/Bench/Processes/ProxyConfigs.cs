@@ -74,7 +74,8 @@ internal static class ProxyConfigs
 
     /// <summary>
     /// NGINX as a reverse proxy: upstream keep-alive (HTTP/1.1 and an empty Connection header, which
-    /// NGINX needs to reuse upstream connections), round robin, one worker per core the balancer gets.
+    /// NGINX needs to reuse upstream connections), round robin, one worker per core the balancer gets, and
+    /// the X-Forwarded-For/Proto/Host headers the balancer sends. NGINX open source has no active health checks.
     /// </summary>
     public static string Nginx(int port, IReadOnlyList<Backend> backends, int workers, string directory)
     {
@@ -107,13 +108,20 @@ internal static class ProxyConfigs
         text.AppendLine("      proxy_pass http://backends;");
         text.AppendLine("      proxy_http_version 1.1;");
         text.AppendLine("      proxy_set_header Connection \"\";");
+        // The job the balancer does by default (YARP's forwarded-header transforms), so all three do the same work.
+        text.AppendLine("      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;");
+        text.AppendLine("      proxy_set_header X-Forwarded-Proto $scheme;");
+        text.AppendLine("      proxy_set_header X-Forwarded-Host $http_host;");
         text.AppendLine("    }");
         text.AppendLine("  }");
         text.AppendLine("}");
         return text.ToString();
     }
 
-    /// <summary>HAProxy in HTTP mode with keep-alive on both sides, round robin, no logging.</summary>
+    /// <summary>
+    /// HAProxy in HTTP mode with keep-alive on both sides, round robin, no logging, the balancer's forwarded
+    /// headers and active health checks as the balancer runs them (GET /health every 2 s).
+    /// </summary>
     public static string Haproxy(int port, IReadOnlyList<Backend> backends, int threads)
     {
         var text = new StringBuilder();
@@ -132,9 +140,14 @@ internal static class ProxyConfigs
         text.AppendLine("  default_backend backends");
         text.AppendLine("backend backends");
         text.AppendLine("  balance roundrobin");
+        // The balancer's job: forwarded headers, and a health probe of every backend every 2 s.
+        text.AppendLine("  option forwardfor");
+        text.AppendLine("  http-request set-header X-Forwarded-Proto http");
+        text.AppendLine("  http-request set-header X-Forwarded-Host %[req.hdr(host)]");
+        text.AppendLine("  option httpchk GET /health");
         foreach (var backend in backends)
         {
-            text.AppendLine(CultureInfo.InvariantCulture, $"  server {backend.Name} 127.0.0.1:{backend.Port}");
+            text.AppendLine(CultureInfo.InvariantCulture, $"  server {backend.Name} 127.0.0.1:{backend.Port} check inter 2s");
         }
 
         return text.ToString();

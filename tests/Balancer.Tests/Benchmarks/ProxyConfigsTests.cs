@@ -23,7 +23,7 @@ public sealed class ProxyConfigsTests : IDisposable
     }
 
     [Fact]
-    public void Nginx_GeneratedConfig_PassesNginxTest_WithUpstreamKeepalive()
+    public void Nginx_GeneratedConfig_PassesNginxTest_WithUpstreamKeepalive_AndForwardedHeaders()
     {
         var config = ProxyConfigs.Nginx(18081, Backends, workers: 2, _directory);
         foreach (var temp in new[] { "client_body", "proxy", "fastcgi", "uwsgi", "scgi" })
@@ -43,10 +43,12 @@ public sealed class ProxyConfigsTests : IDisposable
         Assert.Contains("access_log off;", config, StringComparison.Ordinal);
         Assert.Contains("worker_processes 2;", config, StringComparison.Ordinal);
         Assert.Contains("server 127.0.0.1:15002;", config, StringComparison.Ordinal);
+        Assert.Contains("proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;", config, StringComparison.Ordinal);
+        Assert.Contains("proxy_set_header X-Forwarded-Proto $scheme;", config, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void Haproxy_GeneratedConfig_PassesHaproxyCheck_HttpModeKeepAlive()
+    public void Haproxy_GeneratedConfig_PassesHaproxyCheck_HttpModeKeepAlive_HealthChecksAndForwardedHeaders()
     {
         var config = ProxyConfigs.Haproxy(18082, Backends, threads: 2);
         var path = Path.Combine(_directory, "haproxy.cfg");
@@ -58,7 +60,9 @@ public sealed class ProxyConfigsTests : IDisposable
         Assert.Contains("mode http", config, StringComparison.Ordinal);
         Assert.Contains("option http-keep-alive", config, StringComparison.Ordinal);
         Assert.Contains("nbthread 2", config, StringComparison.Ordinal);
-        Assert.Contains("server C 127.0.0.1:15003", config, StringComparison.Ordinal);
+        Assert.Contains("server C 127.0.0.1:15003 check inter 2s", config, StringComparison.Ordinal);
+        Assert.Contains("option httpchk GET /health", config, StringComparison.Ordinal);
+        Assert.Contains("option forwardfor", config, StringComparison.Ordinal);
         Assert.DoesNotContain("log ", config, StringComparison.Ordinal);
     }
 
