@@ -36,6 +36,9 @@ public sealed class BalancerOptions
 
     /// <summary>Request size limits, client timeouts and connection limits of the proxy listener.</summary>
     public Hosting.LimitsOptions Limits { get; set; } = new();
+
+    /// <summary>Sampling of traces while tracing is on.</summary>
+    public Telemetry.TracingOptions Tracing { get; set; } = new();
 }
 
 /// <summary>The <c>Balancer:Management</c> section.</summary>

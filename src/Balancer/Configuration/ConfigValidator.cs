@@ -55,6 +55,12 @@ public static class ConfigValidator
         }
 
         CheckPositiveTimeSpan(balancer.GetSection("ShutdownTimeout"), errors);
+        if (balancer.GetSection("Tracing:SampleRatio") is { Value: { } sampleText } sampleRatio
+            && (!double.TryParse(sampleText, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var sample) || !(sample >= 0 && sample <= 1)))
+        {
+            errors.Add($"{sampleRatio.Path}: '{sampleText}' must be a number from 0 to 1");
+        }
+
         CheckLimits(balancer.GetSection(Hosting.LimitsOptions.SectionName), errors);
 
         // Unset or empty means tracing off; anything else must be a URL the OTLP exporter can send to.

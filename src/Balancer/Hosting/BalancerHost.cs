@@ -81,6 +81,7 @@ public static class BalancerHost
 
         var app = builder.Build();
         app.MapWhen(Listeners.IsManagement, ManagementApp.Configure);
+        app.UseBalancerServerSpans();
         app.UseMiddleware<RequestBodyLimitMiddleware>();
         app.UseRouting();
         app.MapReverseProxy(proxy =>
@@ -90,6 +91,7 @@ public static class BalancerHost
             proxy.UseMiddleware<RetryMiddleware>();
             proxy.UseSessionAffinity();
             proxy.UseLoadBalancing();
+            proxy.UseBalancerAttemptSpans();
             proxy.UseMiddleware<ProxyMetricsMiddleware>();
             proxy.UsePassiveHealthChecks();
         });

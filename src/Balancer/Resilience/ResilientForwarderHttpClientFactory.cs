@@ -35,6 +35,16 @@ internal sealed class ResilientForwarderHttpClientFactory(
     IServiceProvider services,
     ILogger<ForwarderHttpClientFactory> logger) : ForwarderHttpClientFactory(logger)
 {
+    protected override void ConfigureHandler(ForwarderHttpClientContext context, SocketsHttpHandler handler)
+    {
+        base.ConfigureHandler(context, handler);
+        // Without a propagator the SocketsHttpHandler leaves out its DiagnosticsHandler: no activity of its own
+        // under whatever is current, no header rewriting, one handler less per request. The balancer writes the
+        // trace context itself when it traces (Telemetry.TraceContextTransformProvider); otherwise the client's
+        // traceparent passes as sent.
+        handler.ActivityHeadersPropagator = null;
+    }
+
     protected override HttpMessageHandler WrapHandler(ForwarderHttpClientContext context, HttpMessageHandler handler)
     {
         var breaker = options.CurrentValue.CircuitBreaker;

@@ -1,4 +1,3 @@
-using Balancer.Hosting;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
 
@@ -9,7 +8,7 @@ public static class TracingServiceCollectionExtensions
     /// <summary>The standard OpenTelemetry variable (or config key) that switches the OTLP exporter on.</summary>
     public const string OtlpEndpointKey = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
-    /// <summary>YARP's own ActivitySource: <c>proxy.forwarder</c> per proxied request, and the health probe rounds.</summary>
+    /// <summary>YARP's own ActivitySource (<c>proxy.forwarder</c> and probe spans); the balancer does not listen to it.</summary>
     public const string YarpActivitySource = "Yarp.ReverseProxy";
 
     private const string ServiceNameKey = "OTEL_SERVICE_NAME";
@@ -20,13 +19,10 @@ public static class TracingServiceCollectionExtensions
     /// (environment or config). Otherwise nothing is registered at all.
     /// </summary>
     /// <remarks>
-    /// Not registering is what makes "off" free: a TracerProvider, even one without an exporter, puts an
-    /// ActivityListener on its sources whose default sampler records everything, so every request would
-    /// allocate and time three activities for nobody. Without a listener YARP's <c>CreateActivity</c> returns
-    /// null and the HttpClient creates no span of its own. The W3C <c>traceparent</c> still reaches the
-    /// backends either way: YARP's outbound handler injects it from the current activity through
-    /// <see cref="System.Diagnostics.DistributedContextPropagator"/>, and copies the client's own header
-    /// when there is no activity.
+    /// Not registering is what makes "off" free: no listener on any source and no tracing middleware in the
+    /// pipeline. A client's <c>traceparent</c> reaches the backends either way: untraced, YARP copies it with
+    /// the other headers; traced, <see cref="TraceContextTransformProvider"/> replaces it with the balancer's.
+    /// Which spans exist while tracing is on, and why only those, is told at <see cref="ProxyTracing"/>.
     /// </remarks>
     public static IServiceCollection AddBalancerTracing(this IServiceCollection services, IConfiguration configuration)
     {
@@ -43,6 +39,8 @@ public static class TracingServiceCollectionExtensions
     internal static IServiceCollection AddBalancerTracing(this IServiceCollection services, IConfiguration configuration, Action<TracerProviderBuilder> export)
     {
         var explicitName = !string.IsNullOrWhiteSpace(configuration[ServiceNameKey]);
+        services.AddSingleton<ProxyTracing>();
+        services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, TraceContextTransformProvider>();
         services.AddOpenTelemetry()
             .ConfigureResource(resource =>
             {
@@ -54,13 +52,23 @@ public static class TracingServiceCollectionExtensions
             })
             .WithTracing(tracing =>
             {
-                tracing
-                    .AddSource(YarpActivitySource)
-                    // Scrapes and status-page polls every second would drown the proxied traffic.
-                    .AddAspNetCoreInstrumentation(options => options.Filter = static context => !Listeners.IsManagement(context))
-                    .AddHttpClientInstrumentation();
+                // Only the balancer's own spans. Management requests (scrapes, status polls every second)
+                // are not traced: the middleware is in the proxy pipeline alone.
+                tracing.AddSource(ProxyTracing.SourceName);
                 export(tracing);
             });
         return services;
     }
+}
+
+/// <summary>Puts the tracing middleware into the pipelines, when tracing is on.</summary>
+internal static class TracingPipelineExtensions
+{
+    /// <summary>The server span, first thing on the proxy listener's pipeline.</summary>
+    public static IApplicationBuilder UseBalancerServerSpans(this IApplicationBuilder app) =>
+        app.ApplicationServices.GetService<ProxyTracing>() is null ? app : app.UseMiddleware<ServerSpanMiddleware>();
+
+    /// <summary>A client span per attempt, right after load balancing picked the destination.</summary>
+    public static IApplicationBuilder UseBalancerAttemptSpans(this IApplicationBuilder app) =>
+        app.ApplicationServices.GetService<ProxyTracing>() is null ? app : app.UseMiddleware<AttemptSpanMiddleware>();
 }

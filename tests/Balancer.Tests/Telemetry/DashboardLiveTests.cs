@@ -28,7 +28,17 @@ public sealed class DashboardLiveTests
 
         var cluster = Assert.Single(await prometheus.LabelValuesAsync("cluster", "balancer_cluster_policy_info"));
         Assert.Equal("backends", cluster);
+        // The retries panel needs a retry, and the paced traffic alone may lose the race to the next probe
+        // (nothing left to retry once B is known down). A slow GET in flight at B when it dies always is one.
+        var slow = Enumerable.Range(0, 6).Select(_ => lb.Client.GetAsync("/delay/3000")).ToList();
+        await Poll.UntilAsync(async () => (int)(await lb.StatusAsync())["clusters"]![0]!["destinations"]!.AsArray().Single(d => (string?)d!["id"] == "B")!["inFlight"]! > 0, Deadline, "a slow request in flight at B");
         await lb.Backend("B").KillAsync();
+        foreach (var response in await Task.WhenAll(slow))
+        {
+            // Every one answered, those cut off at B by another backend.
+            Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+            response.Dispose();
+        }
 
         var upQuery = GrafanaDashboards.Substitute(
             Assert.Single(GrafanaDashboards.Queries(dashboard), q => q.Expr.Contains("balancer_destination_up", StringComparison.Ordinal)).Expr, cluster);

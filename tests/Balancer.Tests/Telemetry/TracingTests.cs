@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Collections.ObjectModel;
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Balancer.Configuration;
 using Balancer.Telemetry;
@@ -9,6 +10,7 @@ using Balancer.Tests.Integration;
 using Bench.Processes;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Options;
 using OpenTelemetry;
 using OpenTelemetry.Trace;
 
@@ -26,7 +28,7 @@ public sealed partial class TracingTests
     private const string ClientTraceparent = $"00-{ClientTraceId}-{ClientSpanId}-01";
 
     [Fact]
-    public async Task TracingOn_BackendGetsTraceparent_OfTheBalancersOutboundSpan_InOneTrace()
+    public async Task TracingOn_BackendGetsTraceparent_OfTheBalancersAttemptSpan_InOneTrace()
     {
         var exported = new ExportedSpans();
         var seen = new SeenTraceparents();
@@ -37,23 +39,29 @@ public sealed partial class TracingTests
         var response = await OutsideGetAsync(lb, traceparent: null);
 
         var (traceId, parentId) = Parse(seen.Single());
-        var trace = await TraceAsync(exported, traceId);
-        Assert.Equal(ActivityKind.Server, trace.Server.Kind);
-        Assert.Equal(default, trace.Server.ParentSpanId);
-        Assert.Equal("proxy.forwarder", trace.Forwarder.OperationName);
-        Assert.Equal(trace.Server.SpanId, trace.Forwarder.ParentSpanId);
-        Assert.Equal(BackendOf(response), trace.Forwarder.GetTagItem("proxy.destination_id"));
-        Assert.Equal("backends", trace.Forwarder.GetTagItem("proxy.cluster_id"));
-        Assert.Equal(ActivityKind.Client, trace.Outbound.Kind);
-        Assert.Equal(trace.Forwarder.SpanId, trace.Outbound.ParentSpanId);
-        // The backend's parent is the balancer's outbound call: the trace continues exactly there.
-        Assert.Equal(trace.Outbound.SpanId.ToHexString(), parentId);
+        var (server, attempts) = await TraceAsync(exported, traceId);
+        Assert.Equal(ActivityKind.Server, server.Kind);
+        Assert.Equal(default, server.ParentSpanId);
+        Assert.Equal("GET", server.DisplayName);
+        Assert.Equal(200, server.GetTagItem("http.response.status_code"));
+        Assert.Equal("/", server.GetTagItem("url.path"));
+        Assert.Equal("backends", server.GetTagItem("balancer.cluster"));
+        Assert.Equal("all", server.GetTagItem("balancer.route"));
+        Assert.Equal(BackendOf(response), server.GetTagItem("balancer.destination"));
+        Assert.Equal(ActivityStatusCode.Unset, server.Status);
+        var attempt = Assert.Single(attempts);
+        Assert.Equal(ActivityKind.Client, attempt.Kind);
+        Assert.Equal(BackendOf(response), attempt.GetTagItem("balancer.destination"));
+        Assert.Equal(lb.Backend(BackendOf(response)).Address.Port, attempt.GetTagItem("server.port"));
+        Assert.Equal(200, attempt.GetTagItem("http.response.status_code"));
+        // The backend's parent is the balancer's attempt: the trace continues exactly there.
+        Assert.Equal(attempt.SpanId.ToHexString(), parentId);
         // Management requests (scrapes, status polls) are not traced.
         Assert.Empty(exported.OfTrace(scrapeTraceId));
     }
 
     [Fact]
-    public async Task TracingOn_ClientSentTraceparent_TheBalancerContinuesTheClientsTrace()
+    public async Task TracingOn_ClientSentSampledTraceparent_TheBalancerContinuesTheClientsTrace()
     {
         var exported = new ExportedSpans();
         var seen = new SeenTraceparents();
@@ -63,9 +71,106 @@ public sealed partial class TracingTests
 
         var (traceId, parentId) = Parse(seen.Single());
         Assert.Equal(ClientTraceId, traceId);
-        var trace = await TraceAsync(exported, traceId);
-        Assert.Equal(ClientSpanId, trace.Server.ParentSpanId.ToHexString());
-        Assert.Equal(trace.Outbound.SpanId.ToHexString(), parentId);
+        var (server, attempts) = await TraceAsync(exported, traceId);
+        Assert.Equal(ClientSpanId, server.ParentSpanId.ToHexString());
+        Assert.Equal(Assert.Single(attempts).SpanId.ToHexString(), parentId);
+    }
+
+    [Fact]
+    public async Task TracingOn_ClientSentUnsampledTraceparent_NothingIsTraced_AndTheHeaderPassesUnchanged()
+    {
+        var exported = new ExportedSpans();
+        var seen = new SeenTraceparents();
+        await using var lb = await StartTracedAsync(exported, seen);
+        const string unsampled = $"00-{ClientTraceId}-{ClientSpanId}-00";
+
+        await OutsideGetAsync(lb, unsampled);
+        // A sampled request after it, whose spans are exported once it ended: by then the first is long over.
+        await OutsideGetAsync(lb, traceparent: null);
+        var second = Parse(seen.All()[1]).TraceId;
+        await TraceAsync(exported, second);
+
+        Assert.Equal(unsampled, seen.All()[0]);
+        Assert.Empty(exported.OfTrace(ClientTraceId));
+    }
+
+    [Fact]
+    public async Task SampleRatioZero_TracesOnlyWhatClientsSampled_AndAReloadToOneTracesEverything()
+    {
+        var exported = new ExportedSpans();
+        var seen = new SeenTraceparents();
+        await using var lb = await StartTracedAsync(exported, seen, ratio: 0);
+
+        await OutsideGetAsync(lb, traceparent: null);
+        await OutsideGetAsync(lb, ClientTraceparent);
+        await TraceAsync(exported, ClientTraceId);
+        // Not traced and no client header: the backend gets none.
+        Assert.Null(seen.All()[0]);
+        Assert.Equal([ClientTraceId], exported.TraceIds());
+
+        lb.WriteConfig("RoundRobin", c => c["Balancer"]!["Tracing"] = new JsonObject { ["SampleRatio"] = 1 });
+        await Poll.UntilAsync(
+            async () =>
+            {
+                await OutsideGetAsync(lb, traceparent: null);
+                return seen.All()[^1] is not null;
+            },
+            TimeSpan.FromSeconds(10),
+            "the reloaded ratio to trace a request without traceparent");
+        await TraceAsync(exported, Parse(seen.All()[^1]).TraceId);
+    }
+
+    [Fact]
+    public async Task TracingOn_RequestFailedOver_HasOneAttemptSpanPerDestinationTried()
+    {
+        var exported = new ExportedSpans();
+        var seen = new SeenTraceparents();
+        // Only B and C, B refusing connections and no active probes: the first request B gets fails over.
+        await using var lb = await StartTracedAsync(exported, seen, edit: c => ((JsonObject)c["ReverseProxy"]!["Clusters"]!["backends"]!["Destinations"]!).Remove("A"));
+        await lb.Backend("B").KillAsync();
+
+        await OutsideGetAsync(lb, traceparent: null);
+        await OutsideGetAsync(lb, traceparent: null);
+
+        var traces = seen.All().Select(t => Parse(t).TraceId).ToList();
+        var spans = new List<(Activity Server, List<Activity> Attempts)>();
+        foreach (var traceId in traces)
+        {
+            spans.Add(await TraceAsync(exported, traceId));
+        }
+
+        var failedOver = Assert.Single(spans, s => s.Attempts.Count == 2);
+        Assert.Single(spans, s => s.Attempts.Count == 1 && (string?)s.Attempts[0].GetTagItem("balancer.destination") == "C");
+        var (first, second) = (failedOver.Attempts[0], failedOver.Attempts[1]);
+        Assert.Equal("B", first.GetTagItem("balancer.destination"));
+        Assert.Equal(ActivityStatusCode.Error, first.Status);
+        Assert.Equal("refused", first.GetTagItem("error.type"));
+        Assert.Null(first.GetTagItem("http.response.status_code"));
+        Assert.Equal("C", second.GetTagItem("balancer.destination"));
+        Assert.Equal(200, second.GetTagItem("http.response.status_code"));
+        Assert.Equal("C", failedOver.Server.GetTagItem("balancer.destination"));
+        Assert.Equal(200, failedOver.Server.GetTagItem("http.response.status_code"));
+    }
+
+    [Fact]
+    public void Sampler_DrawsAtTheRatio_AndAValidParentDecidesAlone()
+    {
+        var draws = new Queue<double>([0.1, 0.3, 0.24, 0.25, 0.9]);
+        var tracing = new ProxyTracing(new FixedOptions(new BalancerOptions { Tracing = { SampleRatio = 0.25 } }), draws.Dequeue);
+
+        var decisions = Enumerable.Range(0, 5).Select(_ => tracing.ShouldTrace(null, null, out var ignored)).ToList();
+
+        Assert.Equal([true, false, true, false, false], decisions);
+        Assert.True(tracing.ShouldTrace(ClientTraceparent, "vendor=1", out var parent));
+        Assert.Equal(ClientTraceId, parent.TraceId.ToHexString());
+        Assert.Equal("vendor=1", parent.TraceState);
+        Assert.True(parent.IsRemote);
+        Assert.False(tracing.ShouldTrace($"00-{ClientTraceId}-{ClientSpanId}-00", null, out _));
+        // Not a valid traceparent (all-zero trace id): a new trace, decided by a draw, which fails here.
+        draws.Enqueue(0.5);
+        Assert.False(tracing.ShouldTrace($"00-{new string('0', 32)}-{ClientSpanId}-01", null, out parent));
+        Assert.Equal(default, parent);
+        Assert.Empty(draws);
     }
 
     [Theory]
@@ -89,7 +194,7 @@ public sealed partial class TracingTests
         await OutsideGetAsync(lb, ClientTraceparent);
 
         Assert.Null(lb.App.Services.GetService<TracerProvider>());
-        foreach (var source in new[] { TracingServiceCollectionExtensions.YarpActivitySource, "Microsoft.AspNetCore", "System.Net.Http" })
+        foreach (var source in new[] { ProxyTracing.SourceName, TracingServiceCollectionExtensions.YarpActivitySource, "Microsoft.AspNetCore", "System.Net.Http" })
         {
             using var probe = new ActivitySource(source);
             Assert.False(probe.HasListeners(), $"something listens to {source} with tracing off");
@@ -153,8 +258,17 @@ public sealed partial class TracingTests
     }
 
     /// <summary>The balancer with the tracing of production, exported in memory.</summary>
-    private static Task<BalancerFixture> StartTracedAsync(ExportedSpans exported, SeenTraceparents seen) =>
+    private static Task<BalancerFixture> StartTracedAsync(ExportedSpans exported, SeenTraceparents seen, double? ratio = null, Action<JsonObject>? edit = null) =>
         BalancerFixture.StartAsync(
+            edit: config =>
+            {
+                if (ratio is double value)
+                {
+                    config["Balancer"]!["Tracing"] = new JsonObject { ["SampleRatio"] = value };
+                }
+
+                edit?.Invoke(config);
+            },
             configure: b => b.Services.AddBalancerTracing(b.Configuration, t => t.AddInMemoryExporter(exported)),
             configureBackends: seen.Install);
 
@@ -191,21 +305,23 @@ public sealed partial class TracingTests
     }
 
     /// <summary>
-    /// The four spans of one proxied request once all have ended (the balancer's server span ends after
-    /// the response was sent, so it may still be open when the client has its answer). The backends run
-    /// in this process, so the backend's own server span is in the trace too.
+    /// The balancer's spans of one proxied request once its server span has ended (after the response was
+    /// sent, so it may still be open when the client has its answer): the server span and its attempts, in
+    /// the order they started.
     /// </summary>
-    private static async Task<(Activity Server, Activity Forwarder, Activity Outbound)> TraceAsync(ExportedSpans exported, string traceId)
+    private static async Task<(Activity Server, List<Activity> Attempts)> TraceAsync(ExportedSpans exported, string traceId)
     {
-        await Poll.UntilAsync(() => exported.OfTrace(traceId).Count >= 4, TimeSpan.FromSeconds(5), $"4 spans of trace {traceId}");
+        await Poll.UntilAsync(() => exported.OfTrace(traceId).Any(s => s.Kind == ActivityKind.Server), TimeSpan.FromSeconds(5), $"the server span of trace {traceId}");
         var spans = exported.OfTrace(traceId);
-        Assert.True(spans.Count == 4, "spans: " + string.Join("; ", spans.Select(s => $"{s.Source.Name} {s.DisplayName} {s.SpanId} parent {s.ParentSpanId}")));
-        var outbound = Assert.Single(spans, s => s.Source.Name == "System.Net.Http");
-        var forwarder = Assert.Single(spans, s => s.Source.Name == TracingServiceCollectionExtensions.YarpActivitySource);
-        var servers = spans.Where(s => s.Source.Name == "Microsoft.AspNetCore").ToList();
-        Assert.Equal(2, servers.Count);
-        Assert.Single(servers, s => s.ParentSpanId == outbound.SpanId);
-        return (Assert.Single(servers, s => s.ParentSpanId != outbound.SpanId), forwarder, outbound);
+        Assert.All(spans, s => Assert.Equal(ProxyTracing.SourceName, s.Source.Name));
+        var server = Assert.Single(spans, s => s.Kind == ActivityKind.Server);
+        var attempts = spans.Where(s => s != server).OrderBy(s => s.StartTimeUtc).ToList();
+        Assert.All(attempts, a =>
+        {
+            Assert.Equal(ActivityKind.Client, a.Kind);
+            Assert.Equal(server.SpanId, a.ParentSpanId);
+        });
+        return (server, attempts);
     }
 
     [GeneratedRegex("^00-(?<trace>[0-9a-f]{32})-(?<parent>[0-9a-f]{16})-0[01]$")]
@@ -215,6 +331,14 @@ public sealed partial class TracingTests
     private sealed class ExportedSpans : Collection<Activity>
     {
         private readonly Lock _gate = new();
+
+        public List<string> TraceIds()
+        {
+            lock (_gate)
+            {
+                return [.. this.Select(a => a.TraceId.ToHexString()).Distinct()];
+            }
+        }
 
         public List<Activity> OfTrace(string traceId)
         {
@@ -242,6 +366,8 @@ public sealed partial class TracingTests
 
         public string? Single() => Assert.Single(_values);
 
+        public List<string?> All() => [.. _values];
+
         public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
         {
             app.Use((context, nextMiddleware) =>
@@ -251,6 +377,15 @@ public sealed partial class TracingTests
             });
             next(app);
         };
+    }
+
+    private sealed class FixedOptions(BalancerOptions value) : IOptionsMonitor<BalancerOptions>
+    {
+        public BalancerOptions CurrentValue => value;
+
+        public BalancerOptions Get(string? name) => value;
+
+        public IDisposable? OnChange(Action<BalancerOptions, string?> listener) => null;
     }
 
     private sealed class DiscardingLoggerProvider : ILoggerProvider

@@ -1,0 +1,54 @@
+using System.Diagnostics;
+using Balancer.Resilience;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace Balancer.Telemetry;
+
+/// <summary>
+/// A client span for each attempt at a destination, inside the request's server span. Sits after load
+/// balancing, so a request failed over to another destination shows one span per destination tried, each
+/// with how it ended. The backend's <c>traceparent</c> names this span as its parent.
+/// </summary>
+internal sealed class AttemptSpanMiddleware(RequestDelegate next, ProxyTracing tracing)
+{
+    public Task InvokeAsync(HttpContext context) =>
+        tracing.Owns(Activity.Current) ? TraceAsync(context) : next(context);
+
+    private async Task TraceAsync(HttpContext context)
+    {
+        var feature = context.GetReverseProxyFeature();
+        var destination = feature.AvailableDestinations.Count == 1 ? feature.AvailableDestinations[0] : null;
+        using var activity = tracing.Source.StartActivity(context.Request.Method, ActivityKind.Client);
+        if (activity is not { IsAllDataRequested: true })
+        {
+            await next(context);
+            return;
+        }
+
+        activity.SetTag("http.request.method", context.Request.Method);
+        if (destination is not null)
+        {
+            activity.SetTag("balancer.destination", destination.DestinationId);
+            if (Uri.TryCreate(destination.Model.Config.Address, UriKind.Absolute, out var address))
+            {
+                activity.SetTag("server.address", address.Host);
+                activity.SetTag("server.port", address.Port);
+            }
+        }
+
+        await next(context);
+
+        if (context.GetForwarderErrorFeature() is { Error: not ForwarderError.None } error)
+        {
+            var kind = TransportFailure.Classify(error.Error, error.Exception);
+            // Transport failures get the same labels as balancer_retries_total; other errors YARP's own name.
+            var type = kind == FailureKind.None ? error.Error.ToString() : TransportFailure.Label(kind);
+            activity.SetStatus(ActivityStatusCode.Error, type);
+            activity.SetTag("error.type", type);
+            return;
+        }
+
+        // Semantic conventions: for a client span any 4xx or 5xx answer is a failed call.
+        ProxyTracing.TagStatusCode(activity, context.Response.StatusCode, failedFrom: 400);
+    }
+}

@@ -1,0 +1,77 @@
+using System.Diagnostics;
+using System.Globalization;
+using Balancer.Configuration;
+using Microsoft.Extensions.Options;
+
+namespace Balancer.Telemetry;
+
+/// <summary>
+/// The balancer's own spans: one server span per proxied request and one client span per attempt at a
+/// destination, from the <see cref="SourceName"/> ActivitySource. Decides sampling before any Activity exists.
+/// </summary>
+/// <remarks>
+/// Why not OpenTelemetry's ASP.NET Core and HttpClient instrumentation (and YARP's own source): an
+/// OpenTelemetry sampler runs only once an ActivitySource is asked for an activity, and a "drop" still
+/// creates it (as propagation-only data) so the context can flow. Three such activities per request, with
+/// the diagnostic callbacks around them, cost about 10 µs of CPU per request whether the trace is kept or
+/// not: measured, one trace in ten kept still cost a fifth of the throughput. Deciding first means a
+/// request that is not traced creates nothing, and its client's <c>traceparent</c> (if any) reaches the
+/// backend untouched. A traced request gets exactly the spans an operator of a balancer needs: which
+/// destination each attempt went to, and how it failed.
+/// </remarks>
+internal sealed class ProxyTracing
+{
+    /// <summary>Name of the ActivitySource the tracer provider listens to.</summary>
+    public const string SourceName = "Balancer";
+
+    private readonly ActivitySource _source = new(SourceName);
+    private readonly Func<double> _random;
+    private double _ratio;
+
+    public ProxyTracing(IOptionsMonitor<BalancerOptions> options)
+        : this(options, Random.Shared.NextDouble)
+    {
+    }
+
+    /// <param name="random">Uniform in [0, 1); the tests pass a scripted sequence.</param>
+    internal ProxyTracing(IOptionsMonitor<BalancerOptions> options, Func<double> random)
+    {
+        _random = random;
+        _ratio = options.CurrentValue.Tracing.SampleRatio;
+        // Read once per change, not per request: CurrentValue is a dictionary lookup.
+        options.OnChange(o => _ratio = o.Tracing.SampleRatio);
+    }
+
+    public ActivitySource Source => _source;
+
+    /// <summary>
+    /// Whether to trace a request: its parent's sampled flag when it came with a valid <c>traceparent</c>,
+    /// otherwise a draw at <see cref="TracingOptions.SampleRatio"/>. <paramref name="parent"/> is the parsed
+    /// parent, or default for a new trace.
+    /// </summary>
+    public bool ShouldTrace(string? traceparent, string? tracestate, out ActivityContext parent)
+    {
+        if (traceparent is not null && ActivityContext.TryParse(traceparent, tracestate, isRemote: true, out parent))
+        {
+            return (parent.TraceFlags & ActivityTraceFlags.Recorded) != 0;
+        }
+
+        parent = default;
+        var ratio = _ratio;
+        return ratio >= 1 || (ratio > 0 && _random() < ratio);
+    }
+
+    /// <summary>The response status on a span, which fails (status error, <c>error.type</c> the code) from <paramref name="failedFrom"/> up.</summary>
+    public static void TagStatusCode(Activity activity, int status, int failedFrom)
+    {
+        activity.SetTag("http.response.status_code", status);
+        if (status >= failedFrom)
+        {
+            activity.SetStatus(ActivityStatusCode.Error);
+            activity.SetTag("error.type", status.ToString(CultureInfo.InvariantCulture));
+        }
+    }
+
+    /// <summary>True when <paramref name="activity"/> is one of ours, i.e. the request is being traced.</summary>
+    public bool Owns(Activity? activity) => activity is not null && ReferenceEquals(activity.Source, _source);
+}

@@ -1,0 +1,12 @@
+namespace Balancer.Telemetry;
+
+/// <summary>The <c>Balancer:Tracing</c> section; it matters only while tracing is on (<c>OTEL_EXPORTER_OTLP_ENDPOINT</c> set).</summary>
+public sealed class TracingOptions
+{
+    /// <summary>
+    /// Share of requests without a sampled parent that start a trace (0 to 1). A client's own
+    /// <c>traceparent</c> decides for its request: sampled is traced, not sampled is not (W3C parent-based
+    /// sampling, as OpenTelemetry does by default). Read on every change of the file.
+    /// </summary>
+    public double SampleRatio { get; set; } = 1.0;
+}
