@@ -22,6 +22,8 @@ internal static class Overhead
         // One sink each, so the report can show what each traced balancer exported.
         await using var sink = await OtlpSink.StartAsync();
         await using var sampledSink = await OtlpSink.StartAsync();
+        await using var detailedSink = await OtlpSink.StartAsync();
+        await using var detailedSampledSink = await OtlpSink.StartAsync();
         try
         {
             proxies.Add(await lab.StartBareYarpAsync("bare-yarp"));
@@ -32,6 +34,11 @@ internal static class Overhead
                 "balancer-traced-10pct",
                 "RoundRobin",
                 [.. Tracing(sampledSink), "--Balancer:Tracing:SampleRatio", "0.1"]));
+            proxies.Add(await lab.StartBalancerAsync("balancer-traced-detailed", "RoundRobin", [.. Tracing(detailedSink), "--Balancer:Tracing:Detailed", "true"]));
+            proxies.Add(await lab.StartBalancerAsync(
+                "balancer-traced-detailed-10pct",
+                "RoundRobin",
+                [.. Tracing(detailedSampledSink), "--Balancer:Tracing:Detailed", "true", "--Balancer:Tracing:SampleRatio", "0.1"]));
             warmUps = await Measured.WarmUpAsync(lab, proxies);
             for (var run = 1; run <= options.RepeatedRuns; run++)
             {
@@ -51,8 +58,10 @@ internal static class Overhead
         var full = ProxySummary.Of([.. runs.Where(r => r.Proxy == "balancer-full")]);
         var traced = ProxySummary.Of([.. runs.Where(r => r.Proxy == "balancer-traced")]);
         var sampled = ProxySummary.Of([.. runs.Where(r => r.Proxy == "balancer-traced-10pct")]);
+        var detailed = ProxySummary.Of([.. runs.Where(r => r.Proxy == "balancer-traced-detailed")]);
+        var detailedSampled = ProxySummary.Of([.. runs.Where(r => r.Proxy == "balancer-traced-detailed-10pct")]);
         var table = new Table(["proxy", "RPS", "p50 (ms)", "p99 (ms)", "CPU s / 100k req", "peak RSS (MB)", "failed (%)"]);
-        foreach (var s in new[] { bare, defaults, full, traced, sampled })
+        foreach (var s in new[] { bare, defaults, full, traced, sampled, detailed, detailedSampled })
         {
             table.Row(s.Proxy, s.Rps, s.P50, s.P99, s.CpuPer100k, s.PeakRssMb, s.FailedPercent);
         }
@@ -80,11 +89,15 @@ internal static class Overhead
                   "`balancer-traced-10pct` starts a trace for one request in ten (`Balancer:Tracing:SampleRatio` 0.1; " +
                   $"its sink received {sampledSink.Exports} exports, {Format.Mb(sampledSink.Bytes)} MB): " +
                   $"{Format.Number(sampledCost)}% of the untraced balancer's RPS, CPU per request ratio {Format.Ratio(sampled.CpuPer100k / full.CpuPer100k)} " +
-                  $"(every request traced: {Format.Ratio(traced.CpuPer100k / full.CpuPer100k)}). A negative cost is noise: the two did the same work within what runs vary by.")
+                  $"(every request traced: {Format.Ratio(traced.CpuPer100k / full.CpuPer100k)}). A negative cost is noise: the two did the same work within what runs vary by. " +
+                  "`balancer-traced-detailed` and `-detailed-10pct` use `Balancer:Tracing:Detailed` (OpenTelemetry's ASP.NET Core and HttpClient instrumentation and YARP's " +
+                  "source: three spans per request, sampled by OpenTelemetry after they exist) at ratio 1 and 0.1 " +
+                  $"(sinks: {detailedSink.Exports} exports, {Format.Mb(detailedSink.Bytes)} MB; {detailedSampledSink.Exports} exports, {Format.Mb(detailedSampledSink.Bytes)} MB): " +
+                  $"{Format.Number((full.Rps - detailed.Rps) / full.Rps * 100)}% and {Format.Number((full.Rps - detailedSampled.Rps) / full.Rps * 100)}% of the untraced balancer's RPS.")
             .Text("Every run, in the order run:")
             .Table(Measured.RunsTable(runs))
             .Chart("overhead.svg", "RPS of bare YARP and the full balancer, tracing off and on", SvgChart.Bars("Median requests per second", "requests/s", [$"-c{Connections}"],
-                [new Series("bare YARP", [bare.Rps]), new Series("bare YARP, ASP.NET defaults", [defaults.Rps]), new Series("balancer (all features)", [full.Rps]), new Series("balancer + OTLP tracing", [traced.Rps]), new Series("balancer + tracing 10%", [sampled.Rps])]));
+                [new Series("bare YARP", [bare.Rps]), new Series("bare, ASP.NET defaults", [defaults.Rps]), new Series("balancer", [full.Rps]), new Series("+ tracing", [traced.Rps]), new Series("+ tracing 10%", [sampled.Rps]), new Series("+ detailed", [detailed.Rps]), new Series("+ detailed 10%", [detailedSampled.Rps])]));
         report.Targets.Add(new TargetCheck("overhead", $"features cost <= {TargetPercent}% RPS vs bare YARP", $"{Format.Number(cost)}%", cost <= TargetPercent));
         report.Targets.Add(new TargetCheck("overhead", $"tracing every request costs <= {TargetPercent}% RPS vs tracing off", $"{Format.Number(tracingCost)}%", tracingCost <= TargetPercent));
         report.Targets.Add(new TargetCheck("overhead", $"tracing one request in ten costs <= {TargetPercent}% RPS vs tracing off", $"{Format.Number(sampledCost)}%", sampledCost <= TargetPercent));

@@ -16,7 +16,7 @@ internal static class SvgChart
     private const int Right = 20;
     private const int Top = 40;
     private const int Bottom = 70;
-    private static readonly string[] Colors = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948"];
+    private static readonly string[] Colors = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f"];
 
     /// <summary>Grouped bars: one group per category, one bar per series.</summary>
     public static string Bars(string title, string unit, IReadOnlyList<string> categories, IReadOnlyList<Series> series)
@@ -135,11 +135,20 @@ internal static class SvgChart
     private static string End(StringBuilder svg, IReadOnlyList<Series> series)
     {
         var x = Left;
+        var y = Height - 30;
         for (var s = 0; s < series.Count; s++)
         {
-            svg.Append(CultureInfo.InvariantCulture, $"<rect x=\"{x}\" y=\"{Height - 30}\" width=\"12\" height=\"12\" fill=\"{Colors[s % Colors.Length]}\"/>");
-            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{x + 16}\" y=\"{Height - 20}\">{Escape(series[s].Name)}</text>");
-            x += 24 + 7 * series[s].Name.Length;
+            var width = 24 + 7 * series[s].Name.Length;
+            if (x > Left && x + width > Width)
+            {
+                // A second row rather than entries drawn past the right edge.
+                x = Left;
+                y += 16;
+            }
+
+            svg.Append(CultureInfo.InvariantCulture, $"<rect x=\"{x}\" y=\"{y}\" width=\"12\" height=\"12\" fill=\"{Colors[s % Colors.Length]}\"/>");
+            svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{x + 16}\" y=\"{y + 10}\">{Escape(series[s].Name)}</text>");
+            x += width;
         }
 
         return svg.Append("</svg>").ToString();

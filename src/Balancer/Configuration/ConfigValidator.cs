@@ -55,6 +55,7 @@ public static class ConfigValidator
         }
 
         CheckPositiveTimeSpan(balancer.GetSection("ShutdownTimeout"), errors);
+        CheckBool(balancer.GetSection("Tracing:Detailed"), errors);
         if (balancer.GetSection("Tracing:SampleRatio") is { Value: { } sampleText } sampleRatio
             && (!double.TryParse(sampleText, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var sample) || !(sample >= 0 && sample <= 1)))
         {

@@ -38,6 +38,12 @@ internal sealed class ResilientForwarderHttpClientFactory(
     protected override void ConfigureHandler(ForwarderHttpClientContext context, SocketsHttpHandler handler)
     {
         base.ConfigureHandler(context, handler);
+        if (services.GetService<Telemetry.ProxyTracing>() is { Detailed: true })
+        {
+            // OpenTelemetry's HttpClient instrumentation makes its span and writes the headers through it.
+            return;
+        }
+
         // Without a propagator the SocketsHttpHandler leaves out its DiagnosticsHandler: no activity of its own
         // under whatever is current, no header rewriting, one handler less per request. The balancer writes the
         // trace context itself when it traces (Telemetry.TraceContextTransformProvider); otherwise the client's

@@ -6,7 +6,7 @@ using Microsoft.Extensions.Options;
 namespace Balancer.Telemetry;
 
 /// <summary>
-/// The balancer's own spans: one server span per proxied request and one client span per attempt at a
+/// The balancer's own spans (unless <see cref="Detailed"/>): one server span per proxied request and one client span per attempt at a
 /// destination, from the <see cref="SourceName"/> ActivitySource. Decides sampling before any Activity exists.
 /// </summary>
 /// <remarks>
@@ -37,12 +37,19 @@ internal sealed class ProxyTracing
     internal ProxyTracing(IOptionsMonitor<BalancerOptions> options, Func<double> random)
     {
         _random = random;
+        Detailed = options.CurrentValue.Tracing.Detailed;
         _ratio = options.CurrentValue.Tracing.SampleRatio;
         // Read once per change, not per request: CurrentValue is a dictionary lookup.
         options.OnChange(o => _ratio = o.Tracing.SampleRatio);
     }
 
     public ActivitySource Source => _source;
+
+    /// <summary>
+    /// <see cref="TracingOptions.Detailed"/> as it was at start-up: OpenTelemetry's instrumentation makes the
+    /// spans, sampled by <see cref="RatioSampler"/>, and the balancer's own middleware stays out.
+    /// </summary>
+    public bool Detailed { get; }
 
     /// <summary>
     /// Whether to trace a request: its parent's sampled flag when it came with a valid <c>traceparent</c>,
@@ -57,6 +64,12 @@ internal sealed class ProxyTracing
         }
 
         parent = default;
+        return DrawNewTrace();
+    }
+
+    /// <summary>Whether a request without a sampled parent starts a trace, at <see cref="TracingOptions.SampleRatio"/>.</summary>
+    public bool DrawNewTrace()
+    {
         var ratio = _ratio;
         return ratio >= 1 || (ratio > 0 && _random() < ratio);
     }
@@ -74,4 +87,14 @@ internal sealed class ProxyTracing
 
     /// <summary>True when <paramref name="activity"/> is one of ours, i.e. the request is being traced.</summary>
     public bool Owns(Activity? activity) => activity is not null && ReferenceEquals(activity.Source, _source);
+}
+
+/// <summary>
+/// OpenTelemetry's sampler for <see cref="ProxyTracing.Detailed"/> tracing, below a parent-based one: a new
+/// trace at the live <see cref="TracingOptions.SampleRatio"/>, so both modes sample by the same key.
+/// </summary>
+internal sealed class RatioSampler(ProxyTracing tracing) : OpenTelemetry.Trace.Sampler
+{
+    public override OpenTelemetry.Trace.SamplingResult ShouldSample(in OpenTelemetry.Trace.SamplingParameters samplingParameters) =>
+        new(tracing.DrawNewTrace() ? OpenTelemetry.Trace.SamplingDecision.RecordAndSample : OpenTelemetry.Trace.SamplingDecision.Drop);
 }

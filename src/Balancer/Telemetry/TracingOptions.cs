@@ -9,4 +9,11 @@ public sealed class TracingOptions
     /// sampling, as OpenTelemetry does by default). Read on every change of the file.
     /// </summary>
     public double SampleRatio { get; set; } = 1.0;
+
+    /// <summary>
+    /// Trace with OpenTelemetry's ASP.NET Core and HttpClient instrumentation and YARP's own ActivitySource
+    /// (<c>proxy.forwarder</c>, health probe rounds) instead of the balancer's own two spans: more spans per
+    /// request, at a cost that sampling barely lowers (see <see cref="ProxyTracing"/>). Read at start-up.
+    /// </summary>
+    public bool Detailed { get; set; }
 }

@@ -1,3 +1,4 @@
+using Balancer.Hosting;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
 
@@ -12,6 +13,7 @@ public static class TracingServiceCollectionExtensions
     public const string YarpActivitySource = "Yarp.ReverseProxy";
 
     private const string ServiceNameKey = "OTEL_SERVICE_NAME";
+    private const string DetailedKey = "Balancer:Tracing:Detailed";
     private const string DefaultServiceName = "balancer";
 
     /// <summary>
@@ -39,8 +41,13 @@ public static class TracingServiceCollectionExtensions
     internal static IServiceCollection AddBalancerTracing(this IServiceCollection services, IConfiguration configuration, Action<TracerProviderBuilder> export)
     {
         var explicitName = !string.IsNullOrWhiteSpace(configuration[ServiceNameKey]);
+        var detailed = configuration.GetValue<bool>(DetailedKey);
         services.AddSingleton<ProxyTracing>();
-        services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, TraceContextTransformProvider>();
+        if (!detailed)
+        {
+            services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, TraceContextTransformProvider>();
+        }
+
         services.AddOpenTelemetry()
             .ConfigureResource(resource =>
             {
@@ -52,9 +59,22 @@ public static class TracingServiceCollectionExtensions
             })
             .WithTracing(tracing =>
             {
-                // Only the balancer's own spans. Management requests (scrapes, status polls every second)
-                // are not traced: the middleware is in the proxy pipeline alone.
-                tracing.AddSource(ProxyTracing.SourceName);
+                if (detailed)
+                {
+                    tracing
+                        .AddSource(YarpActivitySource)
+                        // Scrapes and status-page polls every second would drown the proxied traffic.
+                        .AddAspNetCoreInstrumentation(options => options.Filter = static context => !Listeners.IsManagement(context))
+                        .AddHttpClientInstrumentation()
+                        .SetSampler(static provider => new ParentBasedSampler(new RatioSampler(provider.GetRequiredService<ProxyTracing>())));
+                }
+                else
+                {
+                    // Only the balancer's own spans. Management requests (scrapes, status polls every second)
+                    // are not traced: the middleware is in the proxy pipeline alone.
+                    tracing.AddSource(ProxyTracing.SourceName);
+                }
+
                 export(tracing);
             });
         return services;
@@ -66,9 +86,9 @@ internal static class TracingPipelineExtensions
 {
     /// <summary>The server span, first thing on the proxy listener's pipeline.</summary>
     public static IApplicationBuilder UseBalancerServerSpans(this IApplicationBuilder app) =>
-        app.ApplicationServices.GetService<ProxyTracing>() is null ? app : app.UseMiddleware<ServerSpanMiddleware>();
+        app.ApplicationServices.GetService<ProxyTracing>() is { Detailed: false } ? app.UseMiddleware<ServerSpanMiddleware>() : app;
 
     /// <summary>A client span per attempt, right after load balancing picked the destination.</summary>
     public static IApplicationBuilder UseBalancerAttemptSpans(this IApplicationBuilder app) =>
-        app.ApplicationServices.GetService<ProxyTracing>() is null ? app : app.UseMiddleware<AttemptSpanMiddleware>();
+        app.ApplicationServices.GetService<ProxyTracing>() is { Detailed: false } ? app.UseMiddleware<AttemptSpanMiddleware>() : app;
 }

@@ -153,6 +153,65 @@ public sealed partial class TracingTests
     }
 
     [Fact]
+    public async Task Detailed_SpansOfAspNetCoreYarpAndHttpClient_BackendGetsTraceparentOfTheOutboundSpan()
+    {
+        var exported = new ExportedSpans();
+        var seen = new SeenTraceparents();
+        await using var lb = await StartTracedAsync(exported, seen, detailed: true);
+        const string scrapeTraceId = "0af7651916cd43dd8448eb211c80319c";
+
+        await OutsideGetAsync(lb.ManagementAddress, "/metrics", $"00-{scrapeTraceId}-b7ad6b7169203331-01");
+        var response = await OutsideGetAsync(lb, traceparent: null);
+
+        var (traceId, parentId) = Parse(seen.Single());
+        var trace = await DetailedTraceAsync(exported, traceId);
+        Assert.Equal(ActivityKind.Server, trace.Server.Kind);
+        Assert.Equal(default, trace.Server.ParentSpanId);
+        Assert.Equal("proxy.forwarder", trace.Forwarder.OperationName);
+        Assert.Equal(trace.Server.SpanId, trace.Forwarder.ParentSpanId);
+        Assert.Equal(BackendOf(response), trace.Forwarder.GetTagItem("proxy.destination_id"));
+        Assert.Equal("backends", trace.Forwarder.GetTagItem("proxy.cluster_id"));
+        Assert.Equal(ActivityKind.Client, trace.Outbound.Kind);
+        Assert.Equal(trace.Forwarder.SpanId, trace.Outbound.ParentSpanId);
+        // The backend's parent is the balancer's outbound call: the trace continues exactly there.
+        Assert.Equal(trace.Outbound.SpanId.ToHexString(), parentId);
+        // Management requests (scrapes, status polls) are not traced.
+        Assert.Empty(exported.OfTrace(scrapeTraceId));
+    }
+
+    [Fact]
+    public async Task Detailed_ClientSentTraceparent_TheBalancerContinuesTheClientsTrace()
+    {
+        var exported = new ExportedSpans();
+        var seen = new SeenTraceparents();
+        await using var lb = await StartTracedAsync(exported, seen, detailed: true);
+
+        await OutsideGetAsync(lb, ClientTraceparent);
+
+        var (traceId, parentId) = Parse(seen.Single());
+        Assert.Equal(ClientTraceId, traceId);
+        var trace = await DetailedTraceAsync(exported, traceId);
+        Assert.Equal(ClientSpanId, trace.Server.ParentSpanId.ToHexString());
+        Assert.Equal(trace.Outbound.SpanId.ToHexString(), parentId);
+    }
+
+    [Fact]
+    public async Task Detailed_SampleRatioZero_TracesOnlyWhatClientsSampled()
+    {
+        var exported = new ExportedSpans();
+        var seen = new SeenTraceparents();
+        await using var lb = await StartTracedAsync(exported, seen, ratio: 0, detailed: true);
+
+        await OutsideGetAsync(lb, traceparent: null);
+        await OutsideGetAsync(lb, ClientTraceparent);
+        await DetailedTraceAsync(exported, ClientTraceId);
+
+        Assert.Equal([ClientTraceId], exported.TraceIds());
+        // OpenTelemetry still propagates the unsampled trace, flagged as not sampled.
+        Assert.EndsWith("-00", seen.All()[0]);
+    }
+
+    [Fact]
     public void Sampler_DrawsAtTheRatio_AndAValidParentDecidesAlone()
     {
         var draws = new Queue<double>([0.1, 0.3, 0.24, 0.25, 0.9]);
@@ -258,14 +317,17 @@ public sealed partial class TracingTests
     }
 
     /// <summary>The balancer with the tracing of production, exported in memory.</summary>
-    private static Task<BalancerFixture> StartTracedAsync(ExportedSpans exported, SeenTraceparents seen, double? ratio = null, Action<JsonObject>? edit = null) =>
+    private static Task<BalancerFixture> StartTracedAsync(ExportedSpans exported, SeenTraceparents seen, double? ratio = null, Action<JsonObject>? edit = null, bool detailed = false) =>
         BalancerFixture.StartAsync(
             edit: config =>
             {
+                var tracing = new JsonObject { ["Detailed"] = detailed };
                 if (ratio is double value)
                 {
-                    config["Balancer"]!["Tracing"] = new JsonObject { ["SampleRatio"] = value };
+                    tracing["SampleRatio"] = value;
                 }
+
+                config["Balancer"]!["Tracing"] = tracing;
 
                 edit?.Invoke(config);
             },
@@ -322,6 +384,24 @@ public sealed partial class TracingTests
             Assert.Equal(server.SpanId, a.ParentSpanId);
         });
         return (server, attempts);
+    }
+
+    /// <summary>
+    /// With <c>Balancer:Tracing:Detailed</c>, the four spans of one proxied request once all have ended (the balancer's server span ends after
+    /// the response was sent, so it may still be open when the client has its answer). The backends run
+    /// in this process, so the backend's own server span is in the trace too.
+    /// </summary>
+    private static async Task<(Activity Server, Activity Forwarder, Activity Outbound)> DetailedTraceAsync(ExportedSpans exported, string traceId)
+    {
+        await Poll.UntilAsync(() => exported.OfTrace(traceId).Count >= 4, TimeSpan.FromSeconds(5), $"4 spans of trace {traceId}");
+        var spans = exported.OfTrace(traceId);
+        Assert.True(spans.Count == 4, "spans: " + string.Join("; ", spans.Select(s => $"{s.Source.Name} {s.DisplayName} {s.SpanId} parent {s.ParentSpanId}")));
+        var outbound = Assert.Single(spans, s => s.Source.Name == "System.Net.Http");
+        var forwarder = Assert.Single(spans, s => s.Source.Name == TracingServiceCollectionExtensions.YarpActivitySource);
+        var servers = spans.Where(s => s.Source.Name == "Microsoft.AspNetCore").ToList();
+        Assert.Equal(2, servers.Count);
+        Assert.Single(servers, s => s.ParentSpanId == outbound.SpanId);
+        return (Assert.Single(servers, s => s.ParentSpanId != outbound.SpanId), forwarder, outbound);
     }
 
     [GeneratedRegex("^00-(?<trace>[0-9a-f]{32})-(?<parent>[0-9a-f]{16})-0[01]$")]
