@@ -25,7 +25,16 @@ internal sealed record ProxySummary(string Proxy, int Connections, int Runs, dou
         LatencyStats.Median(runs.Select(r => r.Wrk.P99Ms)),
         LatencyStats.Median(runs.Select(r => r.CpuPer100k)),
         runs.Max(r => r.PeakRssBytes) / 1024.0 / 1024.0,
-        runs.Max(r => r.Wrk.FailedPercent));
+        runs.Max(r => r.Wrk.FailedPercent))
+    {
+        BestCpuPer100k = runs.Min(r => r.CpuPer100k),
+    };
+
+    /// <summary>
+    /// The least CPU per request of any run. Interference from the rest of a shared machine only ever adds
+    /// CPU per request, so on a noisy machine the best run is the fairest estimate of what a proxy costs.
+    /// </summary>
+    public double BestCpuPer100k { get; init; }
 }
 
 internal static class Measured

@@ -7,6 +7,23 @@ namespace Balancer.Tests.Benchmarks;
 public sealed class HarnessPartsTests
 {
     [Fact]
+    public void ProxySummary_MediansAcrossRuns_AndTheBestRunsCpuPerRequest()
+    {
+        static ProxyRun Run(int run, long requests, double rps, double cpuSeconds) => new(
+            "balancer", 64, run,
+            new Bench.Load.WrkResult(requests, 10, rps, 0, 1, 1, 1, 1, 2, 5, 0, 0),
+            cpuSeconds, 200L * 1024 * 1024, 20);
+
+        // 28, 36 and 30 µs of CPU per request: the median is 30, the best 28.
+        var summary = ProxySummary.Of([Run(1, 300_000, 30_000, 8.4), Run(2, 250_000, 25_000, 9.0), Run(3, 320_000, 32_000, 9.6)]);
+
+        Assert.Equal(30_000, summary.Rps);
+        Assert.Equal(3.0, summary.CpuPer100k, 9);
+        Assert.Equal(2.8, summary.BestCpuPer100k, 9);
+        Assert.Equal(3, summary.Runs);
+    }
+
+    [Fact]
     public void ParseStat_CommandWithSpacesAndParentheses_FindsFieldsAfterIt()
     {
         var fields = ProcStat.ParseStat("1234 (dotnet (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 8 0")!;
