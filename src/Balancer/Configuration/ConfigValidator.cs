@@ -48,19 +48,11 @@ public static class ConfigValidator
         CheckPositiveTimeSpan(breaker.GetSection("SamplingDuration"), errors);
         CheckPositiveTimeSpan(breaker.GetSection("BreakDuration"), errors);
         CheckPositiveTimeSpan(breaker.GetSection("AttemptTimeout"), errors);
-        if (breaker.GetSection("FailureRatio").Value is { } ratioText
-            && (!double.TryParse(ratioText, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var ratio) || ratio is <= 0 or > 1))
-        {
-            errors.Add($"{breaker.Path}:FailureRatio: '{ratioText}' must be a number above 0 and at most 1");
-        }
+        CheckFraction(breaker.GetSection("FailureRatio"), zeroAllowed: false, errors);
 
         CheckPositiveTimeSpan(balancer.GetSection("ShutdownTimeout"), errors);
         CheckBool(balancer.GetSection("Tracing:Detailed"), errors);
-        if (balancer.GetSection("Tracing:SampleRatio") is { Value: { } sampleText } sampleRatio
-            && (!double.TryParse(sampleText, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var sample) || !(sample >= 0 && sample <= 1)))
-        {
-            errors.Add($"{sampleRatio.Path}: '{sampleText}' must be a number from 0 to 1");
-        }
+        CheckFraction(balancer.GetSection("Tracing:SampleRatio"), zeroAllowed: true, errors);
 
         CheckLimits(balancer.GetSection(Hosting.LimitsOptions.SectionName), errors);
 
@@ -223,6 +215,21 @@ public static class ConfigValidator
         if (section.Value is { } value && !allowed.Contains(value, StringComparer.OrdinalIgnoreCase))
         {
             errors.Add($"{section.Path}: unknown policy '{value}'; use one of {string.Join(", ", allowed)}");
+        }
+    }
+
+    /// <summary>A number up to 1, from 0 or above it; NaN is no fraction either.</summary>
+    private static void CheckFraction(IConfigurationSection section, bool zeroAllowed, List<string> errors)
+    {
+        if (section.Value is not { } text)
+        {
+            return;
+        }
+
+        var parsed = double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var value);
+        if (!parsed || !(value <= 1 && (zeroAllowed ? value >= 0 : value > 0)))
+        {
+            errors.Add($"{section.Path}: '{text}' must be a number {(zeroAllowed ? "from 0 to 1" : "above 0 and at most 1")}");
         }
     }
 

@@ -28,16 +28,12 @@ internal sealed class ProxyTracing
     private readonly Func<double> _random;
     private double _ratio;
 
-    public ProxyTracing(IOptionsMonitor<BalancerOptions> options)
-        : this(options, Random.Shared.NextDouble)
-    {
-    }
-
+    /// <param name="detailed"><see cref="TracingOptions.Detailed"/>, as the tracer provider was built with it.</param>
     /// <param name="random">Uniform in [0, 1); the tests pass a scripted sequence.</param>
-    internal ProxyTracing(IOptionsMonitor<BalancerOptions> options, Func<double> random)
+    public ProxyTracing(IOptionsMonitor<BalancerOptions> options, bool detailed, Func<double> random)
     {
         _random = random;
-        Detailed = options.CurrentValue.Tracing.Detailed;
+        Detailed = detailed;
         _ratio = options.CurrentValue.Tracing.SampleRatio;
         // Read once per change, not per request: CurrentValue is a dictionary lookup.
         options.OnChange(o => _ratio = o.Tracing.SampleRatio);

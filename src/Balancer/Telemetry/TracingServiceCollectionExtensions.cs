@@ -1,4 +1,6 @@
+using Balancer.Configuration;
 using Balancer.Hosting;
+using Microsoft.Extensions.Options;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
 
@@ -42,7 +44,8 @@ public static class TracingServiceCollectionExtensions
     {
         var explicitName = !string.IsNullOrWhiteSpace(configuration[ServiceNameKey]);
         var detailed = configuration.GetValue<bool>(DetailedKey);
-        services.AddSingleton<ProxyTracing>();
+        // Read here once: it decides which sources the provider listens to, and the rest follows that.
+        services.AddSingleton(provider => new ProxyTracing(provider.GetRequiredService<IOptionsMonitor<BalancerOptions>>(), detailed, Random.Shared.NextDouble));
         if (!detailed)
         {
             services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, TraceContextTransformProvider>();

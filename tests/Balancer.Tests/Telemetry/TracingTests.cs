@@ -215,7 +215,7 @@ public sealed partial class TracingTests
     public void Sampler_DrawsAtTheRatio_AndAValidParentDecidesAlone()
     {
         var draws = new Queue<double>([0.1, 0.3, 0.24, 0.25, 0.9]);
-        var tracing = new ProxyTracing(new FixedOptions(new BalancerOptions { Tracing = { SampleRatio = 0.25 } }), draws.Dequeue);
+        var tracing = new ProxyTracing(new FixedOptions(new BalancerOptions { Tracing = { SampleRatio = 0.25 } }), detailed: false, draws.Dequeue);
 
         var decisions = Enumerable.Range(0, 5).Select(_ => tracing.ShouldTrace(null, null, out var ignored)).ToList();
 
