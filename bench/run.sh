@@ -7,9 +7,9 @@
 #   experiments: distribution qos rates heterogeneous mixed race overhead (default: these), soak (only when named)
 #   --smoke            a few seconds per experiment, soak included (CI); numbers are not measurements
 #   --soak-duration S  the soak (default 600), --soak-reload-every S (30), --soak-restart-every S (120)
-#   --duration S       seconds per timed run (race, overhead, heterogeneous, rate steps; default 10, smoke 1)
+#   --duration S       seconds per timed run (race, overhead, heterogeneous, rate steps; default 10, overhead 5, smoke 1)
 #   --mixed-duration S the mixed run (default 60; the paper's 5 minutes: 300)
-#   --runs N           runs per proxy in race/overhead/heterogeneous (default 3, smoke 1)
+#   --runs N           runs per proxy in race/overhead/heterogeneous (default 3, overhead 6, smoke 1)
 #   --warmup S         seconds of load per proxy before race/overhead measure it (default 20, smoke 1)
 #   --load-cpus L --proxy-cpus L --backend-cpus L   override the CPU layout (taskset lists)
 set -euo pipefail

@@ -61,6 +61,14 @@ internal sealed class Options
     public int RepeatedRuns => Runs ?? (Smoke ? 1 : 3);
 
     /// <summary>
+    /// The overhead experiment compares proxies a few percent apart, so it takes more, shorter rounds: more
+    /// pairs for its side-by-side ratios in about the same time.
+    /// </summary>
+    public int OverheadRuns => Runs ?? (Smoke ? 1 : 6);
+
+    public TimeSpan OverheadRunDuration => TimeSpan.FromSeconds(Duration ?? (Smoke ? 1 : 5));
+
+    /// <summary>
     /// The least load a proxy gets before it is measured: .NET's tiered JIT compiles hot code up to three
     /// times (with dynamic PGO), and a process limited to one CPU waits ten times longer before promoting
     /// it; 3 s left the balancer at two to three times its steady CPU per request. NGINX and HAProxy get

@@ -106,7 +106,8 @@ public static class Program
         yield return $"- Machine: {CpuCount()} CPUs ({CpuModel()}), Linux {Tool("uname", "-r")}, .NET {Environment.Version}";
         yield return $"- Tools: {Tool("wrk", "--version").Split('\n')[0].Split(" [")[0]}, {Tool("nginx", "-v")}, {Tool("haproxy", "-v").Split('\n')[0]}";
         yield return $"- CPU layout (taskset): load generators (wrk, the harness's client) on CPU {options.LoadCpus}; proxies (balancer, bare YARP, NGINX, HAProxy) on CPU {options.ProxyCpus}; the three backends on CPU {options.BackendCpus}. Every proxy gets the same set; NGINX workers and HAProxy threads = {options.ProxyCoreCount}.";
-        yield return $"- Timed runs: {options.RunDuration.TotalSeconds:0.#} s, {options.RepeatedRuns} run(s) per proxy; mixed: {options.MixedRunDuration.TotalSeconds:0.#} s" +
+        yield return $"- Timed runs: {options.RunDuration.TotalSeconds:0.#} s, {options.RepeatedRuns} run(s) per proxy; " +
+            $"overhead: {options.OverheadRunDuration.TotalSeconds:0.#} s, {options.OverheadRuns} rounds; mixed: {options.MixedRunDuration.TotalSeconds:0.#} s" +
             (options.Experiments.Contains("soak") ? $"; soak: {options.SoakRunDuration.TotalSeconds:0.#} s." : ".");
     }
 

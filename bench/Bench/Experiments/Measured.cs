@@ -37,14 +37,52 @@ internal sealed record ProxySummary(string Proxy, int Connections, int Runs, dou
     public double BestCpuPer100k { get; init; }
 }
 
+/// <summary>
+/// A proxy against a baseline run by run: run i of each went within the same round, a minute or less apart,
+/// so both met about the same interference. The medians of these per-round ratios are the side-by-side
+/// figures; the whole machine's slow swings, which move both runs of a round alike, cancel out of them.
+/// </summary>
+internal sealed record PairedRatio(int Pairs, double Rps, double CpuPerRequest)
+{
+    public static PairedRatio Of(IReadOnlyList<ProxyRun> runs, IReadOnlyList<ProxyRun> baseline)
+    {
+        var rps = new List<double>();
+        var cpu = new List<double>();
+        foreach (var run in runs)
+        {
+            var other = baseline.FirstOrDefault(b => b.Run == run.Run && b.Connections == run.Connections);
+            if (other is null || other.Wrk.RequestsPerSecond <= 0 || other.CpuPer100k <= 0)
+            {
+                continue;
+            }
+
+            rps.Add(run.Wrk.RequestsPerSecond / other.Wrk.RequestsPerSecond);
+            cpu.Add(run.CpuPer100k / other.CpuPer100k);
+        }
+
+        return rps.Count == 0
+            ? new PairedRatio(0, double.NaN, double.NaN)
+            : new PairedRatio(rps.Count, LatencyStats.Median(rps), LatencyStats.Median(cpu));
+    }
+
+    /// <summary>Percent of the baseline's RPS lost: positive is slower, negative faster.</summary>
+    public double RpsCostPercent => (1 - Rps) * 100;
+
+    /// <summary>Percent more CPU per request than the baseline.</summary>
+    public double CpuCostPercent => (CpuPerRequest - 1) * 100;
+}
+
 internal static class Measured
 {
-    public static async Task<ProxyRun> WrkAsync(Lab lab, Target target, int connections, int run)
+    public static Task<ProxyRun> WrkAsync(Lab lab, Target target, int connections, int run) =>
+        WrkAsync(lab, target, connections, run, lab.Options.RunDuration);
+
+    public static async Task<ProxyRun> WrkAsync(Lab lab, Target target, int connections, int run, TimeSpan duration)
     {
         var cpuBefore = ProcStat.CpuSeconds(target.Pid);
         var wrkCpuBefore = ProcStat.ReapedChildrenCpuSeconds();
         await using var sampler = new ResourceSampler(target.Pid, TimeSpan.FromSeconds(1));
-        var wrk = await lab.WrkAsync(target.Url, connections, lab.Options.RunDuration);
+        var wrk = await lab.WrkAsync(target.Url, connections, duration);
         var samples = await sampler.StopAsync();
         var cpu = ProcStat.CpuSeconds(target.Pid) - cpuBefore;
         var wrkCpu = ProcStat.ReapedChildrenCpuSeconds() - wrkCpuBefore;

@@ -1,6 +1,8 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using Balancer.Resilience;
 using Yarp.ReverseProxy.Forwarder;
+using Yarp.ReverseProxy.Model;
 
 namespace Balancer.Telemetry;
 
@@ -11,6 +13,10 @@ namespace Balancer.Telemetry;
 /// </summary>
 internal sealed class AttemptSpanMiddleware(RequestDelegate next, ProxyTracing tracing)
 {
+    // A destination's model is replaced when its config changes, so an entry never goes stale and a
+    // removed destination's entry goes with it. Parsing the address on every attempt cost a Uri each.
+    private static readonly ConditionalWeakTable<DestinationModel, Endpoint> Endpoints = [];
+
     public Task InvokeAsync(HttpContext context) =>
         tracing.Owns(Activity.Current) ? TraceAsync(context) : next(context);
 
@@ -29,10 +35,11 @@ internal sealed class AttemptSpanMiddleware(RequestDelegate next, ProxyTracing t
         if (destination is not null)
         {
             activity.SetTag("balancer.destination", destination.DestinationId);
-            if (Uri.TryCreate(destination.Model.Config.Address, UriKind.Absolute, out var address))
+            var endpoint = Endpoints.GetValue(destination.Model, static model => Endpoint.Of(model.Config.Address));
+            if (endpoint.Host is not null)
             {
-                activity.SetTag("server.address", address.Host);
-                activity.SetTag("server.port", address.Port);
+                activity.SetTag("server.address", endpoint.Host);
+                activity.SetTag("server.port", endpoint.Port);
             }
         }
 
@@ -50,5 +57,12 @@ internal sealed class AttemptSpanMiddleware(RequestDelegate next, ProxyTracing t
 
         // Semantic conventions: for a client span any 4xx or 5xx answer is a failed call.
         ProxyTracing.TagStatusCode(activity, context.Response.StatusCode, failedFrom: 400);
+    }
+
+    /// <summary>A destination address as the span's <c>server.*</c> tags want it, the port boxed once.</summary>
+    private sealed record Endpoint(string? Host, object? Port)
+    {
+        public static Endpoint Of(string address) =>
+            Uri.TryCreate(address, UriKind.Absolute, out var uri) ? new(uri.Host, uri.Port) : new(null, null);
     }
 }

@@ -24,6 +24,11 @@ internal sealed class ProxyTracing
     /// <summary>Name of the ActivitySource the tracer provider listens to.</summary>
     public const string SourceName = "Balancer";
 
+    // Every port and status code fits; the array is filled only where used (0.5 MB of references).
+    private static readonly object?[] Boxes = new object?[ushort.MaxValue + 1];
+
+    private static readonly string?[] Texts = new string?[600];
+
     private readonly ActivitySource _source = new(SourceName);
     private readonly Func<double> _random;
     private double _ratio;
@@ -73,16 +78,36 @@ internal sealed class ProxyTracing
     /// <summary>The response status on a span, which fails (status error, <c>error.type</c> the code) from <paramref name="failedFrom"/> up.</summary>
     public static void TagStatusCode(Activity activity, int status, int failedFrom)
     {
-        activity.SetTag("http.response.status_code", status);
+        activity.SetTag("http.response.status_code", Box(status));
         if (status >= failedFrom)
         {
             activity.SetStatus(ActivityStatusCode.Error);
-            activity.SetTag("error.type", status.ToString(CultureInfo.InvariantCulture));
+            activity.SetTag("error.type", Text(status));
         }
+    }
+
+    /// <summary>
+    /// An int tag as a shared box: a tag's value is an object, and a fresh box for every status code and port
+    /// of every span is garbage the request path need not make. Boxes are immutable, so sharing is safe.
+    /// </summary>
+    public static object Box(int value)
+    {
+        if ((uint)value >= (uint)Boxes.Length)
+        {
+            return value;
+        }
+
+        // A benign race: two threads may each box the same value once; either box is right.
+        return Boxes[value] ??= value;
     }
 
     /// <summary>True when <paramref name="activity"/> is one of ours, i.e. the request is being traced.</summary>
     public bool Owns(Activity? activity) => activity is not null && ReferenceEquals(activity.Source, _source);
+
+    private static string Text(int status) =>
+        (uint)status < (uint)Texts.Length
+            ? Texts[status] ??= status.ToString(CultureInfo.InvariantCulture)
+            : status.ToString(CultureInfo.InvariantCulture);
 }
 
 /// <summary>

@@ -45,7 +45,7 @@ internal sealed class ServerSpanMiddleware(RequestDelegate next, ProxyTracing tr
             activity.SetTag("server.address", request.Host.Host);
             if (request.Host.Port is int port)
             {
-                activity.SetTag("server.port", port);
+                activity.SetTag("server.port", ProxyTracing.Box(port));
             }
 
             activity.SetTag("client.address", context.Connection.RemoteIpAddress?.ToString());

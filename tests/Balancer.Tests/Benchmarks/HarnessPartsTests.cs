@@ -24,6 +24,29 @@ public sealed class HarnessPartsTests
     }
 
     [Fact]
+    public void PairedRatio_MediansOfRoundByRoundRatios_NotRatiosOfMedians()
+    {
+        static ProxyRun Run(string proxy, int run, double rps, double cpuSeconds) => new(
+            proxy, 64, run,
+            new Bench.Load.WrkResult((long)(rps * 10), 10, rps, 0, 1, 1, 1, 1, 2, 5, 0, 0),
+            cpuSeconds, 200L * 1024 * 1024, 20);
+
+        // The machine slows down in round 2 and more in round 3; in every round the proxy does 0.9x the baseline's RPS.
+        List<ProxyRun> baseline = [Run("a", 1, 30_000, 6.0), Run("a", 2, 20_000, 6.0), Run("a", 3, 10_000, 6.0)];
+        List<ProxyRun> proxy = [Run("b", 1, 27_000, 6.0), Run("b", 2, 18_000, 6.0), Run("b", 3, 9_000, 5.4), Run("b", 4, 1_000, 1.0)];
+
+        var paired = PairedRatio.Of(proxy, baseline);
+
+        // Round 4 has no baseline run and is left out.
+        Assert.Equal(3, paired.Pairs);
+        Assert.Equal(0.9, paired.Rps, 9);
+        Assert.Equal(10, paired.RpsCostPercent, 9);
+        // CPU per request, round by round: 1.111x, 1.111x, 1.0x.
+        Assert.Equal(10.0 / 9, paired.CpuPerRequest, 9);
+        Assert.Equal(100.0 / 9, paired.CpuCostPercent, 9);
+    }
+
+    [Fact]
     public void ParseStat_CommandWithSpacesAndParentheses_FindsFieldsAfterIt()
     {
         var fields = ProcStat.ParseStat("1234 (dotnet (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 8 0")!;

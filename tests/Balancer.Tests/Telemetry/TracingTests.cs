@@ -153,6 +153,34 @@ public sealed partial class TracingTests
     }
 
     [Fact]
+    public async Task TracingOn_DestinationAddressChangedByReload_AttemptSpansNameTheNewAddress()
+    {
+        var exported = new ExportedSpans();
+        var seen = new SeenTraceparents();
+        await using var lb = await StartTracedAsync(exported, seen);
+        var oldPort = lb.Backend("B").Address.Port;
+        var newPort = lb.Backend("C").Address.Port;
+        for (var i = 0; i < 3; i++)
+        {
+            await OutsideGetAsync(lb, traceparent: null);
+        }
+
+        await Poll.UntilAsync(() => exported.Attempts("B").Any(s => oldPort.Equals(s.GetTagItem("server.port"))), TimeSpan.FromSeconds(5), "an attempt span at B's first address");
+
+        // B now points at C's backend: its spans must follow the config, not what was first seen for B.
+        lb.WriteConfig("RoundRobin", c => c["ReverseProxy"]!["Clusters"]!["backends"]!["Destinations"]!["B"]!["Address"] = lb.Backend("C").Address.ToString());
+        await Poll.UntilAsync(
+            async () =>
+            {
+                await OutsideGetAsync(lb, traceparent: null);
+                return exported.Attempts("B").Any(s => newPort.Equals(s.GetTagItem("server.port")));
+            },
+            TimeSpan.FromSeconds(10),
+            "an attempt span at B's reloaded address");
+        Assert.All(exported.Attempts("B"), s => Assert.Equal("127.0.0.1", s.GetTagItem("server.address")));
+    }
+
+    [Fact]
     public async Task Detailed_SpansOfAspNetCoreYarpAndHttpClient_BackendGetsTraceparentOfTheOutboundSpan()
     {
         var exported = new ExportedSpans();
@@ -417,6 +445,15 @@ public sealed partial class TracingTests
             lock (_gate)
             {
                 return [.. this.Select(a => a.TraceId.ToHexString()).Distinct()];
+            }
+        }
+
+        /// <summary>The attempt (client) spans at <paramref name="destination"/>.</summary>
+        public List<Activity> Attempts(string destination)
+        {
+            lock (_gate)
+            {
+                return [.. this.Where(a => a.Kind == ActivityKind.Client && (string?)a.GetTagItem("balancer.destination") == destination)];
             }
         }
 
