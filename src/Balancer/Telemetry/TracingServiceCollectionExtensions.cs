@@ -89,9 +89,12 @@ internal static class TracingPipelineExtensions
 {
     /// <summary>The server span, first thing on the proxy listener's pipeline.</summary>
     public static IApplicationBuilder UseBalancerServerSpans(this IApplicationBuilder app) =>
-        app.ApplicationServices.GetService<ProxyTracing>() is { Detailed: false } ? app.UseMiddleware<ServerSpanMiddleware>() : app;
+        MakesOwnSpans(app) ? app.UseMiddleware<ServerSpanMiddleware>() : app;
 
     /// <summary>A client span per attempt, right after load balancing picked the destination.</summary>
     public static IApplicationBuilder UseBalancerAttemptSpans(this IApplicationBuilder app) =>
-        app.ApplicationServices.GetService<ProxyTracing>() is { Detailed: false } ? app.UseMiddleware<AttemptSpanMiddleware>() : app;
+        MakesOwnSpans(app) ? app.UseMiddleware<AttemptSpanMiddleware>() : app;
+
+    /// <summary>Tracing is on and not <see cref="ProxyTracing.Detailed"/>.</summary>
+    private static bool MakesOwnSpans(IApplicationBuilder app) => app.ApplicationServices.GetService<ProxyTracing>() is { Detailed: false };
 }
