@@ -4,7 +4,7 @@
 # bench/results/<date>/report.md with SVG charts.
 #
 # Usage: bench/run.sh [experiment...] [--smoke] [--duration S] [--mixed-duration S] [--runs N] [--warmup S] [--out DIR]
-#   experiments: distribution qos rates heterogeneous mixed race overhead (default: these), soak (only when named)
+#   experiments: distribution qos rates heterogeneous mixed race overhead observability (default: these), soak (only when named)
 #   --smoke            a few seconds per experiment, soak included (CI); numbers are not measurements
 #   --soak-duration S  the soak (default 600), --soak-reload-every S (30), --soak-restart-every S (120)
 #   --duration S       seconds per timed run (race, overhead, heterogeneous, rate steps; default 10, overhead 5, smoke 1)

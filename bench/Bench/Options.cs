@@ -6,7 +6,7 @@ namespace Bench;
 internal sealed class Options
 {
     /// <summary>What a full run without experiment names runs (about 11 minutes).</summary>
-    public static readonly string[] DefaultExperiments = ["distribution", "qos", "rates", "heterogeneous", "mixed", "race", "overhead"];
+    public static readonly string[] DefaultExperiments = ["distribution", "qos", "rates", "heterogeneous", "mixed", "race", "overhead", "observability"];
 
     /// <summary>
     /// Every experiment. The soak (10 minutes) runs only when named, so the default run does not double in
@@ -65,6 +65,9 @@ internal sealed class Options
     /// pairs for its side-by-side ratios in about the same time.
     /// </summary>
     public int OverheadRuns => Runs ?? (Smoke ? 1 : 6);
+
+    /// <summary>Rounds of the observability experiment: three proxies only, so more rounds in the same time.</summary>
+    public int ObservabilityRuns => Runs ?? (Smoke ? 1 : 20);
 
     public TimeSpan OverheadRunDuration => TimeSpan.FromSeconds(Duration ?? (Smoke ? 1 : 5));
 

@@ -21,6 +21,7 @@ public static class Program
         ["mixed"] = Mixed.RunAsync,
         ["race"] = Race.RunAsync,
         ["overhead"] = Overhead.RunAsync,
+        ["observability"] = Observability.RunAsync,
         ["soak"] = Soak.RunAsync,
     };
 

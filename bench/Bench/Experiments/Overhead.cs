@@ -14,14 +14,19 @@ internal static class Overhead
     public const int Connections = 64;
     public const double TargetPercent = 5;
 
+    /// <summary>The balancer's default <c>Balancer:Tracing:MaxTracesPerSecond</c>, as the report names it (a test keeps the two equal).</summary>
+    public const double ShippedTraceCap = 1000;
+
     public static async Task RunAsync(Lab lab, Report report)
     {
         var options = lab.Options;
         var proxies = new List<Target>();
         var runs = new List<ProxyRun>();
         IReadOnlyList<WarmUp> warmUps;
+        NewTraces capped;
         // One sink each, so the report can show what each traced balancer exported.
         await using var sink = await OtlpSink.StartAsync();
+        await using var uncappedSink = await OtlpSink.StartAsync();
         await using var sampledSink = await OtlpSink.StartAsync();
         await using var rareSink = await OtlpSink.StartAsync();
         await using var detailedSink = await OtlpSink.StartAsync();
@@ -30,15 +35,20 @@ internal static class Overhead
         {
             proxies.Add(await lab.StartBareYarpAsync("bare-yarp"));
             proxies.Add(await lab.StartBareYarpAsync("bare-yarp-aspnet-defaults", runtimeDefaults: true));
+            proxies.Add(await lab.StartBalancerAsync("balancer-no-metrics", "RoundRobin", "--Balancer:Metrics:Enabled", "false"));
             proxies.Add(await lab.StartBalancerAsync("balancer-full", "RoundRobin"));
-            proxies.Add(await lab.StartBalancerAsync("balancer-traced", "RoundRobin", Tracing(sink)));
-            proxies.Add(await lab.StartBalancerAsync("balancer-traced-10pct", "RoundRobin", [.. Tracing(sampledSink), "--Balancer:Tracing:SampleRatio", "0.1"]));
-            proxies.Add(await lab.StartBalancerAsync("balancer-traced-1pct", "RoundRobin", [.. Tracing(rareSink), "--Balancer:Tracing:SampleRatio", "0.01"]));
-            proxies.Add(await lab.StartBalancerAsync("balancer-traced-detailed", "RoundRobin", [.. Tracing(detailedSink), "--Balancer:Tracing:Detailed", "true"]));
+            // Tracing as shipped: every request, up to Balancer:Tracing:MaxTracesPerSecond new traces a second.
+            var shipped = await lab.StartRunningBalancerAsync("balancer-traced", "RoundRobin", Tracing(sink));
+            proxies.Add(shipped.Target);
+            // The others without the cap, so that each measures its sample ratio alone.
+            proxies.Add(await lab.StartBalancerAsync("balancer-traced-uncapped", "RoundRobin", [.. Tracing(uncappedSink), .. Uncapped]));
+            proxies.Add(await lab.StartBalancerAsync("balancer-traced-10pct", "RoundRobin", [.. Tracing(sampledSink), .. Uncapped, "--Balancer:Tracing:SampleRatio", "0.1"]));
+            proxies.Add(await lab.StartBalancerAsync("balancer-traced-1pct", "RoundRobin", [.. Tracing(rareSink), .. Uncapped, "--Balancer:Tracing:SampleRatio", "0.01"]));
+            proxies.Add(await lab.StartBalancerAsync("balancer-traced-detailed", "RoundRobin", [.. Tracing(detailedSink), .. Uncapped, "--Balancer:Tracing:Detailed", "true"]));
             proxies.Add(await lab.StartBalancerAsync(
                 "balancer-traced-detailed-10pct",
                 "RoundRobin",
-                [.. Tracing(detailedSampledSink), "--Balancer:Tracing:Detailed", "true", "--Balancer:Tracing:SampleRatio", "0.1"]));
+                [.. Tracing(detailedSampledSink), .. Uncapped, "--Balancer:Tracing:Detailed", "true", "--Balancer:Tracing:SampleRatio", "0.1"]));
             warmUps = await Measured.WarmUpAsync(lab, proxies);
             for (var run = 1; run <= options.OverheadRuns; run++)
             {
@@ -47,6 +57,8 @@ internal static class Overhead
                     runs.Add(await Measured.WrkAsync(lab, proxy, Connections, run, options.OverheadRunDuration));
                 }
             }
+
+            capped = await NewTraces.ReadAsync(shipped);
         }
         finally
         {
@@ -56,8 +68,10 @@ internal static class Overhead
         List<ProxyRun> Of(string proxy) => [.. runs.Where(r => r.Proxy == proxy)];
         var bare = ProxySummary.Of(Of("bare-yarp"));
         var defaults = ProxySummary.Of(Of("bare-yarp-aspnet-defaults"));
+        var noMetrics = ProxySummary.Of(Of("balancer-no-metrics"));
         var full = ProxySummary.Of(Of("balancer-full"));
         var traced = ProxySummary.Of(Of("balancer-traced"));
+        var uncapped = ProxySummary.Of(Of("balancer-traced-uncapped"));
         var sampled = ProxySummary.Of(Of("balancer-traced-10pct"));
         var rare = ProxySummary.Of(Of("balancer-traced-1pct"));
         var detailed = ProxySummary.Of(Of("balancer-traced-detailed"));
@@ -65,28 +79,35 @@ internal static class Overhead
         PairedRatio Vs(ProxySummary s, ProxySummary baseline) => PairedRatio.Of(Of(s.Proxy), Of(baseline.Proxy));
 
         var table = new Table(["proxy", "RPS", "p50 (ms)", "p99 (ms)", "CPU s / 100k req", "best-run CPU µs / req", "peak RSS (MB)", "failed (%)"]);
-        foreach (var s in new[] { bare, defaults, full, traced, sampled, rare, detailed, detailedSampled })
+        foreach (var s in new[] { bare, defaults, noMetrics, full, traced, uncapped, sampled, rare, detailed, detailedSampled })
         {
             table.Row(s.Proxy, s.Rps, s.P50, s.P99, s.CpuPer100k, s.BestCpuPer100k * 10, s.PeakRssMb, s.FailedPercent);
         }
 
         var runtime = Vs(defaults, bare);
         var features = Vs(full, bare);
+        var metrics = Vs(full, noMetrics);
+        var observability = Vs(traced, noMetrics);
+        var observabilityUncapped = Vs(uncapped, noMetrics);
         var tracing = Vs(traced, full);
+        var tracingUncapped = Vs(uncapped, full);
         var tracingSampled = Vs(sampled, full);
         var tracingRare = Vs(rare, full);
         var tracingDetailed = Vs(detailed, full);
         var tracingDetailedSampled = Vs(detailedSampled, full);
         var endToEnd = Vs(traced, bare);
+        var endToEndUncapped = Vs(uncapped, bare);
         var endToEndSampled = Vs(sampled, bare);
         var endToEndRare = Vs(rare, bare);
         var pairedTable = new Table(["proxy vs baseline, round by round", "RPS ratio (median)", "CPU per request ratio (median)", "rounds"]);
         foreach (var (name, paired) in new[]
                  {
-                     ("bare-yarp-aspnet-defaults vs bare-yarp", runtime), ("balancer-full vs bare-yarp", features), ("balancer-traced vs balancer-full", tracing),
+                     ("bare-yarp-aspnet-defaults vs bare-yarp", runtime), ("balancer-full vs bare-yarp", features), ("balancer-full vs balancer-no-metrics", metrics), ("balancer-traced vs balancer-full", tracing),
+                     ("balancer-traced-uncapped vs balancer-full", tracingUncapped),
+                     ("balancer-traced vs balancer-no-metrics", observability), ("balancer-traced-uncapped vs balancer-no-metrics", observabilityUncapped),
                      ("balancer-traced-10pct vs balancer-full", tracingSampled), ("balancer-traced-1pct vs balancer-full", tracingRare),
                      ("balancer-traced-detailed vs balancer-full", tracingDetailed), ("balancer-traced-detailed-10pct vs balancer-full", tracingDetailedSampled),
-                     ("balancer-traced vs bare-yarp", endToEnd), ("balancer-traced-10pct vs bare-yarp", endToEndSampled), ("balancer-traced-1pct vs bare-yarp", endToEndRare),
+                     ("balancer-traced vs bare-yarp", endToEnd), ("balancer-traced-uncapped vs bare-yarp", endToEndUncapped), ("balancer-traced-10pct vs bare-yarp", endToEndSampled), ("balancer-traced-1pct vs bare-yarp", endToEndRare),
                  })
         {
             pairedTable.Row(name, paired.Rps, paired.CpuPerRequest, paired.Pairs);
@@ -107,13 +128,20 @@ internal static class Overhead
                   "this machine's swings, which last longer than a round, move both runs of a round alike and cancel out, where they would not " +
                   "between medians taken separately. The targets use the paired RPS ratio.")
             .Table(pairedTable)
+            .Text("**Metrics and tracing on vs off** (the issue's figure): `balancer-no-metrics` is the balancer with `Balancer:Metrics:Enabled` false " +
+                  "(no per-request counting or timing) and tracing off; against it, metrics on with tracing as shipped " +
+                  $"(`balancer-traced`) costs {Cost(observability)}; metrics on with every request traced, uncapped, {Cost(observabilityUncapped)}. " +
+                  $"Metrics alone (`balancer-full` vs `balancer-no-metrics`): {Cost(metrics)}.")
             .Text($"**Features** (metrics on, tracing off, vs bare YARP): {Cost(features)}. " +
                   $"Runtime settings: bare YARP without them does {Format.Ratio(runtime.Rps)} the RPS of bare YARP with them (paired), " +
                   $"at {Format.Ratio(runtime.CpuPerRequest)} the CPU per request.")
             .Text("**Tracing**: `balancer-full` has its Prometheus metrics on and tracing off (no `OTEL_EXPORTER_OTLP_ENDPOINT`: nothing listens to the activity sources). " +
                   "The `balancer-traced` variants are the same with `--OTEL_EXPORTER_OTLP_ENDPOINT` pointed at an OTLP/HTTP sink in the harness process (on the load generator's CPUs) " +
                   "that accepts and discards every export. Each traced request is a server span and one client span per attempt. " +
-                  $"Every request traced (sink: {sink.Exports} exports, {Format.Mb(sink.Bytes)} MB): {Cost(tracing)}. " +
+                  $"**As shipped** (`balancer-traced`: ratio 1, at most {Format.Number(ShippedTraceCap)} new traces a second; " +
+                  $"sink: {sink.Exports} exports, {Format.Mb(sink.Bytes)} MB; {capped.Describe()}): {Cost(tracing)}. " +
+                  "The other traced variants have `Balancer:Tracing:MaxTracesPerSecond` 0 (no cap), so that each shows what its ratio alone costs. " +
+                  $"Every request traced, uncapped ({uncappedSink.Exports} exports, {Format.Mb(uncappedSink.Bytes)} MB): {Cost(tracingUncapped)}. " +
                   $"One in ten (`Balancer:Tracing:SampleRatio` 0.1; {sampledSink.Exports} exports, {Format.Mb(sampledSink.Bytes)} MB): {Cost(tracingSampled)}. " +
                   $"One in a hundred (0.01; {rareSink.Exports} exports, {Format.Mb(rareSink.Bytes)} MB): {Cost(tracingRare)}. " +
                   "A negative cost is noise: the two did the same work within what runs vary by. " +
@@ -121,19 +149,24 @@ internal static class Overhead
                   "source: three spans per request, sampled by OpenTelemetry after they exist) at ratio 1 and 0.1 " +
                   $"(sinks: {detailedSink.Exports} exports, {Format.Mb(detailedSink.Bytes)} MB; {detailedSampledSink.Exports} exports, {Format.Mb(detailedSampledSink.Bytes)} MB): " +
                   $"{Cost(tracingDetailed)} and {Cost(tracingDetailedSampled)}.")
-            .Text($"**Metrics and tracing on vs off**, end to end (bare YARP has neither, nor the balancer's other features): every request traced {Cost(endToEnd)}; " +
+            .Text($"**End to end** (bare YARP has no metrics and no tracing, nor the balancer's other features): tracing as shipped {Cost(endToEnd)}; " +
+                  $"every request traced, uncapped {Cost(endToEndUncapped)}; " +
                   $"one in ten {Cost(endToEndSampled)}; one in a hundred {Cost(endToEndRare)}.")
             .Text("By each proxy's best run (interference only ever adds CPU, so the least CPU per request of any run is another fair figure on a shared machine), " +
-                  $"CPU per request: bare YARP {Micros(bare)}, the balancer {Micros(full)} ({Percent(full, bare)}), tracing every request {Micros(traced)} ({Percent(traced, full)} vs untraced), " +
+                  $"CPU per request: bare YARP {Micros(bare)}, the balancer with metrics off {Micros(noMetrics)}, with metrics on {Micros(full)} ({Percent(full, bare)} vs bare YARP, {Percent(full, noMetrics)} vs metrics off), tracing as shipped {Micros(traced)} ({Percent(traced, full)} vs untraced), " +
+                  $"every request uncapped {Micros(uncapped)} ({Percent(uncapped, full)}), " +
                   $"one in ten {Micros(sampled)} ({Percent(sampled, full)}), one in a hundred {Micros(rare)} ({Percent(rare, full)}), " +
                   $"detailed {Micros(detailed)} ({Percent(detailed, full)}), detailed one in ten {Micros(detailedSampled)} ({Percent(detailedSampled, full)}).")
             .Text("Every run, in the order run:")
             .Table(Measured.RunsTable(runs))
             .Chart("overhead.svg", "RPS of bare YARP and the full balancer, tracing off and on", SvgChart.Bars("Median requests per second", "requests/s", [$"-c{Connections}"],
-                [new Series("bare YARP", [bare.Rps]), new Series("bare, ASP.NET defaults", [defaults.Rps]), new Series("balancer", [full.Rps]), new Series("+ tracing", [traced.Rps]),
+                [new Series("bare YARP", [bare.Rps]), new Series("bare, ASP.NET defaults", [defaults.Rps]), new Series("balancer, metrics off", [noMetrics.Rps]), new Series("balancer", [full.Rps]), new Series("+ tracing", [traced.Rps]),
+                 new Series("+ tracing uncapped", [uncapped.Rps]),
                  new Series("+ tracing 10%", [sampled.Rps]), new Series("+ tracing 1%", [rare.Rps]), new Series("+ detailed", [detailed.Rps]), new Series("+ detailed 10%", [detailedSampled.Rps])]));
+        report.Targets.Add(new TargetCheck("overhead", $"metrics and tracing on (as shipped) cost <= {TargetPercent}% RPS vs both off (paired)", Figure(observability), observability.RpsCostPercent <= TargetPercent));
         report.Targets.Add(new TargetCheck("overhead", $"features cost <= {TargetPercent}% RPS vs bare YARP (paired)", Figure(features), features.RpsCostPercent <= TargetPercent));
-        report.Targets.Add(new TargetCheck("overhead", $"tracing every request costs <= {TargetPercent}% RPS vs tracing off (paired)", Figure(tracing), tracing.RpsCostPercent <= TargetPercent));
+        report.Targets.Add(new TargetCheck("overhead", $"tracing as shipped (every request, capped) costs <= {TargetPercent}% RPS vs tracing off (paired)", Figure(tracing), tracing.RpsCostPercent <= TargetPercent));
+        report.Targets.Add(new TargetCheck("overhead", $"tracing every request, uncapped, costs <= {TargetPercent}% RPS vs tracing off (paired)", Figure(tracingUncapped), tracingUncapped.RpsCostPercent <= TargetPercent));
         report.Targets.Add(new TargetCheck("overhead", $"tracing one request in ten costs <= {TargetPercent}% RPS vs tracing off (paired)", Figure(tracingSampled), tracingSampled.RpsCostPercent <= TargetPercent));
         report.Targets.Add(new TargetCheck("overhead", $"tracing one request in a hundred costs <= {TargetPercent}% RPS vs tracing off (paired)", Figure(tracingRare), tracingRare.RpsCostPercent <= TargetPercent));
     }
@@ -149,6 +182,43 @@ internal static class Overhead
 
     private static string Percent(ProxySummary s, ProxySummary baseline) => Signed((s.BestCpuPer100k / baseline.BestCpuPer100k - 1) * 100) + "%";
 
-    private static string[] Tracing(OtlpSink sink) =>
+    private static readonly string[] Uncapped = ["--Balancer:Tracing:MaxTracesPerSecond", "0"];
+
+    internal static string[] Tracing(OtlpSink sink) =>
         ["--OTEL_EXPORTER_OTLP_ENDPOINT", sink.Url.ToString(), "--OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"];
+
+    /// <summary>What the capped balancer's <c>balancer_tracing_new_traces_total</c> counted over its whole life (warm-up and rounds).</summary>
+    internal sealed record NewTraces(double Started, double RateLimited)
+    {
+        public static async Task<NewTraces> ReadAsync(RunningBalancer balancer)
+        {
+            using var http = new HttpClient { BaseAddress = balancer.Management, Timeout = TimeSpan.FromSeconds(5) };
+            double started = 0, limited = 0;
+            foreach (var line in (await http.GetStringAsync("/metrics")).Split('\n'))
+            {
+                if (Value(line, "started") is { } s)
+                {
+                    started = s;
+                }
+                else if (Value(line, "rate_limited") is { } l)
+                {
+                    limited = l;
+                }
+            }
+
+            return new NewTraces(started, limited);
+        }
+
+        public string Describe() =>
+            $"{Started:0} traces started, {RateLimited:0} requests left untraced by the cap, " +
+            $"{Format.Number(Started + RateLimited == 0 ? 0 : 100 * Started / (Started + RateLimited))}% of its requests traced";
+
+        private static double? Value(string line, string result)
+        {
+            var prefix = $"balancer_tracing_new_traces_total{{result=\"{result}\"}} ";
+            return line.StartsWith(prefix, StringComparison.Ordinal)
+                ? double.Parse(line[prefix.Length..], System.Globalization.CultureInfo.InvariantCulture)
+                : null;
+        }
+    }
 }

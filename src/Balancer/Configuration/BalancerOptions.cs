@@ -39,6 +39,9 @@ public sealed class BalancerOptions
 
     /// <summary>Sampling of traces while tracing is on.</summary>
     public Telemetry.TracingOptions Tracing { get; set; } = new();
+
+    /// <summary>The per-request Prometheus series.</summary>
+    public Telemetry.MetricsOptions Metrics { get; set; } = new();
 }
 
 /// <summary>The <c>Balancer:Management</c> section.</summary>

@@ -52,7 +52,9 @@ public static class ConfigValidator
 
         CheckPositiveTimeSpan(balancer.GetSection("ShutdownTimeout"), errors);
         CheckBool(balancer.GetSection("Tracing:Detailed"), errors);
+        CheckBool(balancer.GetSection("Metrics:Enabled"), errors);
         CheckFraction(balancer.GetSection("Tracing:SampleRatio"), zeroAllowed: true, errors);
+        CheckRate(balancer.GetSection("Tracing:MaxTracesPerSecond"), errors);
 
         CheckLimits(balancer.GetSection(Hosting.LimitsOptions.SectionName), errors);
 
@@ -230,6 +232,20 @@ public static class ConfigValidator
         if (!parsed || !(value <= 1 && (zeroAllowed ? value >= 0 : value > 0)))
         {
             errors.Add($"{section.Path}: '{text}' must be a number {(zeroAllowed ? "from 0 to 1" : "above 0 and at most 1")}");
+        }
+    }
+
+    private static void CheckRate(IConfigurationSection section, List<string> errors)
+    {
+        if (section.Value is not { } text)
+        {
+            return;
+        }
+
+        var parsed = double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var value);
+        if (!parsed || !double.IsFinite(value) || value < 0)
+        {
+            errors.Add($"{section.Path}: '{text}' must be a number of traces a second, 0 or more (0: no cap)");
         }
     }
 

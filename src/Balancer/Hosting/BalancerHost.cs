@@ -69,7 +69,9 @@ public static class BalancerHost
         builder.Services.AddSingleton<ProxyConnections>();
         builder.WebHost.ConfigureKestrel(kestrel => listeners.Configure(kestrel, Startup(), kestrel.ApplicationServices.GetRequiredService<ProxyConnections>()));
 
-        builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy")).AddBalancerMetrics();
+        // Read once, like the pipeline it shapes.
+        var countRequests = builder.Configuration.GetValue(MetricsOptions.EnabledKey, true);
+        builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy")).AddBalancerMetrics(countRequests);
         builder.Services.AddBalancerPolicies();
         builder.Services.AddSingleton<Yarp.ReverseProxy.Configuration.IConfigChangeListener, ReloadListener>();
         builder.Services.AddHostedService<ConfigReloadLogger>();
@@ -80,6 +82,9 @@ public static class BalancerHost
         configure?.Invoke(builder);
 
         var app = builder.Build();
+        // The scrape-time series (up, policy, reloads) register with it: they must exist from start-up even
+        // when no request is counted to create it.
+        app.Services.GetRequiredService<ProxyMetrics>();
         app.MapWhen(Listeners.IsManagement, ManagementApp.Configure);
         app.UseBalancerServerSpans();
         app.UseMiddleware<RequestBodyLimitMiddleware>();
@@ -92,7 +97,10 @@ public static class BalancerHost
             proxy.UseSessionAffinity();
             proxy.UseLoadBalancing();
             proxy.UseBalancerAttemptSpans();
-            proxy.UseMiddleware<ProxyMetricsMiddleware>();
+            if (countRequests)
+            {
+                proxy.UseMiddleware<ProxyMetricsMiddleware>();
+            }
             proxy.UsePassiveHealthChecks();
         });
         return app;

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Balancer.Configuration;
 using Microsoft.Extensions.Options;
+using Prometheus;
 
 namespace Balancer.Telemetry;
 
@@ -31,17 +32,32 @@ internal sealed class ProxyTracing
 
     private readonly ActivitySource _source = new(SourceName);
     private readonly Func<double> _random;
+    private readonly TraceRateLimiter _limiter;
+    private readonly Counter.Child? _started;
+    private readonly Counter.Child? _rateLimited;
     private double _ratio;
 
     /// <param name="detailed"><see cref="TracingOptions.Detailed"/>, as the tracer provider was built with it.</param>
     /// <param name="random">Uniform in [0, 1); the tests pass a scripted sequence.</param>
-    public ProxyTracing(IOptionsMonitor<BalancerOptions> options, bool detailed, Func<double> random)
+    /// <param name="time">The clock of <see cref="TracingOptions.MaxTracesPerSecond"/>.</param>
+    /// <param name="metrics">Where to count new traces started and refused by the cap; none in unit tests.</param>
+    public ProxyTracing(IOptionsMonitor<BalancerOptions> options, bool detailed, Func<double> random, TimeProvider time, IMetricFactory? metrics = null)
     {
         _random = random;
+        _limiter = new TraceRateLimiter(time);
         Detailed = detailed;
-        _ratio = options.CurrentValue.Tracing.SampleRatio;
+        Apply(options.CurrentValue.Tracing);
         // Read once per change, not per request: CurrentValue is a dictionary lookup.
-        options.OnChange(o => _ratio = o.Tracing.SampleRatio);
+        options.OnChange(o => Apply(o.Tracing));
+        if (metrics is not null)
+        {
+            var decisions = metrics.CreateCounter(
+                "balancer_tracing_new_traces_total",
+                "Requests without a sampled traceparent that the sample ratio picked for a new trace, by result: started, or rate_limited (over Balancer:Tracing:MaxTracesPerSecond, not traced).",
+                new CounterConfiguration { LabelNames = ["result"] });
+            _started = decisions.WithLabels("started");
+            _rateLimited = decisions.WithLabels("rate_limited");
+        }
     }
 
     public ActivitySource Source => _source;
@@ -54,7 +70,7 @@ internal sealed class ProxyTracing
 
     /// <summary>
     /// Whether to trace a request: its parent's sampled flag when it came with a valid <c>traceparent</c>,
-    /// otherwise a draw at <see cref="TracingOptions.SampleRatio"/>. <paramref name="parent"/> is the parsed
+    /// otherwise <see cref="DrawNewTrace"/>. <paramref name="parent"/> is the parsed
     /// parent, or default for a new trace.
     /// </summary>
     public bool ShouldTrace(string? traceparent, string? tracestate, out ActivityContext parent)
@@ -68,11 +84,32 @@ internal sealed class ProxyTracing
         return DrawNewTrace();
     }
 
-    /// <summary>Whether a request without a sampled parent starts a trace, at <see cref="TracingOptions.SampleRatio"/>.</summary>
+    /// <summary>
+    /// Whether a request without a sampled parent starts a trace: a draw at <see cref="TracingOptions.SampleRatio"/>,
+    /// then the <see cref="TracingOptions.MaxTracesPerSecond"/> cap.
+    /// </summary>
     public bool DrawNewTrace()
     {
         var ratio = _ratio;
-        return ratio >= 1 || (ratio > 0 && _random() < ratio);
+        if (!(ratio >= 1 || (ratio > 0 && _random() < ratio)))
+        {
+            return false;
+        }
+
+        if (_limiter.TryAcquire())
+        {
+            _started?.Inc();
+            return true;
+        }
+
+        _rateLimited?.Inc();
+        return false;
+    }
+
+    private void Apply(TracingOptions options)
+    {
+        _ratio = options.SampleRatio;
+        _limiter.SetLimit(options.MaxTracesPerSecond);
     }
 
     /// <summary>The response status on a span, which fails (status error, <c>error.type</c> the code) from <paramref name="failedFrom"/> up.</summary>

@@ -11,6 +11,20 @@ public sealed class TracingOptions
     public double SampleRatio { get; set; } = 1.0;
 
     /// <summary>
+    /// At most this many new traces a second (on average; bursts of up to a second's worth), after the
+    /// <see cref="SampleRatio"/> draw; 0 for no cap. Bounds what tracing costs under heavy load: every
+    /// request is traced below the cap, a steady share above it. Requests whose client sent a sampled
+    /// <c>traceparent</c> are always traced and not counted. Read on every change of the file.
+    /// </summary>
+    public double MaxTracesPerSecond { get; set; } = DefaultMaxTracesPerSecond;
+
+    /// <summary>
+    /// About 1% of one core's time at the cost of a traced request measured here (bench overhead), and well
+    /// above the papers' workloads (a few hundred requests a second), which stay traced in full.
+    /// </summary>
+    public const double DefaultMaxTracesPerSecond = 1000;
+
+    /// <summary>
     /// Trace with OpenTelemetry's ASP.NET Core and HttpClient instrumentation and YARP's own ActivitySource
     /// (<c>proxy.forwarder</c>, health probe rounds) instead of the balancer's own two spans: more spans per
     /// request, at a cost that sampling barely lowers (see <see cref="ProxyTracing"/>). Read at start-up.

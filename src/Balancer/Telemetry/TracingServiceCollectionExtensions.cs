@@ -45,7 +45,12 @@ public static class TracingServiceCollectionExtensions
         var explicitName = !string.IsNullOrWhiteSpace(configuration[ServiceNameKey]);
         var detailed = configuration.GetValue<bool>(DetailedKey);
         // Read here once: it decides which sources the provider listens to, and the rest follows that.
-        services.AddSingleton(provider => new ProxyTracing(provider.GetRequiredService<IOptionsMonitor<BalancerOptions>>(), detailed, Random.Shared.NextDouble));
+        services.AddSingleton(provider => new ProxyTracing(
+            provider.GetRequiredService<IOptionsMonitor<BalancerOptions>>(),
+            detailed,
+            Random.Shared.NextDouble,
+            provider.GetRequiredService<TimeProvider>(),
+            provider.GetService<BalancerMetricsRegistry>()?.Factory));
         if (!detailed)
         {
             services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, TraceContextTransformProvider>();

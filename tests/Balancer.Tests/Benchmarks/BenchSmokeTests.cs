@@ -51,7 +51,7 @@ public sealed partial class BenchSmokeTests : IDisposable
         Assert.EndsWith("-smoke", directory, StringComparison.Ordinal);
         var report = File.ReadAllText(Path.Combine(directory, "report.md"));
 
-        foreach (var experiment in new[] { "distribution", "qos", "rates", "heterogeneous", "mixed", "race", "overhead", "soak" })
+        foreach (var experiment in new[] { "distribution", "qos", "rates", "heterogeneous", "mixed", "race", "overhead", "observability", "soak" })
         {
             Assert.Matches(new Regex($"^## {experiment}: (?!FAILED)", RegexOptions.Multiline), report);
         }
@@ -78,7 +78,10 @@ public sealed partial class BenchSmokeTests : IDisposable
         }
 
         Assert.True(cells > 150, $"only {cells} numeric cells in the report");
-        Assert.Equal(13, Regex.Matches(report, @"^\| \w+ \| .+ \| \*\*(met|not met)\*\* \|$", RegexOptions.Multiline).Count);
+        Assert.Equal(16, Regex.Matches(report, @"^\| \w+ \| .+ \| \*\*(met|not met)\*\* \|$", RegexOptions.Multiline).Count);
+        // The shipped tracing's counter was read from its /metrics: it traced, within its cap.
+        var traces = Regex.Match(report, @"(\d+) traces started, (\d+) requests left untraced by the cap");
+        Assert.True(traces.Success && long.Parse(traces.Groups[1].Value, CultureInfo.InvariantCulture) > 0, $"the capped balancer's traces: '{traces.Value}'");
 
         // The soak did its chores even in a few seconds: the config rewritten and a backend restarted, each taking effect.
         foreach (var chore in new[] { "config rewrites", "backend restarts" })

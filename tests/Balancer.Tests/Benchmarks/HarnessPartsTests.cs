@@ -47,6 +47,13 @@ public sealed class HarnessPartsTests
     }
 
     [Fact]
+    public void OverheadReport_NamesTheBalancersDefaultTraceCap()
+    {
+        Assert.Equal(Balancer.Telemetry.TracingOptions.DefaultMaxTracesPerSecond, Overhead.ShippedTraceCap);
+        Assert.Equal(Overhead.ShippedTraceCap, new Balancer.Telemetry.TracingOptions().MaxTracesPerSecond);
+    }
+
+    [Fact]
     public void ParseStat_CommandWithSpacesAndParentheses_FindsFieldsAfterIt()
     {
         var fields = ProcStat.ParseStat("1234 (dotnet (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 8 0")!;

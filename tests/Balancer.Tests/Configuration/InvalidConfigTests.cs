@@ -70,6 +70,10 @@ public sealed class InvalidConfigTests(InvalidConfigTests.RunningBalancer runnin
             c => c["Balancer"]!["ShutdownTimeout"] = "-00:00:05"),
         new("trace sample ratio above one", "Balancer:Tracing:SampleRatio", "'1.5' must be a number from 0 to 1",
             c => c["Balancer"]!["Tracing"] = new JsonObject { ["SampleRatio"] = 1.5 }),
+        new("metrics switch not a bool", "Balancer:Metrics:Enabled", "'sometimes' is not true or false",
+            c => c["Balancer"]!["Metrics"] = new JsonObject { ["Enabled"] = "sometimes" }),
+        new("trace cap negative", "Balancer:Tracing:MaxTracesPerSecond", "'-1' must be a number of traces a second, 0 or more (0: no cap)",
+            c => c["Balancer"]!["Tracing"] = new JsonObject { ["MaxTracesPerSecond"] = -1 }),
     }.ToDictionary(c => c.Name);
 
     private readonly string _directory = Directory.CreateTempSubdirectory("balancer-invalid-").FullName;

@@ -42,6 +42,32 @@ public sealed class ProxyMetricsTests
     }
 
     [Fact]
+    public async Task MetricsOff_RequestsAreNotCounted_TheFreeSeriesStay()
+    {
+        await using var lb = await BalancerFixture.StartAsync(
+            "RoundRobin",
+            edit: c => c["Balancer"]!["Metrics"] = new System.Text.Json.Nodes.JsonObject { ["Enabled"] = false });
+
+        var answered = new List<string>();
+        for (var i = 0; i < 30; i++)
+        {
+            answered.Add(await lb.GetBackendAsync());
+        }
+
+        var samples = await ScrapeAsync(lb);
+        Assert.Equal(["A", "B", "C"], answered.Distinct().Order());
+        Assert.Equal(0, samples.Sum("balancer_destination_requests_total"));
+        Assert.Equal(0, samples.Sum("balancer_destination_response_bytes_total"));
+        foreach (var destination in new[] { "A", "B", "C" })
+        {
+            Assert.Equal(1, samples.Value("balancer_destination_up", ("destination", destination)));
+            Assert.Equal(0, samples.Value("balancer_destination_request_duration_seconds_count", ("destination", destination)));
+        }
+
+        Assert.Equal(1, samples.Value("balancer_cluster_policy_info", ("cluster", "backends"), ("policy", "RoundRobin")));
+    }
+
+    [Fact]
     public async Task Metrics_After300Requests_RequestsTotalMovesByExactly300_100PerDestination()
     {
         await using var lb = await BalancerFixture.StartAsync("RoundRobin");

@@ -11,6 +11,7 @@ using Bench.Processes;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
 using OpenTelemetry;
 using OpenTelemetry.Trace;
 
@@ -109,15 +110,7 @@ public sealed partial class TracingTests
         Assert.Equal([ClientTraceId], exported.TraceIds());
 
         lb.WriteConfig("RoundRobin", c => c["Balancer"]!["Tracing"] = new JsonObject { ["SampleRatio"] = 1 });
-        await Poll.UntilAsync(
-            async () =>
-            {
-                await OutsideGetAsync(lb, traceparent: null);
-                return seen.All()[^1] is not null;
-            },
-            TimeSpan.FromSeconds(10),
-            "the reloaded ratio to trace a request without traceparent");
-        await TraceAsync(exported, Parse(seen.All()[^1]).TraceId);
+        await UntilANewRequestIsTracedAsync(lb, seen, exported, "the reloaded ratio to trace a request without traceparent");
     }
 
     [Fact]
@@ -243,7 +236,7 @@ public sealed partial class TracingTests
     public void Sampler_DrawsAtTheRatio_AndAValidParentDecidesAlone()
     {
         var draws = new Queue<double>([0.1, 0.3, 0.24, 0.25, 0.9]);
-        var tracing = new ProxyTracing(new FixedOptions(new BalancerOptions { Tracing = { SampleRatio = 0.25 } }), detailed: false, draws.Dequeue);
+        var tracing = new ProxyTracing(new FixedOptions(new BalancerOptions { Tracing = { SampleRatio = 0.25 } }), detailed: false, draws.Dequeue, new FakeTimeProvider());
 
         var decisions = Enumerable.Range(0, 5).Select(_ => tracing.ShouldTrace(null, null, out var ignored)).ToList();
 
@@ -258,6 +251,53 @@ public sealed partial class TracingTests
         Assert.False(tracing.ShouldTrace($"00-{new string('0', 32)}-{ClientSpanId}-01", null, out parent));
         Assert.Equal(default, parent);
         Assert.Empty(draws);
+    }
+
+    [Fact]
+    public void Cap_RefusesNewTracesOverTheRate_AfterTheDraw_AndNeverAClientsSampledOne()
+    {
+        var time = new FakeTimeProvider();
+        var draws = new Queue<double>([0.1, 0.9, 0.2, 0.3]);
+        var registry = new BalancerMetricsRegistry();
+        var options = new BalancerOptions { Tracing = { SampleRatio = 0.5, MaxTracesPerSecond = 2 } };
+        var tracing = new ProxyTracing(new FixedOptions(options), detailed: false, draws.Dequeue, time, registry.Factory);
+
+        var decisions = Enumerable.Range(0, 4).Select(_ => tracing.ShouldTrace(null, null, out var ignored)).ToList();
+
+        // Drawn in, drawn out, drawn in, drawn in but over the cap of two a second.
+        Assert.Equal([true, false, true, false], decisions);
+        Assert.Empty(draws);
+        Assert.True(tracing.ShouldTrace(ClientTraceparent, null, out _));
+        time.Advance(TimeSpan.FromSeconds(0.5));
+        draws.Enqueue(0.4);
+        Assert.True(tracing.ShouldTrace(null, null, out _));
+        Assert.Equal(3, NewTraces(registry, "started"));
+        Assert.Equal(1, NewTraces(registry, "rate_limited"));
+    }
+
+    [Fact]
+    public async Task Cap_ReachedInARealBalancer_LeavesRequestsUntraced_CountsThem_AndAReloadLiftsIt()
+    {
+        var exported = new ExportedSpans();
+        var seen = new SeenTraceparents();
+        // One trace a hundred seconds: the first request takes the only one for the whole test.
+        await using var lb = await StartTracedAsync(exported, seen, edit: c => c["Balancer"]!["Tracing"]!["MaxTracesPerSecond"] = 0.01);
+
+        await OutsideGetAsync(lb, traceparent: null);
+        await OutsideGetAsync(lb, traceparent: null);
+        await OutsideGetAsync(lb, ClientTraceparent);
+
+        var first = Parse(seen.All()[0]).TraceId;
+        await TraceAsync(exported, first);
+        Assert.Null(seen.All()[1]);
+        await TraceAsync(exported, ClientTraceId);
+        Assert.Equal(new HashSet<string> { first, ClientTraceId }, exported.TraceIds().ToHashSet());
+        var samples = await lb.MetricsAsync();
+        Assert.Equal(1, samples.Single(s => s.Name == "balancer_tracing_new_traces_total" && s.Labels["result"] == "started").Value);
+        Assert.Equal(1, samples.Single(s => s.Name == "balancer_tracing_new_traces_total" && s.Labels["result"] == "rate_limited").Value);
+
+        lb.WriteConfig("RoundRobin", c => c["Balancer"]!["Tracing"] = new JsonObject { ["MaxTracesPerSecond"] = 0 });
+        await UntilANewRequestIsTracedAsync(lb, seen, exported, "the reload that lifts the cap to trace a request again");
     }
 
     [Theory]
@@ -342,6 +382,28 @@ public sealed partial class TracingTests
         var errors = ConfigValidator.Validate(config);
 
         Assert.Contains("OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4317' is not an absolute http:// or https:// URL", errors);
+    }
+
+    /// <summary>Sends requests without a traceparent until one reaches the backend traced (after a reload), and waits for its spans.</summary>
+    private static async Task UntilANewRequestIsTracedAsync(BalancerFixture lb, SeenTraceparents seen, ExportedSpans exported, string because)
+    {
+        await Poll.UntilAsync(
+            async () =>
+            {
+                await OutsideGetAsync(lb, traceparent: null);
+                return seen.All()[^1] is not null;
+            },
+            TimeSpan.FromSeconds(10),
+            because);
+        await TraceAsync(exported, Parse(seen.All()[^1]).TraceId);
+    }
+
+    private static double NewTraces(BalancerMetricsRegistry registry, string result)
+    {
+        using var text = new MemoryStream();
+        registry.Registry.CollectAndExportAsTextAsync(text).GetAwaiter().GetResult();
+        var samples = PrometheusText.Parse(System.Text.Encoding.UTF8.GetString(text.ToArray()));
+        return samples.Single(s => s.Name == "balancer_tracing_new_traces_total" && s.Labels["result"] == result).Value;
     }
 
     /// <summary>The balancer with the tracing of production, exported in memory.</summary>

@@ -1,0 +1,116 @@
+using Bench.Processes;
+using Bench.Reporting;
+using Bench.Stats;
+
+namespace Bench.Experiments;
+
+/// <summary>
+/// The observability issue's figure on its own: the balancer with metrics and tracing on, as shipped, against
+/// the same balancer with both off, and against an identical copy of the "off" one, which shows in the same
+/// run how far two equal proxies drift apart here. Only three proxies, so that a round is short, and many
+/// rounds; the order flips every round, so that a drift within rounds favours neither side.
+/// </summary>
+internal static class Observability
+{
+    public static async Task RunAsync(Lab lab, Report report)
+    {
+        var options = lab.Options;
+        var rounds = options.ObservabilityRuns;
+        var duration = options.OverheadRunDuration;
+        var runs = new List<ProxyRun>();
+        IReadOnlyList<WarmUp> warmUps;
+        Overhead.NewTraces traces;
+        await using var sink = await OtlpSink.StartAsync();
+        var proxies = new List<Target>();
+        try
+        {
+            string[] off = ["--Balancer:Metrics:Enabled", "false"];
+            proxies.Add(await lab.StartBalancerAsync("off", "RoundRobin", off));
+            proxies.Add(await lab.StartBalancerAsync("off-copy", "RoundRobin", off));
+            var on = await lab.StartRunningBalancerAsync("on", "RoundRobin", Overhead.Tracing(sink));
+            proxies.Add(on.Target);
+            warmUps = await Measured.WarmUpAsync(lab, proxies);
+            for (var round = 1; round <= rounds; round++)
+            {
+                var order = round % 2 == 1 ? proxies : Enumerable.Reverse(proxies).ToList();
+                foreach (var proxy in order)
+                {
+                    runs.Add(await Measured.WrkAsync(lab, proxy, Overhead.Connections, round, duration));
+                }
+            }
+
+            traces = await Overhead.NewTraces.ReadAsync(on);
+        }
+        finally
+        {
+            proxies.ForEach(lab.Stop);
+        }
+
+        List<ProxyRun> Of(string proxy) => [.. runs.Where(r => r.Proxy == proxy)];
+        var table = new Table(["proxy", "RPS", "p50 (ms)", "p99 (ms)", "CPU s / 100k req", "best-run CPU µs / req", "peak RSS (MB)", "failed (%)"]);
+        foreach (var name in new[] { "off", "off-copy", "on" })
+        {
+            var s = ProxySummary.Of(Of(name));
+            table.Row(s.Proxy, s.Rps, s.P50, s.P99, s.CpuPer100k, s.BestCpuPer100k * 10, s.PeakRssMb, s.FailedPercent);
+        }
+
+        var cost = Spread.Of(Of("on"), Of("off"));
+        var floor = Spread.Of(Of("off-copy"), Of("off"));
+        var vsCopy = Spread.Of(Of("on"), Of("off-copy"));
+        var paired = new Table(["proxy vs baseline, round by round", "RPS lost (%): median", "25th pct", "75th pct", "CPU per request added (%): median", "25th pct", "75th pct", "rounds"]);
+        foreach (var (name, spread) in new[] { ("on vs off", cost), ("off-copy vs off (the noise floor)", floor), ("on vs off-copy", vsCopy) })
+        {
+            paired.Row(name, spread.RpsLost[1], spread.RpsLost[0], spread.RpsLost[2], spread.CpuAdded[1], spread.CpuAdded[0], spread.CpuAdded[2], spread.Pairs);
+        }
+
+        report.Add("observability: metrics and tracing on vs off")
+            .Text($"wrk `-c{Overhead.Connections} -d{duration.TotalSeconds:0}s` on `GET /`, {rounds} rounds, the order reversed every other round. " +
+                  "`off`: the balancer with `Balancer:Metrics:Enabled` false and no `OTEL_EXPORTER_OTLP_ENDPOINT`. `off-copy`: the same again, a second process. " +
+                  $"`on`: metrics on and tracing as shipped (ratio 1, at most {Format.Number(Overhead.ShippedTraceCap)} new traces a second) to an OTLP/HTTP sink that " +
+                  $"discards ({sink.Exports} exports, {Format.Mb(sink.Bytes)} MB; {traces.Describe()}). " + WarmUp.Describe(warmUps, options))
+            .Table(table)
+            .Text("Each round's run against the baseline's run of the same round: the median and quartiles of those per-round figures.")
+            .Table(paired)
+            .Text($"Metrics and tracing on cost {Format.Number(cost.RpsLost[1])}% of the RPS (quartiles {Format.Number(cost.RpsLost[0])} to {Format.Number(cost.RpsLost[2])}%) " +
+                  $"and {Format.Number(cost.CpuAdded[1])}% more CPU per request (quartiles {Format.Number(cost.CpuAdded[0])} to {Format.Number(cost.CpuAdded[2])}%). " +
+                  $"Two identical balancers, compared the same way in the same run, differed by {Format.Number(floor.RpsLost[1])}% in RPS " +
+                  $"(quartiles {Format.Number(floor.RpsLost[0])} to {Format.Number(floor.RpsLost[2])}%) and {Format.Number(floor.CpuAdded[1])}% in CPU per request.")
+            .Text("Every run, in the order run:")
+            .Table(Measured.RunsTable(runs));
+        report.Targets.Add(new TargetCheck("observability", $"metrics and tracing on cost <= {Overhead.TargetPercent}% RPS vs both off (paired median)",
+            $"{Format.Number(cost.RpsLost[1])}% (CPU per request +{Format.Number(cost.CpuAdded[1])}%; identical copies: {Format.Number(floor.RpsLost[1])}%)",
+            cost.RpsLost[1] <= Overhead.TargetPercent));
+    }
+
+    /// <summary>Per-round RPS lost and CPU per request added, in percent: 25th, 50th and 75th percentiles.</summary>
+    internal sealed record Spread(int Pairs, double[] RpsLost, double[] CpuAdded)
+    {
+        public static Spread Of(IReadOnlyList<ProxyRun> runs, IReadOnlyList<ProxyRun> baseline)
+        {
+            var rps = new List<double>();
+            var cpu = new List<double>();
+            foreach (var run in runs)
+            {
+                var other = baseline.FirstOrDefault(b => b.Run == run.Run);
+                if (other is null || other.Wrk.RequestsPerSecond <= 0 || other.CpuPer100k <= 0)
+                {
+                    continue;
+                }
+
+                rps.Add((1 - (run.Wrk.RequestsPerSecond / other.Wrk.RequestsPerSecond)) * 100);
+                cpu.Add(((run.CpuPer100k / other.CpuPer100k) - 1) * 100);
+            }
+
+            return rps.Count == 0
+                ? new Spread(0, [double.NaN, double.NaN, double.NaN], [double.NaN, double.NaN, double.NaN])
+                : new Spread(rps.Count, Quartiles(rps), Quartiles(cpu));
+        }
+
+        private static double[] Quartiles(List<double> values)
+        {
+            var sorted = values.ToArray();
+            Array.Sort(sorted);
+            return [LatencyStats.Percentile(sorted, 25), LatencyStats.Percentile(sorted, 50), LatencyStats.Percentile(sorted, 75)];
+        }
+    }
+}
