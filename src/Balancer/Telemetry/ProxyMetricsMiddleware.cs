@@ -1,5 +1,4 @@
 using Microsoft.AspNetCore.Http.Features;
-using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Transforms;
 
 namespace Balancer.Telemetry;
@@ -8,22 +7,26 @@ namespace Balancer.Telemetry;
 /// Records each forwarding attempt at the destination it went to. Sits after load balancing in the proxy
 /// pipeline, so a request retried elsewhere counts once at each destination it tried.
 /// </summary>
+/// <remarks>
+/// The attempt is recorded by <see cref="OnResponseHeaders"/>, which YARP runs once per attempt: when the
+/// destination's headers arrive, or with no response when the attempt failed. So this middleware needs no
+/// async frame of its own around the forwarding, which cost an allocation per request.
+/// </remarks>
 internal sealed class ProxyMetricsMiddleware(RequestDelegate next, ProxyMetrics metrics, TimeProvider time)
 {
-    public async Task InvokeAsync(HttpContext context)
+    public Task InvokeAsync(HttpContext context)
     {
         var feature = context.GetReverseProxyFeature();
         var available = feature.AvailableDestinations;
         if (available.Count != 1)
         {
             // Load balancing leaves exactly the chosen destination; anything else is not forwarded.
-            await next(context);
-            return;
+            return next(context);
         }
 
         var destination = metrics.For(feature.Cluster.Config.ClusterId, available[0]);
-        var attempt = new ProxyAttempt(destination, time.GetTimestamp());
-        context.Features.Set(attempt);
+        // A retry replaces the previous attempt's record, which its response hook has already counted.
+        context.Features.Set(new ProxyAttempt(destination, time.GetTimestamp()));
         var request = context.Request;
         if (request.ContentLength is long length)
         {
@@ -35,53 +38,54 @@ internal sealed class ProxyMetricsMiddleware(RequestDelegate next, ProxyMetrics 
             request.Body = new CountingStream(request.Body, destination.AddRequestBytes);
         }
 
-        try
-        {
-            await next(context);
-        }
-        finally
-        {
-            context.Features.Set<ProxyAttempt>(null);
-            var end = attempt.HeadersAt != 0 ? attempt.HeadersAt : time.GetTimestamp();
-            var error = context.Features.Get<IForwarderErrorFeature>();
-            var status = error is not null && error.Error != ForwarderError.None && attempt.HeadersAt == 0 ? 0 : context.Response.StatusCode;
-            destination.Record(status, time.GetElapsedTime(attempt.Start, end).TotalSeconds, end / time.TimestampFrequency);
-        }
+        return next(context);
     }
 
     /// <summary>
-    /// Runs when the destination's response headers have arrived, before YARP copies the body: the moment
-    /// the duration histogram measures, and the last chance to count a body of unknown length.
+    /// Runs when the destination's response headers have arrived, before YARP copies the body (the moment
+    /// the duration histogram measures, and the last chance to count a body of unknown length), or without
+    /// a response once the attempt failed.
     /// </summary>
     public static ValueTask OnResponseHeaders(ResponseTransformContext context, TimeProvider time)
     {
-        var attempt = context.HttpContext.Features.Get<ProxyAttempt>();
-        if (attempt is null || context.ProxyResponse is null)
+        var http = context.HttpContext;
+        var attempt = http.Features.Get<ProxyAttempt>();
+        if (attempt is null || attempt.Recorded)
         {
             return ValueTask.CompletedTask;
         }
 
-        attempt.HeadersAt = time.GetTimestamp();
-        if (context.ProxyResponse.Content.Headers.ContentLength is long length)
+        attempt.Recorded = true;
+        var end = time.GetTimestamp();
+        var destination = attempt.Destination;
+        var seconds = time.GetElapsedTime(attempt.Start, end).TotalSeconds;
+        if (context.ProxyResponse is not { } response)
         {
-            attempt.Destination.AddResponseBytes(length);
+            destination.Record(0, seconds, end / time.TimestampFrequency);
+            return ValueTask.CompletedTask;
+        }
+
+        destination.Record((int)response.StatusCode, seconds, end / time.TimestampFrequency);
+        if (response.Content.Headers.ContentLength is long length)
+        {
+            destination.AddResponseBytes(length);
         }
         else
         {
-            var response = context.HttpContext.Response;
-            response.Body = new CountingStream(response.Body, attempt.Destination.AddResponseBytes);
+            http.Response.Body = new CountingStream(http.Response.Body, destination.AddResponseBytes);
         }
 
         return ValueTask.CompletedTask;
     }
 
-    /// <summary>One forwarding attempt in flight; found by the response transform through the request's features.</summary>
+    /// <summary>One forwarding attempt in flight; found by the response hook through the request's features.</summary>
     private sealed class ProxyAttempt(DestinationMetrics destination, long start)
     {
         public DestinationMetrics Destination { get; } = destination;
 
         public long Start { get; } = start;
 
-        public long HeadersAt { get; set; }
+        /// <summary>Set by the first call of the hook: an attempt counts once, whatever YARP does after.</summary>
+        public bool Recorded { get; set; }
     }
 }
