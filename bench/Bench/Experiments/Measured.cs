@@ -46,23 +46,26 @@ internal sealed record PairedRatio(int Pairs, double Rps, double CpuPerRequest)
 {
     public static PairedRatio Of(IReadOnlyList<ProxyRun> runs, IReadOnlyList<ProxyRun> baseline)
     {
-        var rps = new List<double>();
-        var cpu = new List<double>();
+        var rounds = Rounds(runs, baseline);
+        return rounds.Count == 0
+            ? new PairedRatio(0, double.NaN, double.NaN)
+            : new PairedRatio(rounds.Count, LatencyStats.Median(rounds.Select(r => r.Rps)), LatencyStats.Median(rounds.Select(r => r.CpuPerRequest)));
+    }
+
+    /// <summary>Each run's RPS and CPU per request as ratios to the baseline's run of the same round.</summary>
+    public static List<(double Rps, double CpuPerRequest)> Rounds(IReadOnlyList<ProxyRun> runs, IReadOnlyList<ProxyRun> baseline)
+    {
+        var rounds = new List<(double, double)>();
         foreach (var run in runs)
         {
             var other = baseline.FirstOrDefault(b => b.Run == run.Run && b.Connections == run.Connections);
-            if (other is null || other.Wrk.RequestsPerSecond <= 0 || other.CpuPer100k <= 0)
+            if (other is not null && other.Wrk.RequestsPerSecond > 0 && other.CpuPer100k > 0)
             {
-                continue;
+                rounds.Add((run.Wrk.RequestsPerSecond / other.Wrk.RequestsPerSecond, run.CpuPer100k / other.CpuPer100k));
             }
-
-            rps.Add(run.Wrk.RequestsPerSecond / other.Wrk.RequestsPerSecond);
-            cpu.Add(run.CpuPer100k / other.CpuPer100k);
         }
 
-        return rps.Count == 0
-            ? new PairedRatio(0, double.NaN, double.NaN)
-            : new PairedRatio(rps.Count, LatencyStats.Median(rps), LatencyStats.Median(cpu));
+        return rounds;
     }
 
     /// <summary>Percent of the baseline's RPS lost: positive is slower, negative faster.</summary>

@@ -87,26 +87,13 @@ internal static class Observability
     {
         public static Spread Of(IReadOnlyList<ProxyRun> runs, IReadOnlyList<ProxyRun> baseline)
         {
-            var rps = new List<double>();
-            var cpu = new List<double>();
-            foreach (var run in runs)
-            {
-                var other = baseline.FirstOrDefault(b => b.Run == run.Run);
-                if (other is null || other.Wrk.RequestsPerSecond <= 0 || other.CpuPer100k <= 0)
-                {
-                    continue;
-                }
-
-                rps.Add((1 - (run.Wrk.RequestsPerSecond / other.Wrk.RequestsPerSecond)) * 100);
-                cpu.Add(((run.CpuPer100k / other.CpuPer100k) - 1) * 100);
-            }
-
-            return rps.Count == 0
+            var rounds = PairedRatio.Rounds(runs, baseline);
+            return rounds.Count == 0
                 ? new Spread(0, [double.NaN, double.NaN, double.NaN], [double.NaN, double.NaN, double.NaN])
-                : new Spread(rps.Count, Quartiles(rps), Quartiles(cpu));
+                : new Spread(rounds.Count, Quartiles(rounds.Select(r => (1 - r.Rps) * 100)), Quartiles(rounds.Select(r => (r.CpuPerRequest - 1) * 100)));
         }
 
-        private static double[] Quartiles(List<double> values)
+        private static double[] Quartiles(IEnumerable<double> values)
         {
             var sorted = values.ToArray();
             Array.Sort(sorted);

@@ -192,33 +192,12 @@ internal static class Overhead
     {
         public static async Task<NewTraces> ReadAsync(RunningBalancer balancer)
         {
-            using var http = new HttpClient { BaseAddress = balancer.Management, Timeout = TimeSpan.FromSeconds(5) };
-            double started = 0, limited = 0;
-            foreach (var line in (await http.GetStringAsync("/metrics")).Split('\n'))
-            {
-                if (Value(line, "started") is { } s)
-                {
-                    started = s;
-                }
-                else if (Value(line, "rate_limited") is { } l)
-                {
-                    limited = l;
-                }
-            }
-
-            return new NewTraces(started, limited);
+            var counts = await balancer.CountersAsync("balancer_tracing_new_traces_total", "result");
+            return new NewTraces(counts.GetValueOrDefault("started"), counts.GetValueOrDefault("rate_limited"));
         }
 
         public string Describe() =>
             $"{Started:0} traces started, {RateLimited:0} requests left untraced by the cap, " +
             $"{Format.Number(Started + RateLimited == 0 ? 0 : 100 * Started / (Started + RateLimited))}% of its requests traced";
-
-        private static double? Value(string line, string result)
-        {
-            var prefix = $"balancer_tracing_new_traces_total{{result=\"{result}\"}} ";
-            return line.StartsWith(prefix, StringComparison.Ordinal)
-                ? double.Parse(line[prefix.Length..], System.Globalization.CultureInfo.InvariantCulture)
-                : null;
-        }
     }
 }

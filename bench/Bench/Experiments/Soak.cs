@@ -26,7 +26,7 @@ internal static class Soak
         MixedResult result;
         IReadOnlyList<ResourceSample> samples;
         Chores chores;
-        List<PrometheusSample> reloadCounts;
+        Dictionary<string, double> reloadCounts;
         try
         {
             await using var sampler = new ResourceSampler(balancer.Target.Pid, TimeSpan.FromSeconds(1));
@@ -37,7 +37,7 @@ internal static class Soak
             await stop.CancelAsync();
             chores = await choresTask;
             samples = await sampler.StopAsync();
-            reloadCounts = await ReloadCountsAsync(balancer);
+            reloadCounts = await balancer.CountersAsync("balancer_config_reloads_total", "result");
         }
         finally
         {
@@ -93,8 +93,7 @@ internal static class Soak
 
     private static double Mb(double bytes) => bytes / 1024 / 1024;
 
-    private static double Count(List<PrometheusSample> samples, string result) =>
-        samples.Where(s => s.Result == result).Select(s => s.Value).DefaultIfEmpty(double.NaN).Single();
+    private static double Count(Dictionary<string, double> counts, string result) => counts.GetValueOrDefault(result, double.NaN);
 
     /// <summary>Reloads and restarts on their schedules until the load ends.</summary>
     private static async Task<Chores> RunChoresAsync(Lab lab, RunningBalancer balancer, Options options, TimeSpan duration, CancellationToken stop)
@@ -178,25 +177,6 @@ internal static class Soak
         return false;
     }
 
-    private static async Task<List<PrometheusSample>> ReloadCountsAsync(RunningBalancer balancer)
-    {
-        using var http = new HttpClient { BaseAddress = balancer.Management, Timeout = TimeSpan.FromSeconds(5) };
-        var samples = new List<PrometheusSample>();
-        foreach (var line in (await http.GetStringAsync("/metrics")).Split('\n'))
-        {
-            foreach (var result in new[] { "success", "failure" })
-            {
-                if (line.StartsWith($"balancer_config_reloads_total{{result=\"{result}\"}} ", StringComparison.Ordinal))
-                {
-                    samples.Add(new PrometheusSample(result, double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture)));
-                }
-            }
-        }
-
-        return samples;
-    }
-
-    private sealed record PrometheusSample(string Result, double Value);
 
     /// <summary>One chore: when it was done, whether it took effect, and how long that took.</summary>
     private sealed record Chore(TimeSpan At, bool Applied, TimeSpan Wait);

@@ -16,6 +16,32 @@ internal sealed record Target(string Name, Uri Url, Process? Process)
 internal sealed record RunningBalancer(Target Target, string ConfigPath, int Port, int ManagementPort)
 {
     public Uri Management => new($"http://127.0.0.1:{ManagementPort}/");
+
+    /// <summary>
+    /// One scrape of the balancer's <c>/metrics</c>: the values of <paramref name="series"/>, whose only label is
+    /// <paramref name="label"/>, by that label's value.
+    /// </summary>
+    public async Task<Dictionary<string, double>> CountersAsync(string series, string label)
+    {
+        using var http = new HttpClient { BaseAddress = Management, Timeout = TimeSpan.FromSeconds(5) };
+        var prefix = $"{series}{{{label}=\"";
+        var values = new Dictionary<string, double>();
+        foreach (var line in (await http.GetStringAsync("/metrics")).Split('\n'))
+        {
+            if (!line.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            var close = line.IndexOf("\"} ", prefix.Length, StringComparison.Ordinal);
+            if (close > 0)
+            {
+                values[line[prefix.Length..close]] = double.Parse(line[(close + 3)..], CultureInfo.InvariantCulture);
+            }
+        }
+
+        return values;
+    }
 }
 
 /// <summary>
