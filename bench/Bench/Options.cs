@@ -67,7 +67,7 @@ internal sealed class Options
     public int OverheadRuns => Runs ?? (Smoke ? 1 : 6);
 
     /// <summary>Rounds of the observability experiment: three proxies only, so more rounds in the same time.</summary>
-    public int ObservabilityRuns => Runs ?? (Smoke ? 1 : 20);
+    public int ObservabilityRuns => Runs ?? (Smoke ? 1 : 40);
 
     public TimeSpan OverheadRunDuration => TimeSpan.FromSeconds(Duration ?? (Smoke ? 1 : 5));
 

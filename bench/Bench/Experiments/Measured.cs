@@ -68,6 +68,34 @@ internal sealed record PairedRatio(int Pairs, double Rps, double CpuPerRequest)
         return rounds;
     }
 
+    /// <summary>
+    /// Each run's RPS and CPU per request as ratios to the mean of two baselines' runs of the same round. When
+    /// the round ran one baseline just before the run and the other just after, a drift of the machine's
+    /// speed during the round moves the run and that mean alike, and so does not count as a difference.
+    /// </summary>
+    public static List<(double Rps, double CpuPerRequest)> Bracketed(IReadOnlyList<ProxyRun> runs, IReadOnlyList<ProxyRun> baseline, IReadOnlyList<ProxyRun> otherBaseline)
+    {
+        var rounds = new List<(double, double)>();
+        foreach (var run in runs)
+        {
+            var first = baseline.FirstOrDefault(b => b.Run == run.Run && b.Connections == run.Connections);
+            var second = otherBaseline.FirstOrDefault(b => b.Run == run.Run && b.Connections == run.Connections);
+            if (first is null || second is null)
+            {
+                continue;
+            }
+
+            var rps = (first.Wrk.RequestsPerSecond + second.Wrk.RequestsPerSecond) / 2;
+            var cpu = (first.CpuPer100k + second.CpuPer100k) / 2;
+            if (rps > 0 && cpu > 0)
+            {
+                rounds.Add((run.Wrk.RequestsPerSecond / rps, run.CpuPer100k / cpu));
+            }
+        }
+
+        return rounds;
+    }
+
     /// <summary>Percent of the baseline's RPS lost: positive is slower, negative faster.</summary>
     public double RpsCostPercent => (1 - Rps) * 100;
 

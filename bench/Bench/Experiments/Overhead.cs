@@ -15,7 +15,7 @@ internal static class Overhead
     public const double TargetPercent = 5;
 
     /// <summary>The balancer's default <c>Balancer:Tracing:MaxTracesPerSecond</c>, as the report names it (a test keeps the two equal).</summary>
-    public const double ShippedTraceCap = 1000;
+    public const double ShippedTraceCap = 100;
 
     public static async Task RunAsync(Lab lab, Report report)
     {
@@ -172,15 +172,13 @@ internal static class Overhead
     }
 
     private static string Cost(PairedRatio paired) =>
-        $"{Format.Number(paired.RpsCostPercent)}% of the RPS and {Signed(paired.CpuCostPercent)}% CPU per request (paired medians of {paired.Pairs} rounds)";
+        $"{Format.Number(paired.RpsCostPercent)}% of the RPS and {Format.Signed(paired.CpuCostPercent)}% CPU per request (paired medians of {paired.Pairs} rounds)";
 
-    private static string Figure(PairedRatio paired) => $"{Format.Number(paired.RpsCostPercent)}% (CPU per request {Signed(paired.CpuCostPercent)}%)";
-
-    private static string Signed(double percent) => (percent >= 0 ? "+" : string.Empty) + Format.Number(percent);
+    private static string Figure(PairedRatio paired) => $"{Format.Number(paired.RpsCostPercent)}% (CPU per request {Format.Signed(paired.CpuCostPercent)}%)";
 
     private static string Micros(ProxySummary s) => $"{Format.Number(s.BestCpuPer100k * 10)} µs";
 
-    private static string Percent(ProxySummary s, ProxySummary baseline) => Signed((s.BestCpuPer100k / baseline.BestCpuPer100k - 1) * 100) + "%";
+    private static string Percent(ProxySummary s, ProxySummary baseline) => Format.Signed((s.BestCpuPer100k / baseline.BestCpuPer100k - 1) * 100) + "%";
 
     private static readonly string[] Uncapped = ["--Balancer:Tracing:MaxTracesPerSecond", "0"];
 

@@ -82,6 +82,9 @@ internal sealed record TargetCheck(string Experiment, string Target, string Meas
 
 internal static class Format
 {
+    /// <summary>A change in percent with its sign: "+4.2", "-1.1".</summary>
+    public static string Signed(double percent) => (percent >= 0 ? "+" : string.Empty) + Number(percent);
+
     /// <summary>
     /// Numbers as the report shows them: integers plainly, fractions with three significant decimals at
     /// most, never NaN (a missing measurement must fail loudly, not print as a number).

@@ -19,10 +19,12 @@ public sealed class TracingOptions
     public double MaxTracesPerSecond { get; set; } = DefaultMaxTracesPerSecond;
 
     /// <summary>
-    /// About 1% of one core's time at the cost of a traced request measured here (bench overhead), and well
-    /// above the papers' workloads (a few hundred requests a second), which stay traced in full.
+    /// Why 100 and not more: under heavy load a traced request costs far more than its share. In one A/B
+    /// session here, metrics and tracing on cost a saturated balancer 9.6% of its throughput with a cap of
+    /// 1000 and 2.7% with 100. Datadog's tracers default to the same 100 a second (<c>DD_TRACE_RATE_LIMIT</c>);
+    /// it is still a trace every 10 ms, 8.6 million a day.
     /// </summary>
-    public const double DefaultMaxTracesPerSecond = 1000;
+    public const double DefaultMaxTracesPerSecond = 100;
 
     /// <summary>
     /// Trace with OpenTelemetry's ASP.NET Core and HttpClient instrumentation and YARP's own ActivitySource

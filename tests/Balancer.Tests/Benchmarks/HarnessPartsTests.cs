@@ -23,14 +23,15 @@ public sealed class HarnessPartsTests
         Assert.Equal(3, summary.Runs);
     }
 
+    /// <summary>A 10 s wrk run of <paramref name="rps"/> requests a second, with the proxy's CPU seconds over it.</summary>
+    private static ProxyRun Run(string proxy, int run, double rps, double cpuSeconds) => new(
+        proxy, 64, run,
+        new Bench.Load.WrkResult((long)(rps * 10), 10, rps, 0, 1, 1, 1, 1, 2, 5, 0, 0),
+        cpuSeconds, 200L * 1024 * 1024, 20);
+
     [Fact]
     public void PairedRatio_MediansOfRoundByRoundRatios_NotRatiosOfMedians()
     {
-        static ProxyRun Run(string proxy, int run, double rps, double cpuSeconds) => new(
-            proxy, 64, run,
-            new Bench.Load.WrkResult((long)(rps * 10), 10, rps, 0, 1, 1, 1, 1, 2, 5, 0, 0),
-            cpuSeconds, 200L * 1024 * 1024, 20);
-
         // The machine slows down in round 2 and more in round 3; in every round the proxy does 0.9x the baseline's RPS.
         List<ProxyRun> baseline = [Run("a", 1, 30_000, 6.0), Run("a", 2, 20_000, 6.0), Run("a", 3, 10_000, 6.0)];
         List<ProxyRun> proxy = [Run("b", 1, 27_000, 6.0), Run("b", 2, 18_000, 6.0), Run("b", 3, 9_000, 5.4), Run("b", 4, 1_000, 1.0)];
@@ -44,6 +45,24 @@ public sealed class HarnessPartsTests
         // CPU per request, round by round: 1.111x, 1.111x, 1.0x.
         Assert.Equal(10.0 / 9, paired.CpuPerRequest, 9);
         Assert.Equal(100.0 / 9, paired.CpuCostPercent, 9);
+    }
+
+    [Fact]
+    public void Bracketed_ComparesEachRunWithTheMeanOfBothBaselinesOfItsRound()
+    {
+        // The machine speeds up within each round: the run before "on" is slower than the run after it.
+        List<ProxyRun> before = [Run("off", 1, 20_000, 4.0), Run("off", 2, 10_000, 2.0), Run("off", 3, 5_000, 1.0)];
+        List<ProxyRun> after = [Run("copy", 1, 24_000, 4.8), Run("copy", 2, 12_000, 2.4)];
+        List<ProxyRun> on = [Run("on", 1, 19_800, 4.84), Run("on", 2, 9_900, 2.42), Run("on", 3, 4_500, 1.0)];
+
+        var rounds = PairedRatio.Bracketed(on, before, after);
+
+        // Round 3 lacks its second baseline and is left out.
+        Assert.Equal(2, rounds.Count);
+        // 19 800 / mean(20 000, 24 000) = 0.9; against "before" alone, only 1% slower.
+        Assert.All(rounds, r => Assert.Equal(0.9, r.Rps, 9));
+        // CPU per request: both baselines spend 20 µs; "on" 4.84 s / 198 000 requests = 24.44 µs.
+        Assert.All(rounds, r => Assert.Equal(4.84 / 198_000 / (4.0 / 200_000), r.CpuPerRequest, 9));
     }
 
     [Fact]
