@@ -53,20 +53,8 @@ internal sealed record PairedRatio(int Pairs, double Rps, double CpuPerRequest)
     }
 
     /// <summary>Each run's RPS and CPU per request as ratios to the baseline's run of the same round.</summary>
-    public static List<(double Rps, double CpuPerRequest)> Rounds(IReadOnlyList<ProxyRun> runs, IReadOnlyList<ProxyRun> baseline)
-    {
-        var rounds = new List<(double, double)>();
-        foreach (var run in runs)
-        {
-            var other = baseline.FirstOrDefault(b => b.Run == run.Run && b.Connections == run.Connections);
-            if (other is not null && other.Wrk.RequestsPerSecond > 0 && other.CpuPer100k > 0)
-            {
-                rounds.Add((run.Wrk.RequestsPerSecond / other.Wrk.RequestsPerSecond, run.CpuPer100k / other.CpuPer100k));
-            }
-        }
-
-        return rounds;
-    }
+    public static List<(double Rps, double CpuPerRequest)> Rounds(IReadOnlyList<ProxyRun> runs, IReadOnlyList<ProxyRun> baseline) =>
+        Bracketed(runs, baseline, baseline);
 
     /// <summary>
     /// Each run's RPS and CPU per request as ratios to the mean of two baselines' runs of the same round. When

@@ -221,7 +221,18 @@ public static class ConfigValidator
     }
 
     /// <summary>A number up to 1, from 0 or above it; NaN is no fraction either.</summary>
-    private static void CheckFraction(IConfigurationSection section, bool zeroAllowed, List<string> errors)
+    private static void CheckFraction(IConfigurationSection section, bool zeroAllowed, List<string> errors) =>
+        CheckNumber(
+            section,
+            value => value <= 1 && (zeroAllowed ? value >= 0 : value > 0),
+            $"must be a number {(zeroAllowed ? "from 0 to 1" : "above 0 and at most 1")}",
+            errors);
+
+    private static void CheckRate(IConfigurationSection section, List<string> errors) =>
+        CheckNumber(section, value => double.IsFinite(value) && value >= 0, "must be a number of traces a second, 0 or more (0: no cap)", errors);
+
+    /// <summary>A number in invariant culture that <paramref name="valid"/> accepts, if the key is set at all.</summary>
+    private static void CheckNumber(IConfigurationSection section, Func<double, bool> valid, string must, List<string> errors)
     {
         if (section.Value is not { } text)
         {
@@ -229,23 +240,9 @@ public static class ConfigValidator
         }
 
         var parsed = double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var value);
-        if (!parsed || !(value <= 1 && (zeroAllowed ? value >= 0 : value > 0)))
+        if (!parsed || !valid(value))
         {
-            errors.Add($"{section.Path}: '{text}' must be a number {(zeroAllowed ? "from 0 to 1" : "above 0 and at most 1")}");
-        }
-    }
-
-    private static void CheckRate(IConfigurationSection section, List<string> errors)
-    {
-        if (section.Value is not { } text)
-        {
-            return;
-        }
-
-        var parsed = double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var value);
-        if (!parsed || !double.IsFinite(value) || value < 0)
-        {
-            errors.Add($"{section.Path}: '{text}' must be a number of traces a second, 0 or more (0: no cap)");
+            errors.Add($"{section.Path}: '{text}' {must}");
         }
     }
 
