@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark harness: builds Release, starts three sample backends, the balancer, bare YARP, NGINX and
 # HAProxy on loopback as each experiment needs them, drives load, stops everything by PID and writes
-# bench/results/<date>/report.md with SVG charts.
+# bench/results/<experiments>/report.md with SVG charts (full/ for the default set; a new run replaces the old).
 #
 # Usage: bench/run.sh [experiment...] [--smoke] [--duration S] [--mixed-duration S] [--runs N] [--warmup S] [--out DIR]
 #   experiments: distribution qos rates heterogeneous mixed race overhead observability (default: these), soak (only when named)

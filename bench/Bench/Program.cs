@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using Bench.Experiments;
 using Bench.Processes;
 using Bench.Reporting;
@@ -40,7 +39,9 @@ public static class Program
 
         var started = DateTime.UtcNow;
         var loadBefore = ProcStat.LoadAverage();
-        var directory = Path.GetFullPath(Path.Combine(options.Output, ReportName(options, started)));
+        var directory = Path.GetFullPath(Path.Combine(options.Output, ReportName(options)));
+        // The previous run's logs and configs would mix with this run's.
+        MarkdownRenderer.DeleteRaw(directory);
         using var lab = new Lab(options, Path.Combine(directory, "raw"));
         AppDomain.CurrentDomain.ProcessExit += (_, _) => lab.Dispose();
         Console.CancelKeyPress += (_, e) =>
@@ -80,17 +81,13 @@ public static class Program
     }
 
     /// <summary>
-    /// bench/results/DATE for a full run of every experiment; a subset or a smoke run is named after what it
-    /// ran (DATE-race, DATE-smoke), so it never overwrites the day's full report.
+    /// One folder per experiment set, so a new run replaces the previous report of the same experiments
+    /// instead of piling up beside it (git history keeps the old ones): bench/results/full for the default
+    /// set, the experiments' names for a subset (race-qos, soak), with -smoke appended for a smoke run.
     /// </summary>
-    internal static string ReportName(Options options, DateTime started)
+    internal static string ReportName(Options options)
     {
-        var name = started.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
-        if (!options.Experiments.SequenceEqual(options.DefaultSet))
-        {
-            name += "-" + string.Join('-', options.Experiments);
-        }
-
+        var name = options.Experiments.SequenceEqual(options.DefaultSet) ? "full" : string.Join('-', options.Experiments);
         return options.Smoke ? name + "-smoke" : name;
     }
 

@@ -57,10 +57,19 @@ internal static class MarkdownRenderer
         return text.ToString();
     }
 
-    /// <summary>Writes report.md and every chart into <paramref name="directory"/>; returns report.md's path.</summary>
+    /// <summary>
+    /// Writes report.md and every chart into <paramref name="directory"/>, replacing the report and charts of
+    /// an earlier run there (a chart the new report does not draw would otherwise outlive it); returns
+    /// report.md's path.
+    /// </summary>
     public static string Write(Report report, string directory)
     {
         Directory.CreateDirectory(directory);
+        foreach (var old in Directory.EnumerateFiles(directory).Where(f => f.EndsWith(".md", StringComparison.Ordinal) || f.EndsWith(".svg", StringComparison.Ordinal)))
+        {
+            File.Delete(old);
+        }
+
         foreach (var section in report.Sections)
         {
             foreach (var block in section.Blocks)
@@ -75,6 +84,16 @@ internal static class MarkdownRenderer
         var path = Path.Combine(directory, "report.md");
         File.WriteAllText(path, Render(report));
         return path;
+    }
+
+    /// <summary>Removes the <c>raw</c> folder (process logs and configs) an earlier run left in <paramref name="directory"/>.</summary>
+    public static void DeleteRaw(string directory)
+    {
+        var raw = Path.Combine(directory, "raw");
+        if (Directory.Exists(raw))
+        {
+            Directory.Delete(raw, recursive: true);
+        }
     }
 
     private static void AppendTable(StringBuilder text, Table table)

@@ -153,14 +153,13 @@ public sealed class HarnessPartsTests
     }
 
     [Fact]
-    public void ReportName_FullRunIsTheDate_SubsetsAndSmokeSayWhatRan()
+    public void ReportName_OneFolderPerExperimentSet_SmokeSaysSo()
     {
-        var at = new DateTime(2026, 11, 23, 1, 0, 0, DateTimeKind.Utc);
-
-        Assert.Equal("2026-11-23", global::Bench.Program.ReportName(Options.Parse([]), at));
-        Assert.Equal("2026-11-23-race-qos", global::Bench.Program.ReportName(Options.Parse(["race", "qos"]), at));
-        Assert.Equal("2026-11-23-smoke", global::Bench.Program.ReportName(Options.Parse(["--smoke"]), at));
-        Assert.Equal("2026-11-23-soak", global::Bench.Program.ReportName(Options.Parse(["soak"]), at));
+        Assert.Equal("full", global::Bench.Program.ReportName(Options.Parse([])));
+        Assert.Equal("race-qos", global::Bench.Program.ReportName(Options.Parse(["race", "qos"])));
+        Assert.Equal("full-smoke", global::Bench.Program.ReportName(Options.Parse(["--smoke"])));
+        Assert.Equal("soak", global::Bench.Program.ReportName(Options.Parse(["soak"])));
+        Assert.Equal("race-smoke", global::Bench.Program.ReportName(Options.Parse(["race", "--smoke"])));
     }
 
     [Fact]

@@ -66,6 +66,52 @@ public sealed class ReportTests
     }
 
     [Fact]
+    public void Write_ReplacesTheEarlierRunsReportAndCharts_KeepsOtherFiles()
+    {
+        var directory = Directory.CreateTempSubdirectory("report-test-").FullName;
+        try
+        {
+            var first = new Report("first");
+            first.Add("s").Chart("old.svg", "old", "<svg>old</svg>");
+            MarkdownRenderer.Write(first, directory);
+            File.WriteAllText(Path.Combine(directory, "notes.txt"), "kept");
+            var second = new Report("second");
+            second.Add("s").Chart("new.svg", "new", "<svg>new</svg>");
+
+            MarkdownRenderer.Write(second, directory);
+
+            Assert.Equal(["new.svg", "notes.txt", "report.md"], Directory.EnumerateFiles(directory).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+            Assert.StartsWith("# second", File.ReadAllText(Path.Combine(directory, "report.md")), StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void DeleteRaw_RemovesTheEarlierRunsLogsOnly()
+    {
+        var directory = Directory.CreateTempSubdirectory("report-test-").FullName;
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(directory, "raw"));
+            File.WriteAllText(Path.Combine(directory, "raw", "balancer.log"), "old");
+            File.WriteAllText(Path.Combine(directory, "report.md"), "# old");
+
+            MarkdownRenderer.DeleteRaw(directory);
+            MarkdownRenderer.DeleteRaw(directory);
+
+            Assert.False(Directory.Exists(Path.Combine(directory, "raw")));
+            Assert.True(File.Exists(Path.Combine(directory, "report.md")));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
     public void Table_Row_RejectsMissingNumbersAndWrongArity()
     {
         var table = new Table(["label", "value"]);
