@@ -5,8 +5,14 @@ public sealed class BalancerOptions
 {
     public const string SectionName = "Balancer";
 
-    /// <summary>Address of the proxy listener, e.g. <c>http://0.0.0.0:8080</c>. Read at start-up.</summary>
+    /// <summary>
+    /// Address of the proxy listener, e.g. <c>http://0.0.0.0:8080</c>, when it is one; a list of them is read
+    /// with <see cref="ListenAddress.Read"/>. Read at start-up.
+    /// </summary>
     public string Listen { get; set; } = "http://127.0.0.1:8080";
+
+    /// <summary>Certificates of the <c>https://</c> listeners, redirect to HTTPS, HSTS, trust for HTTPS backends.</summary>
+    public Tls.TlsOptions Tls { get; set; } = new();
 
     public ManagementOptions Management { get; set; } = new();
 

@@ -35,6 +35,13 @@ public sealed class ConfigReloadTracker(TimeProvider time)
         }
     }
 
+    /// <summary>Something reloaded outside the config file (a replaced certificate) and serves now.</summary>
+    public void Reloaded()
+    {
+        Interlocked.Increment(ref _successes);
+        Record(new ConfigReload(time.GetUtcNow(), true, null));
+    }
+
     /// <summary>The reload was rejected, by our validation or by YARP; the previous config keeps serving.</summary>
     public void Rejected(string error)
     {

@@ -13,8 +13,8 @@ public static class ConfigValidator
     {
         var errors = new List<string>();
         var balancer = config.GetSection(BalancerOptions.SectionName);
-        CheckListen(balancer.GetSection("Listen"), errors);
         CheckListen(balancer.GetSection("Management:Listen"), errors);
+        Tls.TlsValidation.Check(balancer, errors);
         CheckBool(balancer.GetSection("Management:AllowAnonymous"), errors);
         var token = balancer.GetSection("Management:Token");
         if (!string.IsNullOrEmpty(token.Value)

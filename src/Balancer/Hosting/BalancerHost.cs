@@ -4,6 +4,7 @@ using Balancer.LoadBalancing;
 using Balancer.Management;
 using Balancer.Resilience;
 using Balancer.Telemetry;
+using Balancer.Tls;
 using Microsoft.Extensions.Configuration.EnvironmentVariables;
 using Microsoft.Extensions.Configuration.Memory;
 using Microsoft.Extensions.Configuration.Json;
@@ -58,6 +59,14 @@ public static class BalancerHost
             throw new InvalidConfigFileException(configPath, errors);
         }
 
+        var tlsOptions = builder.Configuration.GetSection($"{BalancerOptions.SectionName}:{TlsOptions.SectionName}").Get<TlsOptions>() ?? new();
+        var (tls, tlsErrors) = TlsStartup.Load(tlsOptions, Path.GetDirectoryName(Path.GetFullPath(configPath))!, TimeProvider.System.GetUtcNow());
+        if (tlsErrors.Count > 0)
+        {
+            throw new InvalidConfigFileException(configPath, tlsErrors);
+        }
+
+        builder.Services.AddBalancerTls(tls);
         InlineIoScheduling.Apply(builder);
         builder.Services.AddOptions<BalancerOptions>().Bind(builder.Configuration.GetSection(BalancerOptions.SectionName));
         // Read when the server and the host are built, so settings added by `configure` below count too.
@@ -67,7 +76,18 @@ public static class BalancerHost
         var listeners = new Listeners();
         builder.Services.AddSingleton(listeners);
         builder.Services.AddSingleton<ProxyConnections>();
-        builder.WebHost.ConfigureKestrel(kestrel => listeners.Configure(kestrel, Startup(), kestrel.ApplicationServices.GetRequiredService<ProxyConnections>()));
+        IEnumerable<string> ProxyListen()
+        {
+            var listen = configuration.GetSection($"{BalancerOptions.SectionName}:Listen");
+            return listen.Value is null && !listen.GetChildren().Any() ? [Startup().Listen] : ListenAddress.Read(listen).Select(l => l.Text ?? string.Empty);
+        }
+
+        builder.WebHost.ConfigureKestrel(kestrel => listeners.Configure(
+            kestrel,
+            Startup(),
+            ProxyListen(),
+            kestrel.ApplicationServices.GetRequiredService<ProxyConnections>(),
+            kestrel.ApplicationServices.GetRequiredService<CertificateStore>));
 
         // Read once, like the pipeline it shapes.
         var countRequests = builder.Configuration.GetValue(MetricsOptions.EnabledKey, true);
@@ -85,7 +105,9 @@ public static class BalancerHost
         // The scrape-time series (up, policy, reloads) register with it: they must exist from start-up even
         // when no request is counted to create it.
         app.Services.GetRequiredService<ProxyMetrics>();
+        app.Services.GetRequiredService<CertificateMetrics>();
         app.MapWhen(Listeners.IsManagement, ManagementApp.Configure);
+        app.UseMiddleware<TlsPolicyMiddleware>();
         app.UseBalancerServerSpans();
         app.UseMiddleware<RequestBodyLimitMiddleware>();
         app.UseRouting();

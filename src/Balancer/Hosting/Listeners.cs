@@ -12,11 +12,18 @@ namespace Balancer.Hosting;
 public sealed class Listeners
 {
     private static readonly object ManagementTag = new();
-    private readonly List<ListenOptions> _proxy = [];
-    private readonly List<ListenOptions> _management = [];
+    private readonly List<(ListenOptions Options, ListenAddress Address)> _proxy = [];
+    private readonly List<(ListenOptions Options, ListenAddress Address)> _management = [];
 
-    /// <summary>The proxy listener's bound address (the real port once started, even when configured as 0).</summary>
+    /// <summary>The first proxy listener's bound address (the real port once started, even when configured as 0).</summary>
     public Uri ProxyAddress => AddressOf(_proxy);
+
+    /// <summary>The first proxy listener of the scheme (<c>http</c>, <c>https</c> or <c>h2c</c>), or null when there is none.</summary>
+    public Uri? ProxyAddressOf(string scheme)
+    {
+        var matching = _proxy.Where(l => l.Address.Scheme == scheme).ToList();
+        return matching.Count == 0 ? null : AddressOf(matching);
+    }
 
     /// <summary>The management listener's bound address.</summary>
     public Uri ManagementAddress => AddressOf(_management);
@@ -24,15 +31,23 @@ public sealed class Listeners
     public static bool IsManagement(HttpContext context) =>
         context.Features.Get<IConnectionItemsFeature>()?.Items.ContainsKey(ManagementTag) == true;
 
-    internal void Configure(KestrelServerOptions kestrel, BalancerOptions options, ProxyConnections connections)
+    /// <param name="proxyListen">The texts of <c>Balancer:Listen</c> (one URL or a list).</param>
+    /// <param name="certificates">Serves the <c>https://</c> listeners; resolved only when there is one.</param>
+    internal void Configure(KestrelServerOptions kestrel, BalancerOptions options, IEnumerable<string> proxyListen, ProxyConnections connections, Func<Tls.CertificateStore> certificates)
     {
         ApplyLimits(kestrel.Limits, options.Limits);
-        _proxy.AddRange(Listen(kestrel, options.Listen, connections.Middleware(options.Limits.MaxConcurrentConnections, options.Limits.RequestHeadersTimeout)));
+        // One counting middleware for all proxy listeners: the connection limit is the proxy's, not each listener's.
+        var counting = connections.Middleware(options.Limits.MaxConcurrentConnections, options.Limits.RequestHeadersTimeout);
+        foreach (var text in proxyListen)
+        {
+            _proxy.AddRange(Listen(kestrel, text, counting, certificates));
+        }
+
         _management.AddRange(Listen(kestrel, options.Management.Listen, static next => connection =>
         {
             connection.Items[ManagementTag] = ManagementTag;
             return next(connection);
-        }));
+        }, certificates));
     }
 
     /// <summary>
@@ -57,23 +72,39 @@ public sealed class Listeners
         kestrel.MaxConcurrentUpgradedConnections = limits.MaxConcurrentUpgradedConnections;
     }
 
-    private static List<ListenOptions> Listen(KestrelServerOptions kestrel, string text, Func<Microsoft.AspNetCore.Connections.ConnectionDelegate, Microsoft.AspNetCore.Connections.ConnectionDelegate>? middleware)
+    private static List<(ListenOptions, ListenAddress)> Listen(
+        KestrelServerOptions kestrel,
+        string text,
+        Func<Microsoft.AspNetCore.Connections.ConnectionDelegate, Microsoft.AspNetCore.Connections.ConnectionDelegate>? middleware,
+        Func<Tls.CertificateStore> certificates)
     {
         if (!ListenAddress.TryParse(text, out var address, out var error))
         {
             throw new InvalidOperationException(error);
         }
 
-        var bound = new List<ListenOptions>();
+        var parsed = address!;
+        var bound = new List<(ListenOptions, ListenAddress)>();
         void Configure(ListenOptions listen)
         {
-            listen.Protocols = HttpProtocols.Http1;
+            // Cleartext HTTP/2 only on its own endpoints: Kestrel answers HTTP/1.1 alone on a cleartext
+            // endpoint that allows both (there is no ALPN to choose by).
+            listen.Protocols = parsed.IsHttps ? HttpProtocols.Http1AndHttp2
+                : parsed.IsCleartextHttp2 ? HttpProtocols.Http2
+                : HttpProtocols.Http1;
             if (middleware is not null)
             {
+                // Before TLS: a connection counts from accept, handshake included.
                 listen.Use(middleware);
             }
 
-            bound.Add(listen);
+            if (parsed.IsHttps)
+            {
+                var store = certificates();
+                listen.UseHttps(new Microsoft.AspNetCore.Server.Kestrel.Https.TlsHandshakeCallbackOptions { OnConnection = store.OnConnection });
+            }
+
+            bound.Add((listen, parsed));
         }
 
         if (address!.IsAnyAddress)
@@ -93,16 +124,17 @@ public sealed class Listeners
         return bound;
     }
 
-    private static Uri AddressOf(List<ListenOptions> listeners)
+    private static Uri AddressOf(List<(ListenOptions Options, ListenAddress Address)> listeners)
     {
-        foreach (var listen in listeners)
+        foreach (var (listen, address) in listeners)
         {
             if (listen.EndPoint is IPEndPoint endpoint)
             {
                 var host = endpoint.Address.Equals(IPAddress.Any) || endpoint.Address.Equals(IPAddress.IPv6Any)
                     ? "127.0.0.1"
                     : endpoint.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{endpoint.Address}]" : endpoint.Address.ToString();
-                return new Uri($"http://{host}:{endpoint.Port}/");
+                // h2c is HTTP/2 over http:// URLs; clients know it by prior knowledge, not by the scheme.
+                return new Uri($"{(address.IsHttps ? "https" : "http")}://{host}:{endpoint.Port}/");
             }
         }
 

@@ -7,7 +7,7 @@ using Yarp.ReverseProxy;
 namespace Balancer.Management;
 
 /// <summary>Builds the <c>GET /status</c> document from YARP's live state and our own statistics.</summary>
-internal sealed class StatusApi(IProxyStateLookup proxyState, ConfigReloadTracker reloads, ProxyMetrics metrics, IDestinationHealthHistory history)
+internal sealed class StatusApi(IProxyStateLookup proxyState, ConfigReloadTracker reloads, ProxyMetrics metrics, IDestinationHealthHistory history, Tls.CertificateStore certificates, TimeProvider time)
 {
     public StatusDocument Snapshot()
     {
@@ -40,12 +40,46 @@ internal sealed class StatusApi(IProxyStateLookup proxyState, ConfigReloadTracke
 
         clusters.Sort(static (a, b) => string.CompareOrdinal(a.Id, b.Id));
         var last = reloads.Last;
-        return new StatusDocument(clusters, last is null ? null : new ReloadStatus(last.Time, last.Success ? "success" : "failure", last.Error));
+        return new StatusDocument(clusters, last is null ? null : new ReloadStatus(last.Time, last.Success ? "success" : "failure", last.Error))
+        {
+            Certificates = [.. certificates.Snapshot().Select(c => CertificateStatus.Of(c, time.GetUtcNow()))],
+        };
     }
 }
 
 /// <summary>The <c>GET /status</c> document.</summary>
-public sealed record StatusDocument(IReadOnlyList<ClusterStatus> Clusters, ReloadStatus? LastReload);
+public sealed record StatusDocument(IReadOnlyList<ClusterStatus> Clusters, ReloadStatus? LastReload)
+{
+    /// <summary>The certificates of the https:// listeners; empty without TLS.</summary>
+    public IReadOnlyList<CertificateStatus> Certificates { get; init; } = [];
+}
+
+/// <summary>
+/// A certificate by name (<c>default</c> or the SNI host): the one serving (host, serial, expiry) and, while
+/// its replacement files are rejected, why.
+/// </summary>
+public sealed record CertificateStatus(
+    string Name,
+    string CertificatePath,
+    string KeyPath,
+    string? Host,
+    IReadOnlyList<string> DnsNames,
+    string? Serial,
+    DateTimeOffset? NotAfter,
+    double? DaysToExpiry,
+    string? Error)
+{
+    internal static CertificateStatus Of(Tls.CertificateState state, DateTimeOffset now) => new(
+        state.Source.Name,
+        state.Source.CertificatePath,
+        state.Source.KeyPath,
+        state.Current?.Host,
+        state.Current?.DnsNames ?? [],
+        state.Current?.Serial,
+        state.Current?.NotAfter,
+        state.Current is { } c ? Math.Round((c.NotAfter - now).TotalDays, 1) : null,
+        state.Error);
+}
 
 /// <summary>A cluster and the policy in force.</summary>
 public sealed record ClusterStatus(string Id, string Policy, IReadOnlyList<DestinationStatus> Destinations);

@@ -38,6 +38,7 @@ internal sealed class ResilientForwarderHttpClientFactory(
     protected override void ConfigureHandler(ForwarderHttpClientContext context, SocketsHttpHandler handler)
     {
         base.ConfigureHandler(context, handler);
+        services.GetService<Tls.BackendTrust>()?.Apply(context, handler);
         if (services.GetService<Telemetry.ProxyTracing>() is { Detailed: true })
         {
             // OpenTelemetry's HttpClient instrumentation makes its span and writes the headers through it.

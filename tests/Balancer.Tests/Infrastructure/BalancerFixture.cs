@@ -22,6 +22,10 @@ internal sealed class BalancerFixture : IAsyncDisposable
 
     public Uri ManagementAddress => App.Services.GetRequiredService<Listeners>().ManagementAddress;
 
+    /// <summary>The first proxy listener of a scheme (<c>https</c>, <c>h2c</c>, <c>http</c>).</summary>
+    public Uri ListenerOf(string scheme) => App.Services.GetRequiredService<Listeners>().ProxyAddressOf(scheme)
+        ?? throw new InvalidOperationException($"No {scheme} listener is configured.");
+
     public HttpClient Client { get; private set; } = null!;
 
     public HttpClient Management { get; private set; } = null!;

@@ -1,0 +1,100 @@
+using System.Text.RegularExpressions;
+using Balancer.Tests.Infrastructure;
+using Balancer.Tests.Integration;
+
+namespace Balancer.Tests.Tls;
+
+/// <summary>The https:// listener with real clients: curl (ALPN), h2load, openssl s_client (SNI).</summary>
+[Collection(IntegrationCollection.Name)]
+public sealed partial class HttpsListenerTests : IDisposable
+{
+    private readonly TestCertificates _certificates = new();
+
+    [Theory]
+    [InlineData("--http2", "2")]
+    [InlineData("--http1.1", "1.1")]
+    public async Task Curl_OverHttps_NegotiatesByAlpn_AndSpreadsRoundRobinExactly(string curlFlag, string expectedVersion)
+    {
+        var certificate = _certificates.Issue("server");
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin", TlsConfig.Https(certificate));
+        var url = new Uri(lb.ListenerOf("https"), "/").ToString();
+
+        // One curl, 30 URLs: one connection (curl reuses it), so the spread is per request, not per connection.
+        var result = await CommandLine.RunAsync(
+            CommandLine.Require("curl", "curl"),
+            ["-sS", curlFlag, "--cacert", _certificates.CaPath, "-w", "%{http_version} %{http_code} %header{x-backend}\\n", .. Enumerable.Repeat(new[] { "-o", "/dev/null", url }, 30).SelectMany(a => a)],
+            TimeSpan.FromSeconds(60));
+
+        Assert.True(result.ExitCode == 0, result.Error);
+        var lines = result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(30, lines.Length);
+        Assert.All(lines, line => Assert.StartsWith($"{expectedVersion} 200 ", line, StringComparison.Ordinal));
+        var counts = lines.GroupBy(l => l.Split(' ')[2]).ToDictionary(g => g.Key, g => g.Count());
+        Assert.Equal(new Dictionary<string, int> { ["A"] = 10, ["B"] = 10, ["C"] = 10 }, counts);
+    }
+
+    [Fact]
+    public async Task H2load_OverTls_AllRequestsSucceed()
+    {
+        var certificate = _certificates.Issue("server");
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin", TlsConfig.Https(certificate));
+
+        var result = await CommandLine.RunAsync(
+            CommandLine.Require("h2load", "nghttp2-client"),
+            ["-n", "3000", "-c", "10", "-m", "10", new Uri(lb.ListenerOf("https"), "/").ToString()],
+            TimeSpan.FromSeconds(120));
+
+        Assert.True(result.ExitCode == 0, result.Output + result.Error);
+        Assert.Contains("Application protocol: h2", result.Output, StringComparison.Ordinal);
+        var requests = H2loadRequests().Match(result.Output);
+        Assert.True(requests.Success, result.Output);
+        Assert.Equal(("3000", "0", "0"), (requests.Groups["succeeded"].Value, requests.Groups["failed"].Value, requests.Groups["errored"].Value));
+    }
+
+    [Fact]
+    public async Task Sni_TwoNames_GetTheirCertificates_UnknownNameGetsTheDefault()
+    {
+        var fallback = _certificates.Issue("default", ["default.test"]);
+        var api = _certificates.Issue("api", ["api.example.test"]);
+        var wildcard = _certificates.Issue("shop", ["*.shop.test"]);
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin", config =>
+        {
+            TlsConfig.Https(fallback)(config);
+            TlsConfig.Tls(config)["Sni"] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["api.example.test"] = new System.Text.Json.Nodes.JsonObject { ["CertificatePath"] = api.CertificatePath, ["KeyPath"] = api.KeyPath },
+                ["*.shop.test"] = new System.Text.Json.Nodes.JsonObject { ["CertificatePath"] = wildcard.CertificatePath, ["KeyPath"] = wildcard.KeyPath },
+            };
+        });
+        var https = lb.ListenerOf("https");
+
+        Assert.Equal(api.Serial, await TlsConfig.ServedSerialAsync(https, "api.example.test"));
+        Assert.Equal(api.Serial, await TlsConfig.ServedSerialAsync(https, "API.Example.Test"));
+        Assert.Equal(wildcard.Serial, await TlsConfig.ServedSerialAsync(https, "eu.shop.test"));
+        // A wildcard covers one label, as in certificates themselves.
+        Assert.Equal(fallback.Serial, await TlsConfig.ServedSerialAsync(https, "a.b.shop.test"));
+        Assert.Equal(fallback.Serial, await TlsConfig.ServedSerialAsync(https, "unknown.example.test"));
+        Assert.Equal(fallback.Serial, await TlsConfig.ServedSerialAsync(https, null));
+    }
+
+    [Fact]
+    public async Task Https_OldProtocols_AreRefused()
+    {
+        var certificate = _certificates.Issue("server");
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin", TlsConfig.Https(certificate));
+        var port = lb.ListenerOf("https").Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        var tls11 = await CommandLine.RunAsync("openssl", ["s_client", "-connect", $"127.0.0.1:{port}", "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"], TimeSpan.FromSeconds(20), input: "");
+        var tls12 = await CommandLine.RunAsync("openssl", ["s_client", "-connect", $"127.0.0.1:{port}", "-tls1_2"], TimeSpan.FromSeconds(20), input: "");
+        var tls13 = await CommandLine.RunAsync("openssl", ["s_client", "-connect", $"127.0.0.1:{port}", "-tls1_3"], TimeSpan.FromSeconds(20), input: "");
+
+        Assert.NotEqual(0, tls11.ExitCode);
+        Assert.Contains("New, TLSv1.2, Cipher is ECDHE-", tls12.Output, StringComparison.Ordinal);
+        Assert.Contains("New, TLSv1.3, Cipher is TLS_", tls13.Output, StringComparison.Ordinal);
+    }
+
+    public void Dispose() => _certificates.Dispose();
+
+    [GeneratedRegex(@"requests: \d+ total, \d+ started, \d+ done, (?<succeeded>\d+) succeeded, (?<failed>\d+) failed, (?<errored>\d+) errored")]
+    private static partial Regex H2loadRequests();
+}
