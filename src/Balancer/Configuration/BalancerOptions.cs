@@ -48,6 +48,12 @@ public sealed class BalancerOptions
 
     /// <summary>The per-request Prometheus series.</summary>
     public Telemetry.MetricsOptions Metrics { get; set; } = new();
+
+    /// <summary>One JSON line per proxied request; off unless a path is set.</summary>
+    public AccessLog.AccessLogOptions AccessLog { get; set; } = new();
+
+    /// <summary>Per-client request rate and concurrency limits; off unless set.</summary>
+    public RateLimiting.RateLimitOptions RateLimit { get; set; } = new();
 }
 
 /// <summary>The <c>Balancer:Management</c> section.</summary>

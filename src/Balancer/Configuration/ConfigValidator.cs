@@ -57,6 +57,8 @@ public static class ConfigValidator
         CheckRate(balancer.GetSection("Tracing:MaxTracesPerSecond"), errors);
 
         CheckLimits(balancer.GetSection(Hosting.LimitsOptions.SectionName), errors);
+        CheckAccessLog(balancer.GetSection(AccessLog.AccessLogOptions.SectionName), errors);
+        CheckRateLimit(balancer.GetSection(RateLimiting.RateLimitOptions.SectionName), "", errors);
 
         // Unset or empty means tracing off; anything else must be a URL the OTLP exporter can send to.
         var otlpEndpoint = config.GetSection(Telemetry.TracingServiceCollectionExtensions.OtlpEndpointKey);
@@ -85,6 +87,8 @@ public static class ConfigValidator
             {
                 errors.Add($"{route.Path}:ClusterId: no cluster named '{clusterId}' (clusters: {string.Join(", ", clusterIds)})");
             }
+
+            CheckRateLimit(route.GetSection("Metadata"), RateLimiting.RateLimitOptions.RouteMetadataPrefix, errors);
 
             var match = route.GetSection("Match");
             if (string.IsNullOrWhiteSpace(match["Path"]) && !match.GetSection("Hosts").GetChildren().Any())
@@ -163,6 +167,48 @@ public static class ConfigValidator
                 CheckPositiveTimeSpan(grace, errors);
             }
         }
+    }
+
+    private static void CheckAccessLog(IConfigurationSection accessLog, List<string> errors)
+    {
+        CheckInteger(accessLog.GetSection("BufferLines"), 1, 10_000_000, errors);
+        var path = accessLog.GetSection("Path");
+        if (string.IsNullOrWhiteSpace(path.Value) || path.Value.Trim() == AccessLog.AccessLogOptions.StandardOutput)
+        {
+            return;
+        }
+
+        string full;
+        try
+        {
+            full = Path.GetFullPath(path.Value.Trim());
+        }
+        catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
+        {
+            errors.Add($"{path.Path}: '{path.Value}' is not a file path ({e.Message})");
+            return;
+        }
+
+        if (Directory.Exists(full))
+        {
+            errors.Add($"{path.Path}: '{path.Value}' is a directory; name a file in it, or `stdout`");
+        }
+        else if (!Directory.Exists(Path.GetDirectoryName(full)))
+        {
+            errors.Add($"{path.Path}: the directory of '{path.Value}' does not exist");
+        }
+    }
+
+    /// <summary>The limit keys in <c>Balancer:RateLimit</c>, or prefixed <c>RateLimit.</c> in a route's metadata.</summary>
+    private static void CheckRateLimit(IConfigurationSection section, string keyPrefix, List<string> errors)
+    {
+        CheckNumber(
+            section.GetSection(keyPrefix + "RequestsPerSecond"),
+            value => double.IsFinite(value) && value >= 0 && value <= 1_000_000,
+            "must be a number of requests a second from 0 to 1000000 (0: no rate limit)",
+            errors);
+        CheckInteger(section.GetSection(keyPrefix + "Burst"), 0, 1_000_000, errors);
+        CheckInteger(section.GetSection(keyPrefix + "MaxConcurrentPerClient"), 0, 1_000_000, errors);
     }
 
     private static void CheckHttpUrl(IConfigurationSection section, List<string> errors)

@@ -1,7 +1,9 @@
+using Balancer.AccessLog;
 using Balancer.Configuration;
 using Balancer.Health;
 using Balancer.LoadBalancing;
 using Balancer.Management;
+using Balancer.RateLimiting;
 using Balancer.Resilience;
 using Balancer.Telemetry;
 using Balancer.Tls;
@@ -98,6 +100,8 @@ public static class BalancerHost
         builder.Services.AddSingleton<StatusApi>();
         builder.Services.AddBalancerHealth();
         builder.Services.AddBalancerTracing(builder.Configuration);
+        builder.Services.AddBalancerAccessLog();
+        builder.Services.AddBalancerRateLimits();
 
         configure?.Invoke(builder);
 
@@ -109,10 +113,12 @@ public static class BalancerHost
         app.MapWhen(Listeners.IsManagement, ManagementApp.Configure);
         app.UseMiddleware<TlsPolicyMiddleware>();
         app.UseBalancerServerSpans();
+        app.UseBalancerAccessLog();
         app.UseMiddleware<RequestBodyLimitMiddleware>();
         app.UseRouting();
         app.MapReverseProxy(proxy =>
         {
+            proxy.UseBalancerRateLimits();
             proxy.UseMiddleware<NoAvailableDestinationMiddleware>();
             // Before affinity and load balancing: each retry is a fresh pick among the destinations not tried.
             proxy.UseMiddleware<RetryMiddleware>();

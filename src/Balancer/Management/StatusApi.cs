@@ -7,7 +7,7 @@ using Yarp.ReverseProxy;
 namespace Balancer.Management;
 
 /// <summary>Builds the <c>GET /status</c> document from YARP's live state and our own statistics.</summary>
-internal sealed class StatusApi(IProxyStateLookup proxyState, ConfigReloadTracker reloads, ProxyMetrics metrics, IDestinationHealthHistory history, Tls.CertificateStore certificates, TimeProvider time)
+internal sealed class StatusApi(IProxyStateLookup proxyState, ConfigReloadTracker reloads, ProxyMetrics metrics, IDestinationHealthHistory history, Tls.CertificateStore certificates, TimeProvider time, RateLimiting.ClientLimits limits)
 {
     public StatusDocument Snapshot()
     {
@@ -35,7 +35,10 @@ internal sealed class StatusApi(IProxyStateLookup proxyState, ConfigReloadTracke
             }
 
             destinations.Sort(static (a, b) => string.CompareOrdinal(a.Id, b.Id));
-            clusters.Add(new ClusterStatus(cluster.ClusterId, config.LoadBalancingPolicy ?? PolicyNames.Default, destinations));
+            clusters.Add(new ClusterStatus(cluster.ClusterId, config.LoadBalancingPolicy ?? PolicyNames.Default, destinations)
+            {
+                RateLimited = limits.LimitedIn(cluster.ClusterId),
+            });
         }
 
         clusters.Sort(static (a, b) => string.CompareOrdinal(a.Id, b.Id));
@@ -82,7 +85,11 @@ public sealed record CertificateStatus(
 }
 
 /// <summary>A cluster and the policy in force.</summary>
-public sealed record ClusterStatus(string Id, string Policy, IReadOnlyList<DestinationStatus> Destinations);
+public sealed record ClusterStatus(string Id, string Policy, IReadOnlyList<DestinationStatus> Destinations)
+{
+    /// <summary>Requests answered 429 by the per-client limits since start-up.</summary>
+    public long RateLimited { get; init; }
+}
 
 /// <summary>
 /// A destination: health (<c>Up</c>/<c>Down</c>/<c>Unknown</c>), weight, requests in flight, requests proxied

@@ -118,6 +118,7 @@ internal sealed partial class RetryMiddleware
             var reason = TransportFailure.Label(kind);
             _retries.WithLabels(cluster, failed.DestinationId, reason).Inc();
             LogRetry(context.Request.Method, cluster, failed.DestinationId, reason, attempt + 1);
+            RetryCount.Increment(context);
 
             context.Response.Clear();
             context.Features.Set<IForwarderErrorFeature>(null);

@@ -26,16 +26,17 @@ internal sealed class ProxyMetricsMiddleware(RequestDelegate next, ProxyMetrics 
 
         var destination = metrics.For(feature.Cluster.Config.ClusterId, available[0]);
         // A retry replaces the previous attempt's record, which its response hook has already counted.
-        context.Features.Set(new ProxyAttempt(destination, time.GetTimestamp()));
+        var attempt = new ProxyAttempt(destination, time.GetTimestamp());
+        context.Features.Set(attempt);
         var request = context.Request;
         if (request.ContentLength is long length)
         {
-            destination.AddRequestBytes(length);
+            attempt.AddRequestBytes(length);
         }
         else if (context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody == true)
         {
             // Chunked upload: count what actually streams through.
-            request.Body = new CountingStream(request.Body, destination.AddRequestBytes);
+            request.Body = new CountingStream(request.Body, attempt.AddRequestBytes);
         }
 
         return next(context);
@@ -66,26 +67,16 @@ internal sealed class ProxyMetricsMiddleware(RequestDelegate next, ProxyMetrics 
         }
 
         destination.Record((int)response.StatusCode, seconds, end / time.TimestampFrequency);
+        attempt.HasResponse = true;
         if (response.Content.Headers.ContentLength is long length)
         {
-            destination.AddResponseBytes(length);
+            attempt.AddResponseBytes(length);
         }
         else
         {
-            http.Response.Body = new CountingStream(http.Response.Body, destination.AddResponseBytes);
+            http.Response.Body = new CountingStream(http.Response.Body, attempt.AddResponseBytes);
         }
 
         return ValueTask.CompletedTask;
-    }
-
-    /// <summary>One forwarding attempt in flight; found by the response hook through the request's features.</summary>
-    private sealed class ProxyAttempt(DestinationMetrics destination, long start)
-    {
-        public DestinationMetrics Destination { get; } = destination;
-
-        public long Start { get; } = start;
-
-        /// <summary>Set by the first call of the hook: an attempt counts once, whatever YARP does after.</summary>
-        public bool Recorded { get; set; }
     }
 }

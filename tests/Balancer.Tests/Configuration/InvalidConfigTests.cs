@@ -88,6 +88,18 @@ public sealed class InvalidConfigTests(InvalidConfigTests.RunningBalancer runnin
             c => c["Balancer"]!["Metrics"] = new JsonObject { ["Enabled"] = "sometimes" }),
         new("trace cap negative", "Balancer:Tracing:MaxTracesPerSecond", "'-1' must be a number of traces a second, 0 or more (0: no cap)",
             c => c["Balancer"]!["Tracing"] = new JsonObject { ["MaxTracesPerSecond"] = -1 }),
+        new("access log directory missing", "Balancer:AccessLog:Path", "the directory of '/no/such/directory/access.log' does not exist",
+            c => c["Balancer"]!["AccessLog"] = new JsonObject { ["Path"] = "/no/such/directory/access.log" }),
+        new("access log buffer zero", "Balancer:AccessLog:BufferLines", "'0' must be a whole number from 1 to 10000000",
+            c => c["Balancer"]!["AccessLog"] = new JsonObject { ["BufferLines"] = 0 }),
+        new("rate limit negative", "Balancer:RateLimit:RequestsPerSecond", "'-1' must be a number of requests a second from 0 to 1000000",
+            c => c["Balancer"]!["RateLimit"] = new JsonObject { ["RequestsPerSecond"] = -1 }),
+        new("burst not whole", "Balancer:RateLimit:Burst", "'2.5' must be a whole number from 0 to 1000000",
+            c => c["Balancer"]!["RateLimit"] = new JsonObject { ["RequestsPerSecond"] = 10, ["Burst"] = 2.5 }),
+        new("concurrency limit negative", "Balancer:RateLimit:MaxConcurrentPerClient", "'-3' must be a whole number from 0 to 1000000",
+            c => c["Balancer"]!["RateLimit"] = new JsonObject { ["MaxConcurrentPerClient"] = -3 }),
+        new("route rate limit not a number", "ReverseProxy:Routes:all:Metadata:RateLimit.RequestsPerSecond", "'fast' must be a number of requests a second",
+            c => c["ReverseProxy"]!["Routes"]!["all"]!["Metadata"] = new JsonObject { ["RateLimit.RequestsPerSecond"] = "fast" }),
     }.ToDictionary(c => c.Name);
 
     private readonly string _directory = Directory.CreateTempSubdirectory("balancer-invalid-").FullName;
