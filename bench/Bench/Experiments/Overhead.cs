@@ -7,7 +7,8 @@ namespace Bench.Experiments;
 /// The cost of the balancer's features: bare YARP (bench/BareYarp: LoadFromConfig, built-in RoundRobin,
 /// no metrics, tracing, retries or management listener) against the full balancer, alternated, same wrk;
 /// and the full balancer again with its OpenTelemetry tracing exported over OTLP to a sink that discards,
-/// at several sample ratios. Compared round by round (<see cref="PairedRatio"/>).
+/// at several sample ratios; and the full balancer writing its access log to a file. Compared round by
+/// round (<see cref="PairedRatio"/>).
 /// </summary>
 internal static class Overhead
 {
@@ -31,12 +32,17 @@ internal static class Overhead
         await using var rareSink = await OtlpSink.StartAsync();
         await using var detailedSink = await OtlpSink.StartAsync();
         await using var detailedSampledSink = await OtlpSink.StartAsync();
+        // Outside the results folder: a run writes hundreds of megabytes of it.
+        var accessLogDirectory = Directory.CreateTempSubdirectory("bench-access-log-").FullName;
+        var accessLog = Path.Combine(accessLogDirectory, "access.log");
+        AccessLogSize written;
         try
         {
             proxies.Add(await lab.StartBareYarpAsync("bare-yarp"));
             proxies.Add(await lab.StartBareYarpAsync("bare-yarp-aspnet-defaults", runtimeDefaults: true));
             proxies.Add(await lab.StartBalancerAsync("balancer-no-metrics", "RoundRobin", "--Balancer:Metrics:Enabled", "false"));
             proxies.Add(await lab.StartBalancerAsync("balancer-full", "RoundRobin"));
+            proxies.Add(await lab.StartBalancerAsync("balancer-access-log", "RoundRobin", "--Balancer:AccessLog:Path", accessLog));
             // Tracing as shipped: every request, up to Balancer:Tracing:MaxTracesPerSecond new traces a second.
             var shipped = await lab.StartRunningBalancerAsync("balancer-traced", "RoundRobin", Tracing(sink));
             proxies.Add(shipped.Target);
@@ -63,6 +69,8 @@ internal static class Overhead
         finally
         {
             proxies.ForEach(lab.Stop);
+            written = AccessLogSize.Of(accessLog);
+            Directory.Delete(accessLogDirectory, recursive: true);
         }
 
         List<ProxyRun> Of(string proxy) => [.. runs.Where(r => r.Proxy == proxy)];
@@ -70,6 +78,7 @@ internal static class Overhead
         var defaults = ProxySummary.Of(Of("bare-yarp-aspnet-defaults"));
         var noMetrics = ProxySummary.Of(Of("balancer-no-metrics"));
         var full = ProxySummary.Of(Of("balancer-full"));
+        var logged = ProxySummary.Of(Of("balancer-access-log"));
         var traced = ProxySummary.Of(Of("balancer-traced"));
         var uncapped = ProxySummary.Of(Of("balancer-traced-uncapped"));
         var sampled = ProxySummary.Of(Of("balancer-traced-10pct"));
@@ -79,7 +88,7 @@ internal static class Overhead
         PairedRatio Vs(ProxySummary s, ProxySummary baseline) => PairedRatio.Of(Of(s.Proxy), Of(baseline.Proxy));
 
         var table = new Table(["proxy", "RPS", "p50 (ms)", "p99 (ms)", "CPU s / 100k req", "best-run CPU µs / req", "peak RSS (MB)", "failed (%)"]);
-        foreach (var s in new[] { bare, defaults, noMetrics, full, traced, uncapped, sampled, rare, detailed, detailedSampled })
+        foreach (var s in new[] { bare, defaults, noMetrics, full, logged, traced, uncapped, sampled, rare, detailed, detailedSampled })
         {
             table.Row(s.Proxy, s.Rps, s.P50, s.P99, s.CpuPer100k, s.BestCpuPer100k * 10, s.PeakRssMb, s.FailedPercent);
         }
@@ -87,6 +96,7 @@ internal static class Overhead
         var runtime = Vs(defaults, bare);
         var features = Vs(full, bare);
         var metrics = Vs(full, noMetrics);
+        var accessLogCost = Vs(logged, full);
         var observability = Vs(traced, noMetrics);
         var observabilityUncapped = Vs(uncapped, noMetrics);
         var tracing = Vs(traced, full);
@@ -102,7 +112,7 @@ internal static class Overhead
         var pairedTable = new Table(["proxy vs baseline, round by round", "RPS ratio (median)", "CPU per request ratio (median)", "rounds"]);
         foreach (var (name, paired) in new[]
                  {
-                     ("bare-yarp-aspnet-defaults vs bare-yarp", runtime), ("balancer-full vs bare-yarp", features), ("balancer-full vs balancer-no-metrics", metrics), ("balancer-traced vs balancer-full", tracing),
+                     ("bare-yarp-aspnet-defaults vs bare-yarp", runtime), ("balancer-full vs bare-yarp", features), ("balancer-full vs balancer-no-metrics", metrics), ("balancer-access-log vs balancer-full", accessLogCost), ("balancer-traced vs balancer-full", tracing),
                      ("balancer-traced-uncapped vs balancer-full", tracingUncapped),
                      ("balancer-traced vs balancer-no-metrics", observability), ("balancer-traced-uncapped vs balancer-no-metrics", observabilityUncapped),
                      ("balancer-traced-10pct vs balancer-full", tracingSampled), ("balancer-traced-1pct vs balancer-full", tracingRare),
@@ -132,6 +142,9 @@ internal static class Overhead
                   "(no per-request counting or timing) and tracing off; against it, metrics on with tracing as shipped " +
                   $"(`balancer-traced`) costs {Cost(observability)}; metrics on with every request traced, uncapped, {Cost(observabilityUncapped)}. " +
                   $"Metrics alone (`balancer-full` vs `balancer-no-metrics`): {Cost(metrics)}.")
+            .Text("**Access log on vs off**: `balancer-access-log` is `balancer-full` with `Balancer:AccessLog:Path` set to a file on the local disk " +
+                  $"(one JSON line per request; {written.Describe()}): {Cost(accessLogCost)}. " +
+                  $"By the best run, CPU per request {Micros(logged)} against {Micros(full)} ({Percent(logged, full)}).")
             .Text($"**Features** (metrics on, tracing off, vs bare YARP): {Cost(features)}. " +
                   $"Runtime settings: bare YARP without them does {Format.Ratio(runtime.Rps)} the RPS of bare YARP with them (paired), " +
                   $"at {Format.Ratio(runtime.CpuPerRequest)} the CPU per request.")
@@ -160,10 +173,11 @@ internal static class Overhead
             .Text("Every run, in the order run:")
             .Table(Measured.RunsTable(runs))
             .Chart("overhead.svg", "RPS of bare YARP and the full balancer, tracing off and on", SvgChart.Bars("Median requests per second", "requests/s", [$"-c{Connections}"],
-                [new Series("bare YARP", [bare.Rps]), new Series("bare, ASP.NET defaults", [defaults.Rps]), new Series("balancer, metrics off", [noMetrics.Rps]), new Series("balancer", [full.Rps]), new Series("+ tracing", [traced.Rps]),
+                [new Series("bare YARP", [bare.Rps]), new Series("bare, ASP.NET defaults", [defaults.Rps]), new Series("balancer, metrics off", [noMetrics.Rps]), new Series("balancer", [full.Rps]), new Series("+ access log", [logged.Rps]), new Series("+ tracing", [traced.Rps]),
                  new Series("+ tracing uncapped", [uncapped.Rps]),
                  new Series("+ tracing 10%", [sampled.Rps]), new Series("+ tracing 1%", [rare.Rps]), new Series("+ detailed", [detailed.Rps]), new Series("+ detailed 10%", [detailedSampled.Rps])]));
         report.Targets.Add(new TargetCheck("overhead", $"metrics and tracing on (as shipped) cost <= {TargetPercent}% RPS vs both off (paired)", Figure(observability), observability.RpsCostPercent <= TargetPercent));
+        report.Targets.Add(new TargetCheck("overhead", $"the access log costs <= {TargetPercent}% RPS vs off (paired)", Figure(accessLogCost), accessLogCost.RpsCostPercent <= TargetPercent));
         report.Targets.Add(new TargetCheck("overhead", $"features cost <= {TargetPercent}% RPS vs bare YARP (paired)", Figure(features), features.RpsCostPercent <= TargetPercent));
         report.Targets.Add(new TargetCheck("overhead", $"tracing as shipped (every request, capped) costs <= {TargetPercent}% RPS vs tracing off (paired)", Figure(tracing), tracing.RpsCostPercent <= TargetPercent));
         report.Targets.Add(new TargetCheck("overhead", $"tracing every request, uncapped, costs <= {TargetPercent}% RPS vs tracing off (paired)", Figure(tracingUncapped), tracingUncapped.RpsCostPercent <= TargetPercent));
@@ -184,6 +198,29 @@ internal static class Overhead
 
     internal static string[] Tracing(OtlpSink sink) =>
         ["--OTEL_EXPORTER_OTLP_ENDPOINT", sink.Url.ToString(), "--OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"];
+
+    /// <summary>How much the access-log balancer wrote over its whole life (warm-up and rounds).</summary>
+    private sealed record AccessLogSize(long Bytes, long Lines)
+    {
+        public static AccessLogSize Of(string path)
+        {
+            if (!File.Exists(path))
+            {
+                return new(0, 0);
+            }
+
+            long lines = 0;
+            foreach (var _ in File.ReadLines(path))
+            {
+                lines++;
+            }
+
+            return new(new FileInfo(path).Length, lines);
+        }
+
+        public string Describe() =>
+            $"{Format.Mb(Bytes)} MB in {Lines} lines written, {(Lines == 0 ? 0 : Bytes / Lines)} bytes a line";
+    }
 
     /// <summary>What the capped balancer's <c>balancer_tracing_new_traces_total</c> counted over its whole life (warm-up and rounds).</summary>
     internal sealed record NewTraces(double Started, double RateLimited)
