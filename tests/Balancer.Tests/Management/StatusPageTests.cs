@@ -77,6 +77,28 @@ public sealed class StatusPageTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Page_InChromium_ShowsRequestsRefusedByThePerClientLimits_OnlyOnceThereAreAny()
+    {
+        const string Limited = "document.querySelector('section.cluster .policy .limited')?.textContent ?? '(missing)'";
+        await using var lb = await BalancerFixture.StartAsync(edit: c => c["Balancer"]!["RateLimit"] = new System.Text.Json.Nodes.JsonObject { ["RequestsPerSecond"] = 0.01, ["Burst"] = 1 });
+        await using var browser = await HeadlessChromium.LaunchAsync();
+        await browser.NavigateAsync(lb.ManagementAddress);
+        await browser.WaitForAsync($"{Policy} === 'RoundRobin'", TimeSpan.FromSeconds(10), "the cluster shown", Policy);
+        Assert.Equal("", await browser.EvaluateAsync<string>(Limited));
+
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 4; i++)
+        {
+            using var response = await lb.Client.GetAsync("/");
+            statuses.Add(response.StatusCode);
+        }
+
+        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.TooManyRequests, HttpStatusCode.TooManyRequests, HttpStatusCode.TooManyRequests], statuses);
+        await browser.WaitForAsync($"{Limited}.includes('rate limited (429): 3')", TimeSpan.FromSeconds(10), "the three refusals shown", Limited);
+        Assert.Empty(browser.PageErrors);
+    }
+
+    [Fact]
     public async Task Page_InChromium_ShowsUp_ThenKilledBackendDownWithin5s_ThenRejectedReloadError()
     {
         await using var lb = await BalancerFixture.StartAsync("LeastConnections", HealthTestConfig.ActiveAndPassive());
