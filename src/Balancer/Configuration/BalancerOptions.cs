@@ -46,6 +46,12 @@ public sealed class BalancerOptions
     /// <summary>Sampling of traces while tracing is on.</summary>
     public Telemetry.TracingOptions Tracing { get; set; } = new();
 
+    /// <summary>
+    /// Where runtime overrides (drain, maintenance, weight) are saved so that they survive a restart; unset keeps
+    /// them in memory only. Read at start-up.
+    /// </summary>
+    public string? StateFile { get; set; }
+
     /// <summary>The per-request Prometheus series.</summary>
     public Telemetry.MetricsOptions Metrics { get; set; } = new();
 

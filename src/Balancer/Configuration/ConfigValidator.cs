@@ -59,6 +59,7 @@ public static class ConfigValidator
         CheckLimits(balancer.GetSection(Hosting.LimitsOptions.SectionName), errors);
         CheckAccessLog(balancer.GetSection(AccessLog.AccessLogOptions.SectionName), errors);
         CheckRateLimit(balancer.GetSection(RateLimiting.RateLimitOptions.SectionName), "", errors);
+        CheckStateFile(balancer.GetSection("StateFile"), errors);
 
         // Unset or empty means tracing off; anything else must be a URL the OTLP exporter can send to.
         var otlpEndpoint = config.GetSection(Telemetry.TracingServiceCollectionExtensions.OtlpEndpointKey);
@@ -119,6 +120,7 @@ public static class ConfigValidator
         CheckOneOf(health.GetSection("AvailableDestinationsPolicy"), ["HealthyAndUnknown", "HealthyOrPanic"], errors);
         CheckBool(health.GetSection("Passive:Enabled"), errors);
 
+        CheckSlowStart(cluster.GetSection("Metadata:" + Runtime.SlowStart.MetadataKey), errors);
         var destinations = cluster.GetSection("Destinations").GetChildren().ToList();
         if (destinations.Count == 0)
         {
@@ -129,11 +131,28 @@ public static class ConfigValidator
         {
             CheckHttpUrl(destination.GetSection("Address"), errors);
 
+            CheckSlowStart(destination.GetSection("Metadata:" + Runtime.SlowStart.MetadataKey), errors);
             var weight = destination.GetSection("Metadata:" + DestinationWeight.MetadataKey);
             if (weight.Value is not null && !DestinationWeight.TryParse(weight.Value, out _, out var reason))
             {
                 errors.Add($"{weight.Path}: {reason}");
             }
+        }
+    }
+
+    private static void CheckSlowStart(IConfigurationSection section, List<string> errors)
+    {
+        if (section.Value is not null && !Runtime.SlowStart.TryParse(section.Value, out _, out var reason))
+        {
+            errors.Add($"{section.Path}: {reason}");
+        }
+    }
+
+    private static void CheckStateFile(IConfigurationSection section, List<string> errors)
+    {
+        if (!string.IsNullOrWhiteSpace(section.Value))
+        {
+            CheckFileToWrite(section, "name a file in it, such as state.json", errors);
         }
     }
 
@@ -178,10 +197,16 @@ public static class ConfigValidator
             return;
         }
 
+        CheckFileToWrite(path, "name a file in it, or `stdout`", errors);
+    }
+
+    /// <summary>A file the balancer will create or replace: a valid path, not a directory, in a directory that exists.</summary>
+    private static void CheckFileToWrite(IConfigurationSection path, string instead, List<string> errors)
+    {
         string full;
         try
         {
-            full = Path.GetFullPath(path.Value.Trim());
+            full = Path.GetFullPath(path.Value!.Trim());
         }
         catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
         {
@@ -191,7 +216,7 @@ public static class ConfigValidator
 
         if (Directory.Exists(full))
         {
-            errors.Add($"{path.Path}: '{path.Value}' is a directory; name a file in it, or `stdout`");
+            errors.Add($"{path.Path}: '{path.Value}' is a directory; {instead}");
         }
         else if (!Directory.Exists(Path.GetDirectoryName(full)))
         {

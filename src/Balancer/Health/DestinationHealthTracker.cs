@@ -51,6 +51,12 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
             new CounterConfiguration { LabelNames = ["cluster", "destination", "to"] });
     }
 
+    /// <summary>
+    /// Raised on every change of operator-facing health (cluster, destination, from, to), under the tracker's
+    /// lock: handlers must be quick and must not call back into the tracker.
+    /// </summary>
+    public event Action<ClusterState, DestinationState, string, string>? HealthChanged;
+
     public HealthChange? LastChange(string clusterId, string destinationId) =>
         _last.TryGetValue((clusterId, destinationId), out var change) ? change : null;
 
@@ -213,6 +219,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
 
         _last[(cluster.ClusterId, destination.DestinationId)] = new HealthChange(_time.GetUtcNow(), before, after, reason);
         _transitions.WithLabels(cluster.ClusterId, destination.DestinationId, after.ToLowerInvariant()).Inc();
+        HealthChanged?.Invoke(cluster, destination, before, after);
         if (after == DestinationHealthView.Down)
         {
             LogDown(cluster.ClusterId, destination.DestinationId, before, after, reason);

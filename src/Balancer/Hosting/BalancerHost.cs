@@ -5,6 +5,7 @@ using Balancer.LoadBalancing;
 using Balancer.Management;
 using Balancer.RateLimiting;
 using Balancer.Resilience;
+using Balancer.Runtime;
 using Balancer.Telemetry;
 using Balancer.Tls;
 using Microsoft.Extensions.Configuration.EnvironmentVariables;
@@ -99,6 +100,7 @@ public static class BalancerHost
         builder.Services.AddHostedService<ConfigReloadLogger>();
         builder.Services.AddSingleton<StatusApi>();
         builder.Services.AddBalancerHealth();
+        builder.Services.AddBalancerRuntime();
         builder.Services.AddBalancerTracing(builder.Configuration);
         builder.Services.AddBalancerAccessLog();
         builder.Services.AddBalancerRateLimits();
@@ -110,6 +112,7 @@ public static class BalancerHost
         // when no request is counted to create it.
         app.Services.GetRequiredService<ProxyMetrics>();
         app.Services.GetRequiredService<CertificateMetrics>();
+        app.Services.StartBalancerRuntime();
         app.MapWhen(Listeners.IsManagement, ManagementApp.Configure);
         app.UseMiddleware<TlsPolicyMiddleware>();
         app.UseBalancerServerSpans();

@@ -13,10 +13,10 @@ internal sealed class ClusterPolicyState
     private uint _counter;
 
     /// <summary>The snapshot for <paramref name="available"/>, replaced without a lock when it is stale.</summary>
-    public DestinationSet SetFor(IReadOnlyList<DestinationState> available)
+    public DestinationSet SetFor(ClusterState cluster, IReadOnlyList<DestinationState> available, EffectiveWeights weights, bool slowStart)
     {
         var current = Volatile.Read(ref _set);
-        var set = DestinationSet.For(current, available);
+        var set = DestinationSet.For(current, cluster, available, weights, slowStart);
         if (!ReferenceEquals(set, current))
         {
             // Losing this race only means another request's equivalent snapshot wins.
@@ -28,6 +28,15 @@ internal sealed class ClusterPolicyState
 
     /// <summary>Returns the counter's next value; wraps around harmlessly.</summary>
     public uint Next() => Interlocked.Increment(ref _counter) - 1;
+
+    /// <summary>The counter's value, for a caller that moves it by <see cref="Advance"/>.</summary>
+    public uint Peek() => Volatile.Read(ref _counter);
+
+    /// <summary>
+    /// Moves the counter from <paramref name="from"/> by <paramref name="steps"/> unless another request moved
+    /// it first; the loser's pick stands, so a race costs a repeated position, never a lock.
+    /// </summary>
+    public void Advance(uint from, uint steps) => Interlocked.CompareExchange(ref _counter, from + steps, from);
 
     /// <summary>Per-cluster states of one policy instance, collected with their clusters.</summary>
     public sealed class Table

@@ -8,7 +8,7 @@ namespace Balancer.LoadBalancing;
 /// Sends each client IP to the same destination by weighted rendezvous hashing over the available
 /// destinations (see <see cref="RendezvousHash"/> for why rendezvous).
 /// </summary>
-internal sealed class IpHashPolicy(ClientIpResolver clientIp) : ILoadBalancingPolicy
+internal sealed class IpHashPolicy(ClientIpResolver clientIp, EffectiveWeights weights) : ILoadBalancingPolicy
 {
     private readonly ClusterPolicyState.Table _clusters = new();
 
@@ -21,7 +21,8 @@ internal sealed class IpHashPolicy(ClientIpResolver clientIp) : ILoadBalancingPo
             return null;
         }
 
-        var set = _clusters.For(cluster).SetFor(availableDestinations);
+        // No slow start: a ramp would move clients twice, away and back, for no gain.
+        var set = _clusters.For(cluster).SetFor(cluster, availableDestinations, weights, slowStart: false);
         var address = clientIp.Resolve(context);
         var key = address is null ? 0 : RendezvousHash.HashAddress(address);
         return set.Destinations[RendezvousHash.Pick(key, set.IdHashes, set.Weights)];

@@ -4,18 +4,18 @@ namespace Balancer.LoadBalancing;
 public static class LeastConnections
 {
     /// <summary>
-    /// Returns the index with the smallest <c>inFlight[i] / weights[i]</c>. The scan starts at
-    /// <paramref name="start"/> and keeps the first minimum it meets, so a rotating start spreads ties
-    /// instead of always favouring the first destination (YARP's LeastRequests does the latter).
+    /// Picks among the destinations with the smallest <c>inFlight[i] / weights[i]</c>, and breaks ties as NGINX
+    /// does, by weighted round robin among the tied: it walks the smooth weighted round-robin
+    /// <paramref name="schedule"/> from <paramref name="position"/> to the first tied destination. Each
+    /// destination appears in a period of the schedule as often as its weight says, so tied destinations
+    /// share the picks by weight, and one that is not tied never hands its turn to a particular neighbour.
     /// </summary>
-    public static int Pick(ReadOnlySpan<int> inFlight, ReadOnlySpan<int> weights, uint start)
+    /// <returns>The index picked, and how many schedule positions to advance past it.</returns>
+    public static (int Index, int Advance) Pick(ReadOnlySpan<int> inFlight, ReadOnlySpan<int> weights, ReadOnlySpan<int> schedule, uint position)
     {
-        var count = inFlight.Length;
-        var best = (int)(start % (uint)count);
-        var i = best;
-        for (var step = 1; step < count; step++)
+        var best = 0;
+        for (var i = 1; i < inFlight.Length; i++)
         {
-            i = i + 1 == count ? 0 : i + 1;
             // a/wa < b/wb  <=>  a*wb < b*wa; longs so that large counts cannot overflow.
             if ((long)inFlight[i] * weights[best] < (long)inFlight[best] * weights[i])
             {
@@ -23,6 +23,18 @@ public static class LeastConnections
             }
         }
 
-        return best;
+        var start = (int)(position % (uint)schedule.Length);
+        for (var step = 0; step < schedule.Length; step++)
+        {
+            var slot = start + step;
+            var candidate = schedule[slot >= schedule.Length ? slot - schedule.Length : slot];
+            if ((long)inFlight[candidate] * weights[best] == (long)inFlight[best] * weights[candidate])
+            {
+                return (candidate, step + 1);
+            }
+        }
+
+        // Unreachable for a schedule built from these weights (every destination has a slot).
+        return (best, 1);
     }
 }

@@ -5,14 +5,15 @@ using Yarp.ReverseProxy.Model;
 namespace Balancer.LoadBalancing;
 
 /// <summary>
-/// Picks the destination with the fewest in-flight requests per unit of weight, rotating among ties.
+/// Picks the destination with the fewest in-flight requests per unit of effective weight; ties go by
+/// weighted round robin among the tied (see <see cref="LeastConnections"/>).
 /// </summary>
 /// <remarks>
 /// Reads YARP's own <see cref="DestinationState.ConcurrentRequestCount"/>, which YARP increments just after
 /// the pick. Pick and increment are not atomic, so a burst can briefly tie on a stale count; the rotating
-/// start spreads such a burst instead of sending all of it to the first destination.
+/// schedule position spreads such a burst instead of sending all of it to the first destination.
 /// </remarks>
-internal sealed class LeastConnectionsPolicy : ILoadBalancingPolicy
+internal sealed class LeastConnectionsPolicy(EffectiveWeights weights) : ILoadBalancingPolicy
 {
     private const int StackLimit = 64;
     private readonly ClusterPolicyState.Table _clusters = new();
@@ -28,7 +29,7 @@ internal sealed class LeastConnectionsPolicy : ILoadBalancingPolicy
         }
 
         var state = _clusters.For(cluster);
-        var set = state.SetFor(availableDestinations);
+        var set = state.SetFor(cluster, availableDestinations, weights, slowStart: true);
         var destinations = set.Destinations;
         Span<int> inFlight = count <= StackLimit ? stackalloc int[count] : new int[count];
         for (var i = 0; i < count; i++)
@@ -36,6 +37,9 @@ internal sealed class LeastConnectionsPolicy : ILoadBalancingPolicy
             inFlight[i] = destinations[i].ConcurrentRequestCount;
         }
 
-        return destinations[LeastConnections.Pick(inFlight, set.Weights, state.Next())];
+        var position = state.Peek();
+        var (index, advance) = LeastConnections.Pick(inFlight, set.Weights, set.Schedule, position);
+        state.Advance(position, (uint)advance);
+        return destinations[index];
     }
 }

@@ -18,10 +18,20 @@ public static class PolicyNames
     public static IReadOnlyList<string> YarpBuiltIns { get; } =
         ["PowerOfTwoChoices", "FirstAlphabetical", "Random", "LeastRequests"];
 
-    /// <summary>Every name a cluster may use, compared case-insensitively as YARP does.</summary>
-    public static IReadOnlySet<string> All { get; } = new HashSet<string>(
+    // After YarpBuiltIns: static initialisers run in textual order.
+    private static readonly HashSet<string> Names = new(
         [RoundRobin, LeastConnections, IpHash, .. YarpBuiltIns], StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Every name a cluster may use, compared case-insensitively as YARP does.</summary>
+    public static IReadOnlySet<string> All => Names;
 
     /// <summary>What YARP uses when a cluster names no policy.</summary>
     public static string Default => "PowerOfTwoChoices";
+
+    /// <summary>
+    /// The registered spelling of a policy name (<c>roundrobin</c> reads <c>RoundRobin</c>): YARP compares names
+    /// case-insensitively, so it keeps a cluster whose file changed only the case, with the old spelling.
+    /// </summary>
+    public static string Canonical(string? name) =>
+        name is null ? Default : Names.TryGetValue(name, out var registered) ? registered : name;
 }

@@ -4,8 +4,8 @@ using Yarp.ReverseProxy.Model;
 
 namespace Balancer.LoadBalancing;
 
-/// <summary>Smooth weighted round robin over the available destinations.</summary>
-internal sealed class RoundRobinPolicy : ILoadBalancingPolicy
+/// <summary>Smooth weighted round robin over the available destinations, by effective weight.</summary>
+internal sealed class RoundRobinPolicy(EffectiveWeights weights) : ILoadBalancingPolicy
 {
     private readonly ClusterPolicyState.Table _clusters = new();
 
@@ -19,7 +19,7 @@ internal sealed class RoundRobinPolicy : ILoadBalancingPolicy
         }
 
         var state = _clusters.For(cluster);
-        var set = state.SetFor(availableDestinations);
+        var set = state.SetFor(cluster, availableDestinations, weights, slowStart: true);
         var schedule = set.Schedule;
         return set.Destinations[schedule[(int)(state.Next() % (uint)schedule.Length)]];
     }

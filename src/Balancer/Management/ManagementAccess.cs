@@ -93,21 +93,29 @@ internal sealed partial class ManagementAccess
             return authorization[7..].Trim();
         }
 
-        if (authorization.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
+        return DecodeBasic(authorization)?.Password;
+    }
+
+    /// <summary>The user name of a Basic credential (the status page's browser login), for the log of who changed what.</summary>
+    internal static string? BasicUser(string authorization) => DecodeBasic(authorization)?.User;
+
+    private static (string User, string Password)? DecodeBasic(string authorization)
+    {
+        if (!authorization.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
         {
-            try
-            {
-                var decoded = Encoding.UTF8.GetString(Convert.FromBase64String(authorization[6..].Trim()));
-                var colon = decoded.IndexOf(':');
-                return colon < 0 ? null : decoded[(colon + 1)..];
-            }
-            catch (FormatException)
-            {
-                return null;
-            }
+            return null;
         }
 
-        return null;
+        try
+        {
+            var decoded = Encoding.UTF8.GetString(Convert.FromBase64String(authorization[6..].Trim()));
+            var colon = decoded.IndexOf(':');
+            return colon < 0 ? null : (decoded[..colon], decoded[(colon + 1)..]);
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
     }
 
     private static Task RefuseAsync(HttpContext context, byte[] body)

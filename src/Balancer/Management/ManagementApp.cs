@@ -4,7 +4,7 @@ using Prometheus;
 
 namespace Balancer.Management;
 
-/// <summary>The management listener's pipeline: access check, liveness, status API, status page; read-only.</summary>
+/// <summary>The management listener's pipeline: access check, liveness, status API, status page, runtime API.</summary>
 internal static class ManagementApp
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
@@ -14,9 +14,15 @@ internal static class ManagementApp
         var metrics = management.ApplicationServices.GetRequiredService<BalancerMetricsRegistry>();
         management.Use(ActivatorUtilities.CreateInstance<ManagementAccess>(management.ApplicationServices).InvokeAsync);
         management.UseMetricServer("/metrics", metrics.Registry);
-        management.Run(static context =>
+        var runtime = management.ApplicationServices.GetRequiredService<Runtime.RuntimeApi>();
+        management.Run(context =>
         {
             var request = context.Request;
+            if (Runtime.RuntimeApi.Handles(request.Path))
+            {
+                return runtime.HandleAsync(context);
+            }
+
             if (!HttpMethods.IsGet(request.Method) && !HttpMethods.IsHead(request.Method))
             {
                 context.Response.StatusCode = StatusCodes.Status405MethodNotAllowed;

@@ -7,7 +7,7 @@ using Yarp.ReverseProxy;
 namespace Balancer.Management;
 
 /// <summary>Builds the <c>GET /status</c> document from YARP's live state and our own statistics.</summary>
-internal sealed class StatusApi(IProxyStateLookup proxyState, ConfigReloadTracker reloads, ProxyMetrics metrics, IDestinationHealthHistory history, Tls.CertificateStore certificates, TimeProvider time, RateLimiting.ClientLimits limits)
+internal sealed class StatusApi(IProxyStateLookup proxyState, ConfigReloadTracker reloads, ProxyMetrics metrics, IDestinationHealthHistory history, Tls.CertificateStore certificates, TimeProvider time, RateLimiting.ClientLimits limits, Runtime.DestinationRuntimeViews runtime)
 {
     public StatusDocument Snapshot()
     {
@@ -21,6 +21,7 @@ internal sealed class StatusApi(IProxyStateLookup proxyState, ConfigReloadTracke
             {
                 var stats = metrics.For(cluster.ClusterId, destination);
                 var latency = stats.Window.LatencyMilliseconds(now);
+                var state = runtime.Of(cluster, destination);
                 destinations.Add(new DestinationStatus(
                     destination.DestinationId,
                     destination.Model.Config.Address,
@@ -31,11 +32,15 @@ internal sealed class StatusApi(IProxyStateLookup proxyState, ConfigReloadTracke
                     Math.Round(stats.Window.RequestsPerSecond(now), 2),
                     latency is { } l ? Math.Round(l.P50, 3) : null,
                     latency is { } m ? Math.Round(m.P99, 3) : null,
-                    history.LastChange(cluster.ClusterId, destination.DestinationId)));
+                    history.LastChange(cluster.ClusterId, destination.DestinationId),
+                    state.State,
+                    state.WeightOverride,
+                    state.EffectiveWeight,
+                    state.SlowStart));
             }
 
             destinations.Sort(static (a, b) => string.CompareOrdinal(a.Id, b.Id));
-            clusters.Add(new ClusterStatus(cluster.ClusterId, config.LoadBalancingPolicy ?? PolicyNames.Default, destinations)
+            clusters.Add(new ClusterStatus(cluster.ClusterId, PolicyNames.Canonical(config.LoadBalancingPolicy), destinations)
             {
                 RateLimited = limits.LimitedIn(cluster.ClusterId),
             });
@@ -94,7 +99,9 @@ public sealed record ClusterStatus(string Id, string Policy, IReadOnlyList<Desti
 /// <summary>
 /// A destination: health (<c>Up</c>/<c>Down</c>/<c>Unknown</c>), weight, requests in flight, requests proxied
 /// since start-up (every attempt, as in <c>balancer_destination_requests_total</c>), requests per second over
-/// the last 10 s, latency to response headers over the last minute, and its last health change.
+/// the last 10 s, latency to response headers over the last minute, its last health change, and its runtime
+/// state: <c>Active</c>/<c>Draining</c>/<c>Drained</c>/<c>Maintenance</c>, the operator's weight override, the
+/// effective weight (override or file weight, times the slow-start fraction) and the slow-start ramp in progress.
 /// </summary>
 public sealed record DestinationStatus(
     string Id,
@@ -106,7 +113,11 @@ public sealed record DestinationStatus(
     double RequestsPerSecond,
     double? LatencyP50Ms,
     double? LatencyP99Ms,
-    HealthChange? HealthChange);
+    HealthChange? HealthChange,
+    string State,
+    int? WeightOverride,
+    double EffectiveWeight,
+    Runtime.SlowStartStatus? SlowStart);
 
 /// <summary>The last config reload: when, <c>success</c> or <c>failure</c>, and why it was rejected.</summary>
 public sealed record ReloadStatus(DateTimeOffset Time, string Result, string? Error);

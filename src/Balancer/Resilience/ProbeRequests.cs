@@ -1,5 +1,7 @@
 using Balancer.Health;
 using Balancer.Hosting;
+using Balancer.Runtime;
+using Yarp.ReverseProxy;
 using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Model;
 
@@ -8,28 +10,72 @@ namespace Balancer.Resilience;
 /// <summary>
 /// Marks YARP's active health probes so the outbound resilience handler can let them bypass the circuit
 /// breaker: the probe is the judge of recovery and must reach the backend even while its circuit is open.
+/// Probes of destinations in maintenance are marked as skipped: they never leave the process, and their
+/// results are dropped before any health policy sees them, so a backend being redeployed does not flap.
 /// </summary>
 internal static class ProbeRequests
 {
     private static readonly HttpRequestOptionsKey<bool> Key = new("Balancer.HealthProbe");
+    private static readonly HttpRequestOptionsKey<bool> SkippedKey = new("Balancer.HealthProbeSkipped");
 
     public static bool IsProbe(HttpRequestMessage request) => request.Options.TryGetValue(Key, out var probe) && probe;
+
+    public static bool IsSkipped(HttpRequestMessage? request) => request is not null && request.Options.TryGetValue(SkippedKey, out var skipped) && skipped;
 
     public static void Mark(HttpRequestMessage request) => request.Options.Set(Key, true);
 
     /// <summary>Decorates YARP's probe request factory (internal to YARP) with the mark.</summary>
     public static IServiceCollection MarkHealthProbes(this IServiceCollection services) =>
-        services.Decorate<IProbingRequestFactory>((sp, inner) => new MarkingFactory(inner, sp.GetRequiredService<DestinationHealthTracker>()));
+        services.Decorate<IProbingRequestFactory>((sp, inner) => new MarkingFactory(inner, sp.GetRequiredService<DestinationHealthTracker>(), sp));
+
+    /// <summary>Answers skipped probes itself, without a connection; every other request passes through.</summary>
+    internal sealed class SkippingHandler : DelegatingHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            IsSkipped(request)
+                ? Task.FromResult(new HttpResponseMessage(System.Net.HttpStatusCode.ServiceUnavailable) { RequestMessage = request })
+                : base.SendAsync(request, cancellationToken);
+    }
 
     /// <summary>Also tells the tracker when each probe starts, so it knows which probes postdate a failure.</summary>
-    private sealed class MarkingFactory(IProbingRequestFactory inner, DestinationHealthTracker tracker) : IProbingRequestFactory
+    private sealed class MarkingFactory(IProbingRequestFactory inner, DestinationHealthTracker tracker, IServiceProvider services) : IProbingRequestFactory
     {
+        // Resolved on first use: YARP's proxy state depends on the health checks that depend on this factory.
+        private IProxyStateLookup? _proxyState;
+        private RuntimeOverrides? _overrides;
+
         public HttpRequestMessage CreateRequest(ClusterModel cluster, DestinationModel destination)
         {
-            tracker.ProbeStarting(destination);
             var request = inner.CreateRequest(cluster, destination);
             Mark(request);
+            if (InMaintenance(cluster, destination))
+            {
+                request.Options.Set(SkippedKey, true);
+                return request;
+            }
+
+            tracker.ProbeStarting(destination);
             return request;
+        }
+
+        private bool InMaintenance(ClusterModel cluster, DestinationModel destination)
+        {
+            _proxyState ??= services.GetRequiredService<IProxyStateLookup>();
+            _overrides ??= services.GetRequiredService<RuntimeOverrides>();
+            if (!_proxyState.TryGetCluster(cluster.Config.ClusterId, out var state))
+            {
+                return false;
+            }
+
+            foreach (var candidate in state.Destinations.Values)
+            {
+                if (ReferenceEquals(candidate.Model, destination))
+                {
+                    return _overrides.ModeOf(state.ClusterId, candidate.DestinationId) == AdminMode.Maintenance;
+                }
+            }
+
+            return false;
         }
     }
 }

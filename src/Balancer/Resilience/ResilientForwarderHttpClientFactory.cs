@@ -54,6 +54,7 @@ internal sealed class ResilientForwarderHttpClientFactory(
 
     protected override HttpMessageHandler WrapHandler(ForwarderHttpClientContext context, HttpMessageHandler handler)
     {
+        handler = new ProbeRequests.SkippingHandler { InnerHandler = handler };
         var breaker = options.CurrentValue.CircuitBreaker;
         if (!breaker.Enabled)
         {

@@ -115,7 +115,7 @@ internal sealed class ProxyMetrics
             foreach (var cluster in _proxyState.GetClusters())
             {
                 var clusterId = cluster.ClusterId;
-                var policy = cluster.Model.Config.LoadBalancingPolicy ?? PolicyNames.Default;
+                var policy = PolicyNames.Canonical(cluster.Model.Config.LoadBalancingPolicy);
                 policies[clusterId] = policy;
                 var available = cluster.DestinationsState.AvailableDestinations;
                 foreach (var destination in cluster.Destinations.Values)

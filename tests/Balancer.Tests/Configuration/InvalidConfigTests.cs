@@ -100,6 +100,12 @@ public sealed class InvalidConfigTests(InvalidConfigTests.RunningBalancer runnin
             c => c["Balancer"]!["RateLimit"] = new JsonObject { ["MaxConcurrentPerClient"] = -3 }),
         new("route rate limit not a number", "ReverseProxy:Routes:all:Metadata:RateLimit.RequestsPerSecond", "'fast' must be a number of requests a second",
             c => c["ReverseProxy"]!["Routes"]!["all"]!["Metadata"] = new JsonObject { ["RateLimit.RequestsPerSecond"] = "fast" }),
+        new("slow start not a time", "ReverseProxy:Clusters:backends:Destinations:B:Metadata:SlowStart", "'30s' is not a time span above 0",
+            c => Destination(c, "B")["Metadata"] = new JsonObject { ["SlowStart"] = "30s" }),
+        new("cluster slow start zero", "ReverseProxy:Clusters:backends:Metadata:SlowStart", "'00:00:00' is not a time span above 0",
+            c => Cluster(c)["Metadata"] = new JsonObject { ["SlowStart"] = "00:00:00" }),
+        new("state file in a missing directory", "Balancer:StateFile", "the directory of '/nonexistent-dir/state.json' does not exist",
+            c => c["Balancer"]!["StateFile"] = "/nonexistent-dir/state.json"),
     }.ToDictionary(c => c.Name);
 
     private readonly string _directory = Directory.CreateTempSubdirectory("balancer-invalid-").FullName;

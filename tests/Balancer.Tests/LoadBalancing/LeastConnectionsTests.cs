@@ -7,9 +7,11 @@ public sealed class LeastConnectionsTests
     [Fact]
     public void Pick_ReturnsTheDestinationWithFewestInFlight()
     {
-        for (uint start = 0; start < 6; start++)
+        int[] weights = [1, 1, 1, 1];
+        var schedule = SmoothWeightedRoundRobin.BuildSchedule(weights);
+        for (uint position = 0; position < 6; position++)
         {
-            Assert.Equal(2, LeastConnections.Pick([5, 3, 1, 4], [1, 1, 1, 1], start));
+            Assert.Equal(2, LeastConnections.Pick([5, 3, 1, 4], weights, schedule, position).Index);
         }
     }
 
@@ -17,29 +19,59 @@ public sealed class LeastConnectionsTests
     public void Pick_DividesInFlightByWeight()
     {
         // 6/3 = 2 beats 3/1 = 3 and 5/2 = 2.5.
-        Assert.Equal(0, LeastConnections.Pick([6, 3, 5], [3, 1, 2], 1));
+        int[] weights = [3, 1, 2];
+        Assert.Equal(0, LeastConnections.Pick([6, 3, 5], weights, SmoothWeightedRoundRobin.BuildSchedule(weights), 1).Index);
     }
 
     [Fact]
-    public void Pick_TiesRotateInsteadOfFavouringTheFirst()
+    public void Pick_EqualTies_RotateInsteadOfFavouringTheFirst()
     {
-        var picks = Enumerable.Range(0, 6).Select(start => LeastConnections.Pick([2, 2, 2], [1, 1, 1], (uint)start)).ToArray();
-
-        Assert.Equal([0, 1, 2, 0, 1, 2], picks);
+        Assert.Equal([0, 1, 2, 0, 1, 2], Picks([2, 2, 2], [1, 1, 1], 6));
     }
 
     [Fact]
-    public void Pick_TieOnlyAmongMinimums_RotatesAmongThem()
+    public void Pick_TieOnlyAmongMinimums_AlternatesBetweenThem()
     {
-        var picks = Enumerable.Range(0, 4).Select(start => LeastConnections.Pick([1, 7, 1, 7], [1, 1, 1, 1], (uint)start)).ToArray();
+        Assert.Equal([0, 2, 0, 2], Picks([1, 7, 1, 7], [1, 1, 1, 1], 4));
+    }
 
-        Assert.Equal([0, 2, 2, 0], picks);
+    [Fact]
+    public void Pick_Weights5To1_Idle_SplitsTiesFiveToOne_Interleaved()
+    {
+        var picks = Picks([0, 0], [5, 1], 600);
+
+        Assert.Equal(500, picks.Count(p => p == 0));
+        Assert.Equal(100, picks.Count(p => p == 1));
+        // Smooth: never more than five A's in a row.
+        Assert.DoesNotContain("000000", string.Concat(picks));
+    }
+
+    [Fact]
+    public void Pick_InFlight1_1_7_HeldFor10000Picks_SplitsTiesExactlyInHalf_NeverPicksTheBusyOne()
+    {
+        // A rotating start with "first minimum from the start" gave A the turn of C as well: two thirds of the ties.
+        var picks = Picks([1, 1, 7], [1, 1, 1], 10_000);
+
+        Assert.Equal(5000, picks.Count(p => p == 0));
+        Assert.Equal(5000, picks.Count(p => p == 1));
+        Assert.Equal(0, picks.Count(p => p == 2));
+    }
+
+    [Fact]
+    public void Pick_InFlightHeld_TiedWeights3_1_WithABusyThird_10000Picks_SplitByWeight()
+    {
+        // A 3/3 = 1 and B 1/1 = 1 tie; C (9/1) is out. The ties go 3:1, as the weights say.
+        var picks = Picks([3, 1, 9], [3, 1, 1], 10_000);
+
+        Assert.Equal(7500, picks.Count(p => p == 0));
+        Assert.Equal(2500, picks.Count(p => p == 1));
+        Assert.Equal(0, picks.Count(p => p == 2));
     }
 
     [Fact]
     public void Policy_IdleDestinations_SplitsEvenly()
     {
-        var policy = new LeastConnectionsPolicy();
+        var policy = new LeastConnectionsPolicy(EffectiveWeights.FileOnly());
         var cluster = new Yarp.ReverseProxy.Model.ClusterState("c");
         var destinations = Destinations.Make(("A", 1), ("B", 1), ("C", 1));
 
@@ -49,9 +81,22 @@ public sealed class LeastConnectionsTests
     }
 
     [Fact]
+    public void Policy_Weights5To1_AtLowLoad_Splits5To1()
+    {
+        // Each request finishes before the next (in flight stays 0): every pick is a tie.
+        var policy = new LeastConnectionsPolicy(EffectiveWeights.FileOnly());
+        var cluster = new Yarp.ReverseProxy.Model.ClusterState("c");
+        var destinations = Destinations.Make(("A", 5), ("B", 1));
+
+        var counts = Destinations.Count(600, () => policy.PickDestination(new DefaultHttpContext(), cluster, destinations)!);
+
+        Assert.Equal(new Dictionary<string, int> { ["A"] = 500, ["B"] = 100 }, counts);
+    }
+
+    [Fact]
     public void Policy_BusyDestination_IsAvoided()
     {
-        var policy = new LeastConnectionsPolicy();
+        var policy = new LeastConnectionsPolicy(EffectiveWeights.FileOnly());
         var cluster = new Yarp.ReverseProxy.Model.ClusterState("c");
         var destinations = Destinations.Make(("A", 1), ("B", 1), ("C", 1));
         destinations[0].ConcurrentRequestCount = 10;
@@ -61,5 +106,21 @@ public sealed class LeastConnectionsTests
         var picked = policy.PickDestination(new DefaultHttpContext(), cluster, destinations)!;
 
         Assert.Equal("B", picked.DestinationId);
+    }
+
+    /// <summary>Picks with the in-flight counts held, advancing the position as the policy does.</summary>
+    private static int[] Picks(int[] inFlight, int[] weights, int count)
+    {
+        var schedule = SmoothWeightedRoundRobin.BuildSchedule(weights);
+        var picks = new int[count];
+        uint position = 0;
+        for (var i = 0; i < count; i++)
+        {
+            var (index, advance) = LeastConnections.Pick(inFlight, weights, schedule, position);
+            picks[i] = index;
+            position += (uint)advance;
+        }
+
+        return picks;
     }
 }

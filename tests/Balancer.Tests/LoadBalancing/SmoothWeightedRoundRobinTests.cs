@@ -7,7 +7,7 @@ public sealed class SmoothWeightedRoundRobinTests
     [Fact]
     public void RoundRobin_ThreeEqualDestinations_999Picks_SplitsExactly333()
     {
-        var policy = new RoundRobinPolicy();
+        var policy = new RoundRobinPolicy(EffectiveWeights.FileOnly());
         var cluster = new Yarp.ReverseProxy.Model.ClusterState("c");
         var destinations = Destinations.Make(("A", 1), ("B", 1), ("C", 1));
 
@@ -19,7 +19,7 @@ public sealed class SmoothWeightedRoundRobinTests
     [Fact]
     public void RoundRobin_Weights532_1000Picks_Splits500_300_200_Interleaved()
     {
-        var policy = new RoundRobinPolicy();
+        var policy = new RoundRobinPolicy(EffectiveWeights.FileOnly());
         var cluster = new Yarp.ReverseProxy.Model.ClusterState("c");
         var destinations = Destinations.Make(("A", 5), ("B", 3), ("C", 2));
 
@@ -51,7 +51,7 @@ public sealed class SmoothWeightedRoundRobinTests
     [Fact]
     public void RoundRobin_MembershipChange_RebuildsForNewSet()
     {
-        var policy = new RoundRobinPolicy();
+        var policy = new RoundRobinPolicy(EffectiveWeights.FileOnly());
         var cluster = new Yarp.ReverseProxy.Model.ClusterState("c");
         var all = Destinations.Make(("A", 1), ("B", 1), ("C", 1));
         var withoutB = new[] { all[0], all[2] };

@@ -80,6 +80,24 @@ public sealed class DashboardLiveTests
                     $"legend '{query.Legend}' names {label}, which the series {{{string.Join(",", series.Labels)}}} of {query.Describe} lacks"));
             }
         }
+
+        // Operators' states read apart from DOWN on the same panel: C drained, A in maintenance.
+        using (await lb.Management.PostAsync("/api/destinations/backends/C/drain", null))
+        using (await lb.Management.PostAsync("/api/destinations/backends/A/maintenance", null))
+        {
+        }
+
+        var operated = new Dictionary<string, double> { ["A"] = 30, ["B"] = 0, ["C"] = 20 };
+        await UntilAsync(
+            async () =>
+            {
+                up = (await prometheus.QueryAsync(upQuery)).ToDictionary(s => s.Labels["destination"], s => s.Value);
+                return up.Count == 3 && operated.All(e => up.GetValueOrDefault(e.Key, -1) == e.Value);
+            },
+            () => $"UP/DOWN to show A in maintenance (30), B down (0), C drained (20); last: {string.Join(", ", up)}");
+        var mappings = GrafanaDashboards.Queries(dashboard).Single(q => q.Expr.Contains("balancer_destination_up", StringComparison.Ordinal))
+            .Panel["fieldConfig"]!["defaults"]!["mappings"]!.AsArray().Single(m => (string?)m!["type"] == "value")!["options"]!;
+        Assert.Equal(["MAINTENANCE", "DOWN", "DRAINED"], up.OrderBy(e => e.Key).Select(e => (string?)mappings[e.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)]!["text"]));
     }
 
     /// <summary>A poll whose failure message says what was last seen.</summary>

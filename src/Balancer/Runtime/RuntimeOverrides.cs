@@ -1,0 +1,115 @@
+using System.Collections.Concurrent;
+
+namespace Balancer.Runtime;
+
+/// <summary>
+/// The operators' runtime overrides (drain, maintenance, weight) and the slow-start ramps in progress, per
+/// destination. Kept by cluster and destination id rather than on YARP's state objects, so that they outlive
+/// config reloads; saved to the state file on every change, so that they outlive restarts.
+/// </summary>
+/// <remarks>
+/// Readers (the policies when they rebuild a destination snapshot, the status API) never lock; every change
+/// bumps <see cref="Generation"/>, which is how a policy notices that its snapshot's weights are stale.
+/// </remarks>
+internal sealed class RuntimeOverrides
+{
+    private readonly ConcurrentDictionary<string, Entry> _overrides = new(StringComparer.OrdinalIgnoreCase);
+    private readonly ConcurrentDictionary<string, long> _rampStarts = new(StringComparer.OrdinalIgnoreCase);
+    private readonly StateFile? _file;
+    private readonly Lock _gate = new();
+    private long _generation;
+
+    public RuntimeOverrides(StateFile? file)
+    {
+        _file = file;
+        foreach (var saved in file?.Load() ?? [])
+        {
+            _overrides[Key(saved.Cluster, saved.Destination)] = saved;
+        }
+    }
+
+    /// <summary>Raised after every change of an override, outside the lock.</summary>
+    public event Action<string, string>? Changed;
+
+    /// <summary>Changes whenever an override or a ramp changes.</summary>
+    public long Generation => Volatile.Read(ref _generation);
+
+    public DestinationOverride? Find(string clusterId, string destinationId) =>
+        _overrides.TryGetValue(Key(clusterId, destinationId), out var entry) ? entry.Override : null;
+
+    public AdminMode ModeOf(string clusterId, string destinationId) => Find(clusterId, destinationId)?.Mode ?? AdminMode.Active;
+
+    public IReadOnlyList<Entry> All() => [.. _overrides.Values];
+
+    /// <summary>Applies <paramref name="change"/> to the destination's override and saves; returns the previous one.</summary>
+    public DestinationOverride? Update(string clusterId, string destinationId, Func<DestinationOverride?, DestinationOverride> change)
+    {
+        DestinationOverride? previous;
+        lock (_gate)
+        {
+            var key = Key(clusterId, destinationId);
+            previous = _overrides.TryGetValue(key, out var entry) ? entry.Override : null;
+            var next = change(previous);
+            if (next.IsEmpty)
+            {
+                _overrides.TryRemove(key, out _);
+            }
+            else
+            {
+                _overrides[key] = new Entry(clusterId, destinationId, next);
+            }
+
+            Interlocked.Increment(ref _generation);
+            Save();
+        }
+
+        Changed?.Invoke(clusterId, destinationId);
+        return previous;
+    }
+
+    /// <summary>Drops the overrides of destinations for which <paramref name="gone"/> is true; returns them.</summary>
+    public IReadOnlyList<Entry> RemoveWhere(Func<string, string, bool> gone)
+    {
+        List<Entry> removed = [];
+        lock (_gate)
+        {
+            foreach (var (key, entry) in _overrides)
+            {
+                if (gone(entry.Cluster, entry.Destination) && _overrides.TryRemove(key, out _))
+                {
+                    removed.Add(entry);
+                }
+            }
+
+            if (removed.Count > 0)
+            {
+                Interlocked.Increment(ref _generation);
+                Save();
+            }
+        }
+
+        foreach (var entry in removed)
+        {
+            Changed?.Invoke(entry.Cluster, entry.Destination);
+        }
+
+        return removed;
+    }
+
+    /// <summary>Starts a slow-start ramp at <paramref name="timestamp"/> (a <see cref="TimeProvider"/> timestamp).</summary>
+    public void StartRamp(string clusterId, string destinationId, long timestamp)
+    {
+        _rampStarts[Key(clusterId, destinationId)] = timestamp;
+        Interlocked.Increment(ref _generation);
+    }
+
+    public long? RampStart(string clusterId, string destinationId) =>
+        _rampStarts.TryGetValue(Key(clusterId, destinationId), out var start) ? start : null;
+
+    private void Save() => _file?.Save([.. _overrides.Values]);
+
+    private static string Key(string clusterId, string destinationId) => clusterId + "\n" + destinationId;
+
+    /// <summary>An override with the ids it belongs to.</summary>
+    public sealed record Entry(string Cluster, string Destination, DestinationOverride Override);
+}
