@@ -95,6 +95,7 @@ public static class BalancerHost
         // Read once, like the pipeline it shapes.
         var countRequests = builder.Configuration.GetValue(MetricsOptions.EnabledKey, true);
         builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy")).AddBalancerMetrics(countRequests);
+        builder.Services.AddEphemeralDataProtection();
         builder.Services.AddBalancerPolicies();
         builder.Services.AddSingleton<Yarp.ReverseProxy.Configuration.IConfigChangeListener, ReloadListener>();
         builder.Services.AddHostedService<ConfigReloadLogger>();

@@ -4,6 +4,7 @@ using Bench.Processes;
 
 namespace Balancer.Tests.Benchmarks;
 
+[Trait("Category", "Unit")]
 public sealed class HarnessPartsTests
 {
     [Fact]

@@ -2,6 +2,7 @@ using Bench.Stats;
 
 namespace Balancer.Tests.Benchmarks;
 
+[Trait("Category", "Unit")]
 public sealed class LatencyStatsTests
 {
     [Fact]

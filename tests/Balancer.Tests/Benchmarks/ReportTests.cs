@@ -3,6 +3,7 @@ using Bench.Reporting;
 
 namespace Balancer.Tests.Benchmarks;
 
+[Trait("Category", "Unit")]
 public sealed class ReportTests
 {
     [Fact]

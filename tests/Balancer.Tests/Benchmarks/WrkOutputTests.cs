@@ -2,6 +2,7 @@ using Bench.Load;
 
 namespace Balancer.Tests.Benchmarks;
 
+[Trait("Category", "Unit")]
 public sealed class WrkOutputTests
 {
     // Real wrk 4.1.0 (Debian) output, against python3 -m http.server.

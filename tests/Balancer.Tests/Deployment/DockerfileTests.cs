@@ -7,6 +7,7 @@ namespace Balancer.Tests.Deployment;
 /// runs here): pinned .NET 10 base images, a non-root final stage, a HEALTHCHECK that uses the app's probe
 /// mode, and COPY sources that exist and are not excluded from the build context.
 /// </summary>
+[Trait("Category", "Unit")]
 public sealed partial class DockerfileTests
 {
     public static TheoryData<string, string> Images => new()

@@ -14,6 +14,7 @@ namespace Balancer.Tests.Health;
 /// The tracker against YARP's real cluster updater (from <c>AddReverseProxy()</c>), with fake time: when a
 /// destination leaves and rejoins the available list, and what is logged and counted.
 /// </summary>
+[Trait("Category", "Unit")]
 public sealed class DestinationHealthTrackerTests : IDisposable
 {
     private static readonly TimeSpan Period = TimeSpan.FromSeconds(10);

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Configuration;
 
 namespace Balancer.Tests.Health;
 
+[Trait("Category", "Unit")]
 public sealed class HealthConfigValidationTests
 {
     [Fact]

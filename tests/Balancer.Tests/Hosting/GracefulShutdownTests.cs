@@ -80,28 +80,13 @@ public sealed class GracefulShutdownTests : IAsyncDisposable
 
     private async Task<BalancerProcess> StartAsync(string shutdownTimeout)
     {
-        var destinations = new JsonObject();
         foreach (var name in new[] { "A", "B", "C" })
         {
-            var backend = await BackendHost.StartAsync(name);
-            _backends.Add(backend);
-            destinations[name] = new JsonObject { ["Address"] = backend.Address.ToString() };
+            _backends.Add(await BackendHost.StartAsync(name));
         }
 
-        var config = new JsonObject
-        {
-            ["Balancer"] = new JsonObject
-            {
-                ["Listen"] = "http://127.0.0.1:0",
-                ["Management"] = new JsonObject { ["Listen"] = "http://127.0.0.1:0" },
-                ["ShutdownTimeout"] = shutdownTimeout,
-            },
-            ["ReverseProxy"] = new JsonObject
-            {
-                ["Routes"] = new JsonObject { ["all"] = new JsonObject { ["ClusterId"] = "backends", ["Match"] = new JsonObject { ["Path"] = "{**catch-all}" } } },
-                ["Clusters"] = new JsonObject { ["backends"] = new JsonObject { ["LoadBalancingPolicy"] = "RoundRobin", ["Destinations"] = destinations } },
-            },
-        };
+        var config = ProcessConfig.For(_backends);
+        config["Balancer"]!["ShutdownTimeout"] = shutdownTimeout;
         var path = Path.Combine(_directory, "balancer.json");
         await File.WriteAllTextAsync(path, config.ToJsonString());
         return BalancerProcess.Start("--config", path);

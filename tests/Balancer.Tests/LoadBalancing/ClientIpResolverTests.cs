@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 
 namespace Balancer.Tests.LoadBalancing;
 
+[Trait("Category", "Unit")]
 public sealed class ClientIpResolverTests
 {
     [Theory]

@@ -2,6 +2,7 @@ using Balancer.LoadBalancing;
 
 namespace Balancer.Tests.LoadBalancing;
 
+[Trait("Category", "Unit")]
 public sealed class LeastConnectionsTests
 {
     [Fact]

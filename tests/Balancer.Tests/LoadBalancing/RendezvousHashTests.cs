@@ -3,6 +3,7 @@ using Balancer.LoadBalancing;
 
 namespace Balancer.Tests.LoadBalancing;
 
+[Trait("Category", "Unit")]
 public sealed class RendezvousHashTests
 {
     private static readonly string[] Ids = ["A", "B", "C"];

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using Balancer.Tests.Deployment;
 using Balancer.Tests.Health;
 using Balancer.Tests.Infrastructure;
 using Balancer.Tests.Integration;
@@ -136,8 +135,7 @@ public sealed class StatusPageTests(ITestOutputHelper output)
         // Enough points for the charts to show something before the picture is taken.
         await browser.WaitForAsync("document.querySelector('svg.spark polyline').getAttribute('points').split(' ').length >= 8", TimeSpan.FromSeconds(15), "8 chart points");
         var screenshot = await browser.ScreenshotAsync();
-        Directory.CreateDirectory(Repo.PathOf("docs"));
-        await File.WriteAllBytesAsync(Repo.PathOf("docs/status-page.png"), screenshot);
+        output.WriteLine($"screenshot: {await Screenshots.SaveAsync("status-page.png", screenshot)}");
 
         Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], screenshot[..4]);
         Assert.Empty(browser.PageErrors);
@@ -214,8 +212,7 @@ public sealed class StatusPageTests(ITestOutputHelper output)
         Assert.Equal(3, contrasts.Length);
         Assert.All(contrasts, ratio => Assert.True(ratio >= 4.5, $"badge contrast {ratio:0.00}:1"));
         Assert.Empty(browser.PageErrors);
-        Directory.CreateDirectory(Repo.PathOf("docs"));
-        await File.WriteAllBytesAsync(Repo.PathOf("docs/status-page-phone.png"), await browser.ScreenshotAsync());
+        await Screenshots.SaveAsync("status-page-phone.png", await browser.ScreenshotAsync());
     }
 
     private const string ContrastOfBadges = """

@@ -2,6 +2,7 @@ using Balancer.Telemetry;
 
 namespace Balancer.Tests.Telemetry;
 
+[Trait("Category", "Unit")]
 public sealed class RollingWindowTests
 {
     [Fact]

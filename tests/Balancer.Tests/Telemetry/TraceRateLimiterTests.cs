@@ -3,6 +3,7 @@ using Microsoft.Extensions.Time.Testing;
 
 namespace Balancer.Tests.Telemetry;
 
+[Trait("Category", "Unit")]
 public sealed class TraceRateLimiterTests
 {
     [Fact]
