@@ -1,7 +1,9 @@
 using Balancer.AccessLog;
 using Balancer.Configuration;
+using Balancer.Headers;
 using Balancer.Health;
 using Balancer.LoadBalancing;
+using Balancer.Logging;
 using Balancer.Management;
 using Balancer.RateLimiting;
 using Balancer.Resilience;
@@ -43,6 +45,9 @@ public static class BalancerHost
                 // YARP logs every failed probe at Warning with a stack trace, every interval, for as long as a
                 // backend is down. The health tracker logs one line per change of health instead.
                 ["Logging:LogLevel:Yarp.ReverseProxy.Health.ActiveHealthCheckMonitor"] = "Error",
+                // YARP logs every failed forward with its stack trace, client faults included: a client sending
+                // broken bodies could fill the disk. ProxyErrorLogMiddleware writes one short, rate-limited line instead.
+                ["Logging:LogLevel:Yarp.ReverseProxy.Forwarder.HttpForwarder"] = "None",
                 // ASP.NET Core starts an Activity for every request whenever this category logs at any level,
                 // even with no tracer listening: about a fifth of the bytes a proxied request allocates. It only
                 // writes the per-request "Request starting/finished" lines, which operators do not want here.
@@ -97,6 +102,7 @@ public static class BalancerHost
         builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy")).AddBalancerMetrics(countRequests);
         builder.Services.AddEphemeralDataProtection();
         builder.Services.AddBalancerPolicies();
+        builder.Services.AddBalancerHeaders();
         builder.Services.AddSingleton<Yarp.ReverseProxy.Configuration.IConfigChangeListener, ReloadListener>();
         builder.Services.AddHostedService<ConfigReloadLogger>();
         builder.Services.AddSingleton<StatusApi>();
@@ -118,10 +124,12 @@ public static class BalancerHost
         app.UseMiddleware<TlsPolicyMiddleware>();
         app.UseBalancerServerSpans();
         app.UseBalancerAccessLog();
+        app.UseMiddleware<ConnectMethodMiddleware>();
         app.UseMiddleware<RequestBodyLimitMiddleware>();
         app.UseRouting();
         app.MapReverseProxy(proxy =>
         {
+            proxy.UseMiddleware<ProxyErrorLogMiddleware>();
             proxy.UseBalancerRateLimits();
             proxy.UseMiddleware<NoAvailableDestinationMiddleware>();
             // Before affinity and load balancing: each retry is a fresh pick among the destinations not tried.

@@ -25,7 +25,7 @@ internal sealed class ClientIpResolver : IDisposable
     {
         var peer = context.Connection.RemoteIpAddress;
         var trusted = _trusted;
-        if (peer is null || trusted.Length == 0 || !IsTrusted(Normalize(peer), trusted))
+        if (!IsTrustedPeer(peer))
         {
             return peer;
         }
@@ -61,6 +61,13 @@ internal sealed class ClientIpResolver : IDisposable
         }
 
         return candidate ?? peer;
+    }
+
+    /// <summary>True when <paramref name="peer"/> is in <c>Balancer:TrustedProxies</c>: its forwarding headers are believed.</summary>
+    public bool IsTrustedPeer(IPAddress? peer)
+    {
+        var trusted = _trusted;
+        return peer is not null && trusted.Length > 0 && IsTrusted(Normalize(peer), trusted);
     }
 
     public void Dispose() => _subscription?.Dispose();
@@ -136,6 +143,6 @@ internal sealed class ClientIpResolver : IDisposable
         return colon > 0 && colon == entry.LastIndexOf(':') && IPAddress.TryParse(entry[..colon], out address!);
     }
 
-    private static IPAddress Normalize(IPAddress address) =>
+    internal static IPAddress Normalize(IPAddress address) =>
         address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
 }

@@ -139,6 +139,8 @@ internal sealed class ResilientForwarderHttpClientFactory(
 
         private static bool IsFailure(Outcome<HttpResponseMessage> outcome) => outcome.Exception switch
         {
+            // A client's broken body fails the send too; counting it would let any client open the circuit.
+            HttpRequestException e when TransportFailure.IsClientSide(e) => false,
             HttpRequestException or TimeoutRejectedException => true,
             null => outcome.Result?.StatusCode is HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout,
             _ => false,

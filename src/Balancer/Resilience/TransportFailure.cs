@@ -53,6 +53,28 @@ internal static class TransportFailure
         _ => FailureKind.None,
     };
 
+    /// <summary>
+    /// True when the exception comes from the client's side of the exchange (a malformed or cut-off request
+    /// body), which says nothing about the destination.
+    /// </summary>
+    public static bool IsClientSide(Exception? exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is Microsoft.AspNetCore.Http.BadHttpRequestException or Microsoft.AspNetCore.Connections.ConnectionResetException or Microsoft.AspNetCore.Connections.ConnectionAbortedException)
+            {
+                return true;
+            }
+
+            if (e is AggregateException aggregate && aggregate.InnerExceptions.Any(IsClientSide))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     private static FailureKind FromException(Exception? exception)
     {
         for (var e = exception; e is not null; e = e.InnerException)
