@@ -56,7 +56,9 @@ internal readonly record struct AccessLogLine(
         Span<char> text = stackalloc char[64];
         Time.TryFormat(text, out var written, "yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
         json.WriteString(TimeName, text[..written]);
-        if (Client is not null && Client.TryFormat(text, out written))
+        // A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d; the log says a.b.c.d.
+        var client = Client is { IsIPv4MappedToIPv6: true } mapped ? mapped.MapToIPv4() : Client;
+        if (client is not null && client.TryFormat(text, out written))
         {
             json.WriteString(ClientName, text[..written]);
         }
