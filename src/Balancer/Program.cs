@@ -10,6 +10,7 @@ public static class Program
         Usage:
           Balancer --config FILE [--Key:Sub value ...]   run the balancer; FILE is watched and reloaded
           Balancer --check-config FILE                   validate FILE and exit (0 valid, 1 invalid)
+          Balancer --check-config NEW --against CURRENT  validate NEW and print what it would change against CURRENT
           Balancer --probe URL                           GET URL, exit 0 on 2xx (container HEALTHCHECK)
         """;
 
@@ -26,7 +27,7 @@ public static class Program
         var checkPath = ValueOf(args, "--check-config");
         if (checkPath is not null)
         {
-            return CheckConfig(checkPath);
+            return CheckConfig(checkPath, ValueOf(args, "--against"));
         }
 
         if (string.IsNullOrWhiteSpace(configPath))
@@ -67,17 +68,31 @@ public static class Program
         return 0;
     }
 
-    private static int CheckConfig(string path)
+    private static int CheckConfig(string path, string? againstPath)
     {
         var result = ConfigFile.Read(path);
-        if (result.IsValid)
+        if (!result.IsValid)
         {
-            Console.Out.WriteLine($"{Path.GetFullPath(path)}: OK");
+            Console.Error.WriteLine(new InvalidConfigFileException(Path.GetFullPath(path), result.Errors).Message);
+            return 1;
+        }
+
+        Console.Out.WriteLine($"{Path.GetFullPath(path)}: OK");
+        if (againstPath is null)
+        {
             return 0;
         }
 
-        Console.Error.WriteLine(new InvalidConfigFileException(Path.GetFullPath(path), result.Errors).Message);
-        return 1;
+        var current = ConfigFile.Read(againstPath);
+        if (!current.IsValid)
+        {
+            Console.Error.WriteLine("Cannot compare: " + new InvalidConfigFileException(Path.GetFullPath(againstPath), current.Errors).Message);
+            return 1;
+        }
+
+        Console.Out.WriteLine($"Changes against {Path.GetFullPath(againstPath)}:");
+        Console.Out.Write(ConfigPreview.Format(ConfigPreview.Compare(current.ToConfiguration(), result.ToConfiguration())));
+        return 0;
     }
 
     private static string? ValueOf(string[] args, string name)

@@ -10,6 +10,9 @@ public static class ConfigFile
     public sealed record Result(IDictionary<string, string?>? Data, IReadOnlyList<string> Errors)
     {
         public bool IsValid => Errors.Count == 0;
+
+        /// <summary>The valid file's keys as a configuration, for comparing two files.</summary>
+        public IConfiguration ToConfiguration() => new ConfigurationBuilder().AddInMemoryCollection(Data!).Build();
     }
 
     public static Result Read(string path)
@@ -24,6 +27,13 @@ public static class ConfigFile
             return Failed($"{path}: cannot read the config file: {e.Message}");
         }
 
+        return Parse(bytes, path);
+    }
+
+    /// <summary>Validates the bytes of a config file; <paramref name="name"/> prefixes the errors (a path, or what the bytes came from).</summary>
+    public static Result Parse(byte[] bytes, string name)
+    {
+        var path = name;
         if (bytes.Length == 0)
         {
             return Failed($"{path}: the config file is empty");

@@ -13,7 +13,7 @@ namespace Balancer.Runtime;
 /// <summary>
 /// The runtime API on the management listener (behind its token check):
 /// <c>POST /api/destinations/{cluster}/{id}/drain|maintenance|enable</c>, <c>PUT|DELETE .../weight</c>,
-/// <c>GET /api/destinations</c>. Every accepted change is logged with who, when and what, and counted in
+/// <c>GET /api/destinations</c>, and <c>POST /api/config/preview</c>. Every accepted change is logged with who, when and what, and counted in
 /// <c>balancer_runtime_changes_total</c>; every refused one gets a 4xx with a JSON error and changes nothing.
 /// </summary>
 internal sealed partial class RuntimeApi
@@ -34,10 +34,12 @@ internal sealed partial class RuntimeApi
     private readonly TimeProvider _time;
     private readonly ILogger<RuntimeApi> _logger;
     private readonly Counter _changes;
+    private readonly IConfiguration _configuration;
 
-    public RuntimeApi(IProxyStateLookup proxyState, IClusterDestinationsUpdater updater, RuntimeOverrides overrides, DestinationRuntimeViews views,
+    public RuntimeApi(IConfiguration configuration, IProxyStateLookup proxyState, IClusterDestinationsUpdater updater, RuntimeOverrides overrides, DestinationRuntimeViews views,
         DrainWatch drains, TimeProvider time, Telemetry.BalancerMetricsRegistry metrics, ILogger<RuntimeApi> logger)
     {
+        _configuration = configuration;
         _proxyState = proxyState;
         _updater = updater;
         _overrides = overrides;
@@ -55,11 +57,22 @@ internal sealed partial class RuntimeApi
         }
     }
 
-    public static bool Handles(PathString path) => path.StartsWithSegments(Prefix, StringComparison.Ordinal);
+    public const string PreviewPath = "/api/config/preview";
+
+    /// <summary>A config file is small; a body this large is not one.</summary>
+    private const int MaxPreviewBody = 4 * 1024 * 1024;
+
+    public static bool Handles(PathString path) =>
+        path.StartsWithSegments(Prefix, StringComparison.Ordinal) || path.Equals(PreviewPath, StringComparison.Ordinal);
 
     public Task HandleAsync(HttpContext context)
     {
         var request = context.Request;
+        if (request.Path.Equals(PreviewPath, StringComparison.Ordinal))
+        {
+            return HttpMethods.IsPost(request.Method) ? PreviewAsync(context) : MethodNotAllowedAsync(context, "POST");
+        }
+
         var rest = request.Path.Value![Prefix.Length..].Trim('/');
         if (rest.Length == 0)
         {
@@ -105,6 +118,37 @@ internal sealed partial class RuntimeApi
             _ when HttpMethods.IsDelete(request.Method) => SetWeightAsync(context, cluster, destination, null),
             _ => PutWeightAsync(context, cluster, destination),
         };
+    }
+
+    /// <summary>
+    /// <c>POST /api/config/preview</c>: the candidate file as the body; 200 with what it would change against the
+    /// configuration in force, or 400 with every reason it is invalid. Nothing is applied either way.
+    /// </summary>
+    private async Task PreviewAsync(HttpContext context)
+    {
+        if (context.Request.ContentLength > MaxPreviewBody)
+        {
+            await ErrorAsync(context, StatusCodes.Status413PayloadTooLarge, $"the body is longer than {MaxPreviewBody} bytes; a config file is smaller");
+            return;
+        }
+
+        using var buffer = new MemoryStream();
+        await context.Request.Body.CopyToAsync(buffer, context.RequestAborted);
+        if (buffer.Length > MaxPreviewBody)
+        {
+            await ErrorAsync(context, StatusCodes.Status413PayloadTooLarge, $"the body is longer than {MaxPreviewBody} bytes; a config file is smaller");
+            return;
+        }
+
+        var candidate = Configuration.ConfigFile.Parse(buffer.ToArray(), "request body");
+        if (!candidate.IsValid)
+        {
+            await WriteAsync(context, StatusCodes.Status400BadRequest, new PreviewRefused("the candidate config is invalid", candidate.Errors));
+            return;
+        }
+
+        var report = Configuration.ConfigPreview.Compare(_configuration, candidate.ToConfiguration());
+        await WriteAsync(context, StatusCodes.Status200OK, new PreviewResult(report.HasChanges, report.Clusters, Configuration.ConfigPreview.Format(report)));
     }
 
     /// <summary>Every destination of every cluster with its runtime state, sorted by cluster and id.</summary>
@@ -280,4 +324,8 @@ internal sealed partial class RuntimeApi
     public sealed record ChangeResult(string Action, int InFlight, DestinationEntry Destination);
 
     private sealed record ErrorBody(string Error);
+
+    private sealed record PreviewRefused(string Error, IReadOnlyList<string> Errors);
+
+    private sealed record PreviewResult(bool Changes, IReadOnlyList<Configuration.ConfigPreview.ClusterChanges> Clusters, string Text);
 }

@@ -132,6 +132,22 @@ public sealed class StatusPageTests(ITestOutputHelper output)
         Assert.Equal("LeastConnections", await browser.EvaluateAsync<string>(Policy));
         Assert.True(await browser.EvaluateAsync<bool>("window.__sameDocument === true"), "the page reloaded itself");
 
+        // An operator drains C and gives A the weight 3: the page shows the state beside the health, and the
+        // weight in force beside the file's.
+        using (await lb.Management.PostAsync("/api/destinations/backends/C/drain", null))
+        using (await lb.Management.PutAsync("/api/destinations/backends/A/weight", new StringContent("3")))
+        {
+        }
+
+        await browser.WaitForAsync(
+            "document.querySelector('tr[data-destination=\"C\"] .badge.state').textContent === 'DRAINED' " +
+            "&& document.querySelector('tr[data-destination=\"A\"] .badge.state').hidden " +
+            "&& document.querySelector('tr[data-destination=\"A\"] td:nth-of-type(2)').textContent === '3file 1, override'",
+            TimeSpan.FromSeconds(10),
+            "C shown DRAINED and A's weight 3 beside the file's 1",
+            "[...document.querySelectorAll('tr[data-destination]')].map(r => r.dataset.destination + ':' + r.dataset.state + ':' + r.querySelector('td:nth-of-type(2)').textContent).join(',')");
+        Assert.Equal("A=UP,B=DOWN,C=UP", await browser.EvaluateAsync<string>(Badges));
+
         // Enough points for the charts to show something before the picture is taken.
         await browser.WaitForAsync("document.querySelector('svg.spark polyline').getAttribute('points').split(' ').length >= 8", TimeSpan.FromSeconds(15), "8 chart points");
         var screenshot = await browser.ScreenshotAsync();
@@ -219,7 +235,7 @@ public sealed class StatusPageTests(ITestOutputHelper output)
         (() => {
           const rgb = s => s.match(/[\d.]+/g).slice(0, 3).map(Number);
           const lum = c => { const [r, g, b] = c.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
-          return [...document.querySelectorAll('.badge')].map(b => {
+          return [...document.querySelectorAll('.badge:not([hidden])')].map(b => {
             const s = getComputedStyle(b); const [l1, l2] = [lum(rgb(s.color)), lum(rgb(s.backgroundColor))].sort((x, y) => y - x);
             return (l1 + 0.05) / (l2 + 0.05);
           });
