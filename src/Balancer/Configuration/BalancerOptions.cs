@@ -40,6 +40,9 @@ public sealed class BalancerOptions
     /// </summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(25);
 
+    /// <summary>Leaving on a signal: how long to keep serving while readiness says no.</summary>
+    public Readiness.ShutdownOptions Shutdown { get; set; } = new();
+
     /// <summary>Request size limits, client timeouts and connection limits of the proxy listener.</summary>
     public Hosting.LimitsOptions Limits { get; set; } = new();
 
@@ -72,14 +75,14 @@ public sealed class ManagementOptions
     public string Listen { get; set; } = "http://127.0.0.1:9091";
 
     /// <summary>
-    /// Bearer token every management request but <c>GET /healthz</c> must carry, on any address, loopback
+    /// Bearer token every management request but <c>GET /healthz</c> and <c>GET /readyz</c> must carry, on any address, loopback
     /// included. Usually given as the environment variable <c>Balancer__Management__Token</c>. Reloads live.
     /// </summary>
     public string? Token { get; set; }
 
     /// <summary>
     /// Without a token, a listener on a non-loopback address answers <c>401</c> to everything but
-    /// <c>/healthz</c>. True serves it to anyone who reaches it instead: for private networks only (a
+    /// <c>/healthz</c> and <c>/readyz</c>. True serves it to anyone who reaches it instead: for private networks only (a
     /// compose network, a VM host-only network). Ignored when a token is set.
     /// </summary>
     public bool AllowAnonymous { get; set; }

@@ -51,6 +51,7 @@ public static class ConfigValidator
         CheckFraction(breaker.GetSection("FailureRatio"), zeroAllowed: false, errors);
 
         CheckPositiveTimeSpan(balancer.GetSection("ShutdownTimeout"), errors);
+        CheckPositiveTimeSpan(balancer.GetSection("Shutdown:DrainDelay"), errors, zeroAllowed: true);
         CheckBool(balancer.GetSection("Tracing:Detailed"), errors);
         CheckBool(balancer.GetSection("Metrics:Enabled"), errors);
         CheckFraction(balancer.GetSection("Tracing:SampleRatio"), zeroAllowed: true, errors);
@@ -253,7 +254,7 @@ public static class ConfigValidator
         }
     }
 
-    private static void CheckPositiveTimeSpan(IConfigurationSection section, List<string> errors)
+    private static void CheckPositiveTimeSpan(IConfigurationSection section, List<string> errors, bool zeroAllowed = false)
     {
         if (section.Value is null)
         {
@@ -264,9 +265,9 @@ public static class ConfigValidator
         {
             errors.Add($"{section.Path}: '{section.Value}' is not a time span such as 00:00:02");
         }
-        else if (value <= TimeSpan.Zero)
+        else if (value < TimeSpan.Zero || (value == TimeSpan.Zero && !zeroAllowed))
         {
-            errors.Add($"{section.Path}: must be positive, not '{section.Value}'");
+            errors.Add($"{section.Path}: must be {(zeroAllowed ? "zero or positive" : "positive")}, not '{section.Value}'");
         }
     }
 

@@ -6,6 +6,7 @@ using Balancer.LoadBalancing;
 using Balancer.Logging;
 using Balancer.Management;
 using Balancer.RateLimiting;
+using Balancer.Readiness;
 using Balancer.Resilience;
 using Balancer.Runtime;
 using Balancer.Telemetry;
@@ -81,6 +82,7 @@ public static class BalancerHost
         var configuration = builder.Configuration;
         BalancerOptions Startup() => configuration.GetSection(BalancerOptions.SectionName).Get<BalancerOptions>() ?? new();
         builder.Services.AddGracefulShutdown(() => Startup().ShutdownTimeout);
+        builder.Services.AddReadiness();
         var listeners = new Listeners();
         builder.Services.AddSingleton(listeners);
         builder.Services.AddSingleton<ProxyConnections>();

@@ -6,8 +6,8 @@ using Microsoft.Extensions.Options;
 namespace Balancer.Management;
 
 /// <summary>
-/// Who may use the management listener. <c>/healthz</c> is open to all (container and load-balancer
-/// probes carry no secrets). With <c>Balancer:Management:Token</c> set, everything else needs it, on any
+/// Who may use the management listener. <c>/healthz</c> and <c>/readyz</c> are open to all (kubelet,
+/// keepalived and container probes carry no secrets; the answer tells a reason, never state). With <c>Balancer:Management:Token</c> set, everything else needs it, on any
 /// address: a loopback listener is reachable by every local user and process, and by anything that can be
 /// tricked into a request to localhost. Without a token, a loopback listener is open, and a listener on any
 /// other address answers <c>401</c> unless <c>AllowAnonymous</c> says the network is private.
@@ -51,7 +51,7 @@ internal sealed partial class ManagementAccess
 
     public Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
-        if (context.Request.Path.Value == "/healthz")
+        if (context.Request.Path.Value is "/healthz" or Readiness.InstanceEndpoints.ReadyPath)
         {
             return next(context);
         }
@@ -127,7 +127,7 @@ internal sealed partial class ManagementAccess
 
     private sealed record Expected(string Token, byte[] Hash);
 
-    [LoggerMessage(EventId = 1201, Level = LogLevel.Warning, Message = "Management listener {Listen} is not on loopback and has no token: every management path except /healthz answers 401 until Balancer:Management:Token (environment: Balancer__Management__Token) is set")]
+    [LoggerMessage(EventId = 1201, Level = LogLevel.Warning, Message = "Management listener {Listen} is not on loopback and has no token: every management path except /healthz and /readyz answers 401 until Balancer:Management:Token (environment: Balancer__Management__Token) is set")]
     private static partial void LogLockedOut(ILogger logger, string listen);
 
     [LoggerMessage(EventId = 1202, Level = LogLevel.Warning, Message = "Management listener {Listen} is not on loopback and has no token: anyone who can reach it can read /status and /metrics (Balancer:Management:AllowAnonymous is true). Set Balancer:Management:Token unless this network is private")]

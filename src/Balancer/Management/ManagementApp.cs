@@ -4,7 +4,7 @@ using Prometheus;
 
 namespace Balancer.Management;
 
-/// <summary>The management listener's pipeline: access check, liveness, status API, status page, runtime API.</summary>
+/// <summary>The management listener's pipeline: access check, liveness, readiness, status API, status page, runtime API, the instance drain switch.</summary>
 internal static class ManagementApp
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
@@ -14,6 +14,7 @@ internal static class ManagementApp
         var metrics = management.ApplicationServices.GetRequiredService<BalancerMetricsRegistry>();
         management.Use(ActivatorUtilities.CreateInstance<ManagementAccess>(management.ApplicationServices).InvokeAsync);
         management.UseMetricServer("/metrics", metrics.Registry);
+        management.Use(Readiness.InstanceEndpoints.HandleAsync);
         var runtime = management.ApplicationServices.GetRequiredService<Runtime.RuntimeApi>();
         management.Run(context =>
         {
@@ -34,6 +35,7 @@ internal static class ManagementApp
             {
                 "/" or "/index.html" => StatusPage.WriteAsync(context),
                 "/healthz" => context.Response.WriteAsync("ok\n"),
+                Readiness.InstanceEndpoints.ReadyPath => Readiness.InstanceEndpoints.WriteReadinessAsync(context),
                 "/status" => WriteStatus(context),
                 _ => NotFound(context),
             };

@@ -82,6 +82,8 @@ public sealed class InvalidConfigTests(InvalidConfigTests.RunningBalancer runnin
             c => c["Balancer"]!["Limits"] = new JsonObject { ["MinRequestBodyDataRateGracePeriod"] = "00:00:00.500" }),
         new("shutdown timeout negative", "Balancer:ShutdownTimeout", "must be positive, not '-00:00:05'",
             c => c["Balancer"]!["ShutdownTimeout"] = "-00:00:05"),
+        new("drain delay negative", "Balancer:Shutdown:DrainDelay", "must be zero or positive, not '-00:00:01'",
+            c => c["Balancer"]!["Shutdown"] = new JsonObject { ["DrainDelay"] = "-00:00:01" }),
         new("trace sample ratio above one", "Balancer:Tracing:SampleRatio", "'1.5' must be a number from 0 to 1",
             c => c["Balancer"]!["Tracing"] = new JsonObject { ["SampleRatio"] = 1.5 }),
         new("metrics switch not a bool", "Balancer:Metrics:Enabled", "'sometimes' is not true or false",

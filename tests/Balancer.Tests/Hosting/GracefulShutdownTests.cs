@@ -18,7 +18,7 @@ public sealed class GracefulShutdownTests : IAsyncDisposable
     public async Task Sigterm_With30SlowRequestsInFlight_EveryOneCompletes200_NewConnectionsRefused_ExitsZero()
     {
         const int slow = 30;
-        await using var balancer = await StartAsync(shutdownTimeout: "00:00:15");
+        await using var balancer = await StartAsync(shutdownTimeout: "00:00:15", drainDelay: "00:00:00");
         var (proxy, management) = await balancer.ListenersAsync(TimeSpan.FromSeconds(60));
         using var client = new HttpClient { BaseAddress = proxy, Timeout = TimeSpan.FromSeconds(60) };
         var servedBefore = _backends.Sum(b => b.State.Served);
@@ -49,7 +49,7 @@ public sealed class GracefulShutdownTests : IAsyncDisposable
     [Fact]
     public async Task Sigterm_RequestLongerThanTheDrainTimeout_IsCutAtTheTimeout_ExitsZero()
     {
-        await using var balancer = await StartAsync(shutdownTimeout: "00:00:02");
+        await using var balancer = await StartAsync(shutdownTimeout: "00:00:02", drainDelay: "00:00:00");
         var (proxy, management) = await balancer.ListenersAsync(TimeSpan.FromSeconds(60));
         using var client = new HttpClient { BaseAddress = proxy, Timeout = TimeSpan.FromSeconds(60) };
         var endless = Task.Run(async () =>
@@ -68,6 +68,52 @@ public sealed class GracefulShutdownTests : IAsyncDisposable
         await Assert.ThrowsAsync<HttpRequestException>(() => endless);
     }
 
+    [Fact]
+    public async Task Sigterm_ReadyzTurns503AtOnce_ProxyServesNewConnectionsThroughTheDrainDelay_ThenStopsAccepting()
+    {
+        var delay = TimeSpan.FromSeconds(4);
+        await using var balancer = await StartAsync(shutdownTimeout: "00:00:05", drainDelay: "00:00:04");
+        var (proxy, management) = await balancer.ListenersAsync(TimeSpan.FromSeconds(60));
+        using var managementClient = new HttpClient { BaseAddress = management };
+        await Poll.UntilAsync(async () => (await managementClient.GetAsync("/readyz")).StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(10), "/readyz to answer 200");
+        // A request in flight across the whole delay: it must be served, not cut.
+        using var slowClient = new HttpClient { BaseAddress = proxy, Timeout = TimeSpan.FromSeconds(30) };
+        var slow = slowClient.GetAsync("/delay/5000");
+        await Poll.UntilAsync(async () => await InFlightAsync(management) == 1, TimeSpan.FromSeconds(5), "the slow request in flight");
+
+        balancer.Signal("TERM");
+        var signalled = Stopwatch.StartNew();
+
+        await Poll.UntilAsync(
+            async () => (await managementClient.GetAsync("/readyz")).StatusCode == HttpStatusCode.ServiceUnavailable,
+            TimeSpan.FromSeconds(1),
+            "/readyz to turn 503 after SIGTERM");
+        Assert.Equal("not ready: shutting down: draining before exit\n", await (await managementClient.GetAsync("/readyz")).Content.ReadAsStringAsync());
+        Assert.Equal("ok\n", await managementClient.GetStringAsync("/healthz"));
+
+        // Every request on a fresh connection while the delay lasts is proxied.
+        var served = 0;
+        while (signalled.Elapsed < delay - TimeSpan.FromSeconds(1))
+        {
+            using var fresh = new HttpClient { BaseAddress = proxy };
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/") { Headers = { ConnectionClose = true } };
+            using var response = await fresh.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            served++;
+        }
+
+        await Poll.UntilAsync(async () => !await AcceptsConnectionAsync(proxy), delay + TimeSpan.FromSeconds(3), "new connections to be refused after the drain delay");
+        Assert.True(signalled.Elapsed >= delay, $"stopped accepting after {signalled.Elapsed.TotalSeconds:0.0} s, before the {delay.TotalSeconds} s drain delay");
+        using (var response = await slow)
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        Assert.Equal(0, await balancer.WaitForExitAsync(TimeSpan.FromSeconds(15)));
+        Assert.True(served > 5, $"only {served} requests during the drain delay");
+        Assert.Contains("SIGTERM received: /readyz answers 503; still serving for 4 s", balancer.Output, StringComparison.Ordinal);
+    }
+
     public async ValueTask DisposeAsync()
     {
         foreach (var backend in _backends)
@@ -78,7 +124,7 @@ public sealed class GracefulShutdownTests : IAsyncDisposable
         Directory.Delete(_directory, recursive: true);
     }
 
-    private async Task<BalancerProcess> StartAsync(string shutdownTimeout)
+    private async Task<BalancerProcess> StartAsync(string shutdownTimeout, string drainDelay)
     {
         foreach (var name in new[] { "A", "B", "C" })
         {
@@ -87,6 +133,7 @@ public sealed class GracefulShutdownTests : IAsyncDisposable
 
         var config = ProcessConfig.For(_backends);
         config["Balancer"]!["ShutdownTimeout"] = shutdownTimeout;
+        config["Balancer"]!["Shutdown"] = new JsonObject { ["DrainDelay"] = drainDelay };
         var path = Path.Combine(_directory, "balancer.json");
         await File.WriteAllTextAsync(path, config.ToJsonString());
         return BalancerProcess.Start("--config", path);
