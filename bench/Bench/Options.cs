@@ -74,8 +74,8 @@ internal sealed class Options
     /// <summary>
     /// The least load a proxy gets before it is measured: .NET's tiered JIT compiles hot code up to three
     /// times (with dynamic PGO), and a process limited to one CPU waits ten times longer before promoting
-    /// it; 3 s left the balancer at two to three times its steady CPU per request. NGINX and HAProxy get
-    /// the same, though they do not need it. Settle rounds follow (<see cref="SettleRoundDuration"/>).
+    /// it, so a short warm-up measures the JIT rather than the balancer. NGINX and HAProxy get the same,
+    /// though they do not need it. Settle rounds follow (<see cref="SettleRoundDuration"/>).
     /// </summary>
     public TimeSpan WarmupDuration => TimeSpan.FromSeconds(Warmup ?? (Smoke ? 1 : 20));
 

@@ -5,7 +5,7 @@ using Bench.Stats;
 namespace Bench.Experiments;
 
 /// <summary>
-/// The observability issue's figure on its own: the balancer with metrics and tracing on, as shipped, against
+/// What metrics and tracing as shipped cost, on its own: the balancer with metrics and tracing on, against
 /// the same balancer with both off, and against an identical copy of the "off" one, which shows in the same
 /// run how far two equal proxies drift apart here. Only three proxies, so that a round is short, and many
 /// rounds. "On" runs in the middle of every round, between the two "off" processes (which swap places

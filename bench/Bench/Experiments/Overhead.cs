@@ -138,7 +138,7 @@ internal static class Overhead
                   "this machine's swings, which last longer than a round, move both runs of a round alike and cancel out, where they would not " +
                   "between medians taken separately. The targets use the paired RPS ratio.")
             .Table(pairedTable)
-            .Text("**Metrics and tracing on vs off** (the issue's figure): `balancer-no-metrics` is the balancer with `Balancer:Metrics:Enabled` false " +
+            .Text("**Metrics and tracing on vs off**: `balancer-no-metrics` is the balancer with `Balancer:Metrics:Enabled` false " +
                   "(no per-request counting or timing) and tracing off; against it, metrics on with tracing as shipped " +
                   $"(`balancer-traced`) costs {Cost(observability)}; metrics on with every request traced, uncapped, {Cost(observabilityUncapped)}. " +
                   $"Metrics alone (`balancer-full` vs `balancer-no-metrics`): {Cost(metrics)}.")

@@ -24,7 +24,7 @@ internal static class ProxyConfigs
     public const int NginxUpstreamKeepalive = 256;
 
     /// <summary>
-    /// The balancer's config (CONTRACT.md shape) with its production features on: active health checks
+    /// The balancer's config (as in docs/configuration.md) with its production features on: active health checks
     /// every 2 s. Also read by the bare YARP baseline, which uses only Listen and ReverseProxy.
     /// </summary>
     public static string Balancer(int port, int managementPort, string policy, IReadOnlyList<Backend> backends)

@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace Bench.Reporting;
 
-/// <summary>A benchmark report: sections of text, tables and charts, and the targets with verdicts.</summary>
+/// <summary>A benchmark report: sections of text, tables and charts, and the project's targets with verdicts.</summary>
 internal sealed class Report(string title)
 {
     public string Title { get; } = title;
@@ -77,7 +77,7 @@ internal sealed record Table(IReadOnlyList<string> Headers) : Block
     }
 }
 
-/// <summary>One of the targets, judged from the measured data.</summary>
+/// <summary>One of the project's targets, judged from the measured data.</summary>
 internal sealed record TargetCheck(string Experiment, string Target, string Measured, bool Met);
 
 internal static class Format

@@ -45,10 +45,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
         _clusterUpdater = clusterUpdater;
         _time = time;
         _logger = logger;
-        _transitions = metrics.Factory.CreateCounter(
-            "balancer_destination_health_transitions_total",
-            "Changes of a destination's health as operators see it (up, down, unknown).",
-            new CounterConfiguration { LabelNames = ["cluster", "destination", "to"] });
+        _transitions = DestinationEvents.HealthTransitions(metrics.Factory);
     }
 
     /// <summary>

@@ -6,9 +6,8 @@ namespace Balancer.Hosting;
 /// </summary>
 /// <remarks>
 /// A proxied request is a chain of short non-blocking steps on two sockets; by default every read or write
-/// that completes hops from the epoll thread to a pool thread, a context switch each time. Measured on
-/// this 2-core machine (wrk -c64, proxy on its own core, medians of six alternated 5 s runs): 43.5 -> 37.1 µs
-/// of CPU per request, and more requests per second. The price is the usual one of inline completions:
+/// that completes hops from the epoll thread to a pool thread, a context switch each time; running them
+/// inline saves a good part of the CPU per request (docs/benchmarks.md). The price is the usual one of inline completions:
 /// code that blocks would hold up every connection of its I/O thread. Nothing on the request path blocks
 /// (no locks held across awaits, no synchronous I/O); operators who add blocking extensions can turn it
 /// off. The runtime reads its variable once, when the first socket is created, so this must run before

@@ -35,10 +35,7 @@ internal sealed partial class RetryMiddleware
         _options = options.CurrentValue.Retry;
         // Read once per change, not per request: CurrentValue is a dictionary lookup.
         options.OnChange(o => _options = o.Retry);
-        _retries = metrics.Factory.CreateCounter(
-            "balancer_retries_total",
-            "Requests sent again to another destination after a transport failure, by the destination that failed and why.",
-            new CounterConfiguration { LabelNames = ["cluster", "destination", "reason"] });
+        _retries = DestinationEvents.Retries(metrics.Factory);
     }
 
     public Task InvokeAsync(HttpContext context)

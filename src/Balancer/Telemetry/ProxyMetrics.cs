@@ -9,7 +9,7 @@ using Yarp.ReverseProxy.Model;
 namespace Balancer.Telemetry;
 
 /// <summary>
-/// The per-destination series of the contract (CONTRACT.md, "Metrics"). Counters and the histogram are
+/// The per-destination series, under the documented metric names (docs/observability.md). Counters and the histogram are
 /// updated by <see cref="ProxyMetricsMiddleware"/>; the gauges (up, in flight, policy) and the reload
 /// counts are read from YARP's and our own state when Prometheus scrapes, so they cost nothing per request.
 /// </summary>
@@ -31,6 +31,8 @@ internal sealed class ProxyMetrics
     private readonly Gauge _active;
     private readonly Gauge _policy;
     private readonly Counter _configReloads;
+    private readonly Counter _retries;
+    private readonly Counter _healthTransitions;
 
     public ProxyMetrics(BalancerMetricsRegistry metrics, IProxyStateLookup proxyState, ConfigReloadTracker reloads, TimeProvider time)
     {
@@ -72,6 +74,8 @@ internal sealed class ProxyMetrics
             new CounterConfiguration { LabelNames = ["result"] });
         _configReloads.WithLabels("success");
         _configReloads.WithLabels("failure");
+        _retries = DestinationEvents.Retries(factory);
+        _healthTransitions = DestinationEvents.HealthTransitions(factory);
         metrics.Registry.AddBeforeCollectCallback(Refresh);
     }
 
@@ -91,8 +95,23 @@ internal sealed class ProxyMetrics
             return metrics;
         }
 
-        metrics = _byId.GetOrAdd((clusterId, destination.DestinationId), static (key, self) => new DestinationMetrics(self, key.Cluster, key.Destination), this);
+        metrics = _byId.GetOrAdd((clusterId, destination.DestinationId), static (key, self) => self.Create(key.Cluster, key.Destination), this);
         return _byState.GetValue(destination, _ => metrics);
+    }
+
+    private DestinationMetrics Create(string cluster, string destination)
+    {
+        foreach (var reason in DestinationEvents.RetryReasons)
+        {
+            _retries.WithLabels(cluster, destination, reason);
+        }
+
+        foreach (var state in DestinationEvents.HealthStates)
+        {
+            _healthTransitions.WithLabels(cluster, destination, state);
+        }
+
+        return new DestinationMetrics(this, cluster, destination);
     }
 
     /// <summary>The metrics of a destination if any were recorded or exported, for the status API.</summary>
@@ -177,5 +196,14 @@ internal sealed class ProxyMetrics
         ResponseBytes.RemoveLabelled(cluster, destination);
         _up.RemoveLabelled(cluster, destination);
         _active.RemoveLabelled(cluster, destination);
+        foreach (var reason in DestinationEvents.RetryReasons)
+        {
+            _retries.RemoveLabelled(cluster, destination, reason);
+        }
+
+        foreach (var state in DestinationEvents.HealthStates)
+        {
+            _healthTransitions.RemoveLabelled(cluster, destination, state);
+        }
     }
 }

@@ -14,8 +14,8 @@ namespace Balancer.Telemetry;
 /// Why not OpenTelemetry's ASP.NET Core and HttpClient instrumentation (and YARP's own source): an
 /// OpenTelemetry sampler runs only once an ActivitySource is asked for an activity, and a "drop" still
 /// creates it (as propagation-only data) so the context can flow. Three such activities per request, with
-/// the diagnostic callbacks around them, cost about 10 µs of CPU per request whether the trace is kept or
-/// not: measured, one trace in ten kept still cost a fifth of the throughput. Deciding first means a
+/// the diagnostic callbacks around them, cost nearly as much whether the trace is kept or not (figures in
+/// docs/benchmarks.md). Deciding first means a
 /// request that is not traced creates nothing, and its client's <c>traceparent</c> (if any) reaches the
 /// backend untouched. A traced request gets exactly the spans an operator of a balancer needs: which
 /// destination each attempt went to, and how it failed.

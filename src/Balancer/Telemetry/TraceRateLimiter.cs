@@ -6,10 +6,10 @@ namespace Balancer.Telemetry;
 /// algorithm) so that a decision is one read, and one compare-exchange when it says yes.
 /// </summary>
 /// <remarks>
-/// Why a cap at all: a traced request costs the balancer about a quarter more CPU than an untraced one, so
-/// tracing every request takes a fifth of the throughput of a saturated balancer. Capped, tracing costs
-/// at most the cap times that, whatever the load: every request is traced while traffic is modest, and a
-/// steady share of them once it is not. Jaeger's rate-limiting sampler works the same way.
+/// Why a cap at all: a traced request costs the balancer much more CPU than an untraced one, so tracing
+/// every request takes a large share of a saturated balancer's throughput (docs/benchmarks.md). Capped,
+/// tracing costs at most the cap times that, whatever the load: every request is traced while traffic is
+/// modest, and a steady share of them once it is not.
 /// </remarks>
 internal sealed class TraceRateLimiter(TimeProvider time)
 {

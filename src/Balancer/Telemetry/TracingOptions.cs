@@ -19,10 +19,9 @@ public sealed class TracingOptions
     public double MaxTracesPerSecond { get; set; } = DefaultMaxTracesPerSecond;
 
     /// <summary>
-    /// Why 100 and not more: under heavy load a traced request costs far more than its share. In one A/B
-    /// session here, metrics and tracing on cost a saturated balancer 9.6% of its throughput with a cap of
-    /// 1000 and 2.7% with 100. Datadog's tracers default to the same 100 a second (<c>DD_TRACE_RATE_LIMIT</c>);
-    /// it is still a trace every 10 ms, 8.6 million a day.
+    /// Why 100 and not more: under heavy load a traced request costs far more than its share, and a higher
+    /// cap cost a saturated balancer several times as much throughput (docs/benchmarks.md). 100 a second is
+    /// still a trace every 10 ms, 8.6 million a day.
     /// </summary>
     public const double DefaultMaxTracesPerSecond = 100;
 

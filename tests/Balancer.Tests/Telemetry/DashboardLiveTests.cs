@@ -20,15 +20,39 @@ public sealed class DashboardLiveTests
     {
         var dashboard = Assert.Single(GrafanaDashboards.All());
         await using var lb = await BalancerFixture.StartAsync("RoundRobin", HealthTestConfig.ActiveAndPassive());
-        await using var traffic = PacedTraffic.Start(lb.Client, TimeSpan.FromMilliseconds(5));
-        // 404s from the backends, so the error panel has a status class to show.
-        await using var notFound = PacedTraffic.Start(lb.Client, TimeSpan.FromMilliseconds(50), "/no/such/page");
         await using var prometheus = await PrometheusServer.StartAsync(ScrapeConfig(lb), Deadline);
         await Poll.UntilAsync(async () => (await prometheus.QueryAsync("sum(up)")).SingleOrDefault().Value == 4, Deadline, $"all four targets scraped; Prometheus log:{Environment.NewLine}{prometheus}");
 
         var cluster = Assert.Single(await prometheus.LabelValuesAsync("cluster", "balancer_cluster_policy_info"));
         Assert.Equal("backends", cluster);
-        // The retries panel needs a retry, and the paced traffic alone may lose the race to the next probe
+        var queries = GrafanaDashboards.Queries(dashboard).Select(q => (Query: q, PromQl: GrafanaDashboards.Substitute(q.Expr, cluster))).ToList();
+
+        // Before any request, retry or failure: every panel already has its series, and every figure but a
+        // latency (there is none without requests) is a number, 0 where nothing happened: "no retries" reads
+        // apart from "not scraped".
+        var notShown = new List<string>();
+        await UntilAsync(
+            async () =>
+            {
+                notShown.Clear();
+                foreach (var (query, promql) in queries)
+                {
+                    var series = await prometheus.QueryAsync(promql);
+                    if (series.Count == 0 || (!promql.StartsWith("histogram_quantile", StringComparison.Ordinal) && series.Any(s => !double.IsFinite(s.Value))))
+                    {
+                        notShown.Add($"{query.Describe} = [{string.Join(", ", series.Select(s => s.Value))}]");
+                    }
+                }
+
+                return notShown.Count == 0;
+            },
+            () => "every panel query to return a number from start-up; not yet: " + string.Join(" | ", notShown));
+        Assert.Equal(0, (await prometheus.QueryAsync(queries.Single(q => q.Query.Expr.Contains("balancer_retries_total", StringComparison.Ordinal)).PromQl)).Sum(s => s.Value));
+
+        await using var traffic = PacedTraffic.Start(lb.Client, TimeSpan.FromMilliseconds(5));
+        // 404s from the backends, so the error panel has a status class to show.
+        await using var notFound = PacedTraffic.Start(lb.Client, TimeSpan.FromMilliseconds(50), "/no/such/page");
+        // A retry to show on the retries panel: the paced traffic alone may lose the race to the next probe
         // (nothing left to retry once B is known down). A slow GET in flight at B when it dies always is one.
         var slow = Enumerable.Range(0, 6).Select(_ => lb.Client.GetAsync("/delay/3000")).ToList();
         await Poll.UntilAsync(async () => (int)(await lb.StatusAsync())["clusters"]![0]!["destinations"]!.AsArray().Single(d => (string?)d!["id"] == "B")!["inFlight"]! > 0, Deadline, "a slow request in flight at B");
@@ -53,7 +77,6 @@ public sealed class DashboardLiveTests
             () => $"UP/DOWN to show B down and A, C up; last: {string.Join(", ", up)}");
 
         // Rate windows need a few scrapes with the killed backend's retries and health change in them.
-        var queries = GrafanaDashboards.Queries(dashboard).Select(q => (Query: q, PromQl: GrafanaDashboards.Substitute(q.Expr, cluster))).ToList();
         var empty = new List<string>();
         await UntilAsync(
             async () =>
