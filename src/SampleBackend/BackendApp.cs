@@ -21,9 +21,11 @@ public static class BackendApp
         builder.Services.AddSingleton<Workload>();
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, BackendJsonContext.Default));
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        var admin = AdminListener.Configure(builder);
         configure?.Invoke(builder);
 
         var app = builder.Build();
+        app.Use(admin.Guard);
         app.Use(Tag(state, app.Services.GetRequiredService<BackendMetrics>()));
         Map(app, state);
         return app;
@@ -91,7 +93,8 @@ public static class BackendApp
             return Results.Ok(new Delayed(s.Name, ms));
         });
 
-        // Run-time controls for demos, tests and benchmarks. Bind the backend to loopback in production.
+        // Run-time controls for demos, tests and benchmarks: answered only on the --admin-urls listener
+        // (AdminListener), never on the port a balancer forwards to.
         var admin = app.MapGroup("/admin");
         admin.MapGet("/stats", (BackendState s) => Results.Ok(new Stats(s.Name, s.Served, s.Healthy, s.DelayMs)));
         admin.MapPost("/healthy", (BackendState s) => { s.Healthy = true; return Results.Ok(new Stats(s.Name, s.Served, s.Healthy, s.DelayMs)); });

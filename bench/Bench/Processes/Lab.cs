@@ -76,7 +76,7 @@ internal sealed class Lab : IDisposable
         var backends = new List<Backend>();
         foreach (var name in new[] { "A", "B", "C" })
         {
-            var backend = new Backend(name, FreePort());
+            var backend = new Backend(name, FreePort(), FreePort());
             StartBackend(backend);
             backends.Add(backend);
         }
@@ -169,7 +169,7 @@ internal sealed class Lab : IDisposable
         var served = new Dictionary<string, long>();
         foreach (var backend in Backends)
         {
-            var stats = JsonNode.Parse(await _http.GetStringAsync(new Uri(backend.Url, "/admin/stats")))!;
+            var stats = JsonNode.Parse(await _http.GetStringAsync(new Uri(backend.AdminUrl, "/admin/stats")))!;
             served[backend.Name] = stats["served"]!.GetValue<long>();
         }
 
@@ -180,7 +180,7 @@ internal sealed class Lab : IDisposable
     public async Task SetDelayAsync(string backend, int milliseconds)
     {
         var target = Backends.Single(b => b.Name == backend);
-        using var response = await _http.PostAsync(new Uri(target.Url, $"/admin/delay?ms={milliseconds}"), null);
+        using var response = await _http.PostAsync(new Uri(target.AdminUrl, $"/admin/delay?ms={milliseconds}"), null);
         response.EnsureSuccessStatusCode();
     }
 
@@ -192,7 +192,7 @@ internal sealed class Lab : IDisposable
 
     private void StartBackend(Backend backend) =>
         _backendProcesses[backend.Name] = _processes.Start("backend-" + backend.Name, _options.BackendCpus, "dotnet",
-            [Dll("src/SampleBackend", "SampleBackend"), "--urls", $"http://127.0.0.1:{backend.Port}", "--name", backend.Name]);
+            [Dll("src/SampleBackend", "SampleBackend"), "--urls", $"http://127.0.0.1:{backend.Port}", "--admin-urls", $"http://127.0.0.1:{backend.AdminPort}", "--name", backend.Name]);
 
     private async Task<Target> ReadyAsync(string name, int port, Process process)
     {

@@ -5,9 +5,12 @@ using System.Text.Json.Nodes;
 namespace Bench.Processes;
 
 /// <summary>A backend as the proxies see it.</summary>
-internal sealed record Backend(string Name, int Port)
+internal sealed record Backend(string Name, int Port, int AdminPort = 0)
 {
     public Uri Url => new($"http://127.0.0.1:{Port}/");
+
+    /// <summary>The sample backend's <c>--admin-urls</c> listener (its /admin paths are served nowhere else).</summary>
+    public Uri AdminUrl => new($"http://127.0.0.1:{AdminPort}/");
 }
 
 /// <summary>

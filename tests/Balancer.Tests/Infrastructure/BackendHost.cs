@@ -8,24 +8,30 @@ namespace Balancer.Tests.Infrastructure;
 internal sealed class BackendHost : IAsyncDisposable
 {
     private readonly Action<WebApplicationBuilder>? _configure;
+    private readonly bool _admin;
     private WebApplication? _app;
 
-    private BackendHost(string name, Action<WebApplicationBuilder>? configure)
+    private BackendHost(string name, Action<WebApplicationBuilder>? configure, bool admin)
     {
         Name = name;
         _configure = configure;
+        _admin = admin;
     }
 
     public string Name { get; }
 
     public Uri Address { get; private set; } = null!;
 
+    /// <summary>The <c>--admin-urls</c> listener, when started with one.</summary>
+    public Uri? AdminAddress { get; private set; }
+
     public BackendState State => _app!.Services.GetRequiredService<BackendState>();
 
     /// <param name="configure">Extra set-up of the backend's host, e.g. a startup filter that watches requests.</param>
-    public static async Task<BackendHost> StartAsync(string name, int port = 0, Action<WebApplicationBuilder>? configure = null)
+    /// <param name="admin">Also serve <c>/admin</c> on a listener of its own (<c>--admin-urls</c>).</param>
+    public static async Task<BackendHost> StartAsync(string name, int port = 0, Action<WebApplicationBuilder>? configure = null, bool admin = false)
     {
-        var host = new BackendHost(name, configure);
+        var host = new BackendHost(name, configure, admin);
         await host.StartOnAsync(port);
         return host;
     }
@@ -60,14 +66,18 @@ internal sealed class BackendHost : IAsyncDisposable
 
     private async Task StartOnAsync(int port)
     {
-        var app = BackendApp.Create(["--urls", $"http://127.0.0.1:{port}", "--name", Name], b =>
+        string[] args = ["--urls", $"http://127.0.0.1:{port}", "--name", Name];
+        var app = BackendApp.Create(_admin ? [.. args, "--admin-urls", "http://127.0.0.1:0"] : args, b =>
         {
             b.Logging.ClearProviders();
             _configure?.Invoke(b);
         });
         await app.StartAsync();
         _app = app;
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
-        Address = new Uri(address + "/");
+        // Bound in the order given: the workload listener, then the admin one.
+        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.ToList();
+        Assert.Equal(_admin ? 2 : 1, addresses.Count);
+        Address = new Uri(addresses[0] + "/");
+        AdminAddress = _admin ? new Uri(addresses[1] + "/") : null;
     }
 }

@@ -34,12 +34,13 @@ internal sealed class BalancerFixture : IAsyncDisposable
         string policy = "RoundRobin",
         Action<JsonObject>? edit = null,
         Action<WebApplicationBuilder>? configure = null,
-        Action<WebApplicationBuilder>? configureBackends = null)
+        Action<WebApplicationBuilder>? configureBackends = null,
+        bool backendAdmin = false)
     {
         var fixture = new BalancerFixture();
         foreach (var name in new[] { "A", "B", "C" })
         {
-            fixture.Backends.Add(await BackendHost.StartAsync(name, configure: configureBackends));
+            fixture.Backends.Add(await BackendHost.StartAsync(name, configure: configureBackends, admin: backendAdmin));
         }
 
         fixture.WriteConfig(policy, edit);
