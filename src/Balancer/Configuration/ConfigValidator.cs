@@ -115,6 +115,7 @@ public static class ConfigValidator
         CheckPositiveTimeSpan(health.GetSection("Active:Timeout"), errors);
         CheckPositiveTimeSpan(health.GetSection("Passive:ReactivationPeriod"), errors);
         CheckPositiveTimeSpan(cluster.GetSection("HttpRequest:ActivityTimeout"), errors);
+        CheckPositiveTimeSpan(cluster.GetSection("Metadata:" + Resilience.ConnectTimeout.MetadataKey), errors);
         CheckBool(health.GetSection("Active:Enabled"), errors);
         CheckOneOf(health.GetSection("Active:Policy"), ["ConsecutiveFailures"], errors);
         CheckOneOf(health.GetSection("Passive:Policy"), [Health.FirstFailurePassivePolicy.PolicyName, "TransportFailureRate"], errors);

@@ -30,8 +30,9 @@ internal sealed class FirstFailurePassivePolicy(DestinationHealthTracker tracker
         }
 
         var kind = TransportFailure.Classify(error.Error, error.Exception);
-        if (kind == FailureKind.None)
+        if (kind is FailureKind.None or FailureKind.Local)
         {
+            // A socket the balancer could not open itself says nothing about the destination.
             return;
         }
 

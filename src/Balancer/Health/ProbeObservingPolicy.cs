@@ -1,3 +1,4 @@
+using Balancer.Hosting;
 using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Model;
 
@@ -14,13 +15,29 @@ internal sealed class ProbeObservingPolicy(IActiveHealthCheckPolicy inner, Desti
 
     public void ProbingCompleted(ClusterState cluster, IReadOnlyList<DestinationProbingResult> probingResults)
     {
-        // Probes of destinations in maintenance were never sent; their health stays as it was.
-        if (probingResults.Any(r => Resilience.ProbeRequests.IsSkipped(r.Response?.RequestMessage)))
-        {
-            probingResults = [.. probingResults.Where(r => !Resilience.ProbeRequests.IsSkipped(r.Response?.RequestMessage))];
-        }
-
+        probingResults = WithoutUnsent(probingResults);
         tracker.ProbesCompleted(cluster, probingResults);
         inner.ProbingCompleted(cluster, probingResults);
     }
+
+    /// <summary>
+    /// Probes of destinations in maintenance were never sent, and a probe the balancer could not send (no
+    /// descriptor left for its socket) says nothing about the destination: both are left out, as if they had
+    /// not run, and the destination keeps the health it had.
+    /// </summary>
+    private static IReadOnlyList<DestinationProbingResult> WithoutUnsent(IReadOnlyList<DestinationProbingResult> results)
+    {
+        for (var i = 0; i < results.Count; i++)
+        {
+            if (Unsent(results[i]))
+            {
+                return [.. results.Where(r => !Unsent(r))];
+            }
+        }
+
+        return results;
+    }
+
+    private static bool Unsent(DestinationProbingResult result) =>
+        Resilience.ProbeRequests.IsSkipped(result.Response?.RequestMessage) || LocalSocketErrors.IsLocal(result.Exception);
 }

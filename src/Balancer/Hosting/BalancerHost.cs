@@ -77,6 +77,7 @@ public static class BalancerHost
 
         builder.Services.AddBalancerTls(tls);
         InlineIoScheduling.Apply(builder);
+        AssemblyPreload.Run();
         builder.Services.AddOptions<BalancerOptions>().Bind(builder.Configuration.GetSection(BalancerOptions.SectionName));
         // Read when the server and the host are built, so settings added by `configure` below count too.
         var configuration = builder.Configuration;
@@ -92,12 +93,15 @@ public static class BalancerHost
             return listen.Value is null && !listen.GetChildren().Any() ? [Startup().Listen] : ListenAddress.Read(listen).Select(l => l.Text ?? string.Empty);
         }
 
+        builder.Services.AddBalancerTransport();
         builder.WebHost.ConfigureKestrel(kestrel => listeners.Configure(
             kestrel,
             Startup(),
             ProxyListen(),
             kestrel.ApplicationServices.GetRequiredService<ProxyConnections>(),
-            kestrel.ApplicationServices.GetRequiredService<CertificateStore>));
+            kestrel.ApplicationServices.GetRequiredService<CertificateStore>,
+            kestrel.ApplicationServices.GetRequiredService<BackendSockets>(),
+            kestrel.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger<Listeners>()));
 
         // Read once, like the pipeline it shapes.
         var countRequests = builder.Configuration.GetValue(MetricsOptions.EnabledKey, true);

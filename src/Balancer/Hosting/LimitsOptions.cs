@@ -62,12 +62,14 @@ public sealed class LimitsOptions
     public TimeSpan MinResponseDataRateGracePeriod { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
-    /// Open client connections on the proxy listener; one more is answered <c>503</c> and closed. Each can
-    /// hold a backend connection too, so keep it under half the open-file limit (<c>ulimit -n</c>; the
-    /// .NET runtime raises its soft limit to the hard one). The management listener has no such limit, so
-    /// metrics and status stay reachable while the proxy is flooded.
+    /// Open client connections on the proxy listener; one more is answered <c>503</c> and closed. Unset (the
+    /// default), it is derived from the open-file limit at start-up: half of what is left after the
+    /// descriptors the runtime, the management listener and turned-away clients need (<see cref="DescriptorBudget"/>),
+    /// since each client connection can hold a backend connection too. A value that does not fit that limit
+    /// is lowered to what fits, with a warning at start-up naming both numbers. The management listener has its own small limit, so metrics and status stay
+    /// reachable while the proxy is flooded.
     /// </summary>
-    public int MaxConcurrentConnections { get; set; } = 10_000;
+    public int? MaxConcurrentConnections { get; set; }
 
     /// <summary>
     /// Connections upgraded to another protocol (WebSockets), which stay open for their whole session.

@@ -9,11 +9,12 @@ namespace Balancer.Hosting;
 /// The proxy and management listeners. Management connections are tagged when accepted, so management
 /// paths are answered only there and the proxy listener forwards every path it gets.
 /// </summary>
-public sealed class Listeners
+public sealed partial class Listeners
 {
     private static readonly object ManagementTag = new();
     private readonly List<(ListenOptions Options, ListenAddress Address)> _proxy = [];
     private readonly List<(ListenOptions Options, ListenAddress Address)> _management = [];
+    private int _managementOpen;
 
     /// <summary>The first proxy listener's bound address (the real port once started, even when configured as 0).</summary>
     public Uri ProxyAddress => AddressOf(_proxy);
@@ -31,23 +32,57 @@ public sealed class Listeners
     public static bool IsManagement(HttpContext context) =>
         context.Features.Get<IConnectionItemsFeature>()?.Items.ContainsKey(ManagementTag) == true;
 
+    /// <summary>The proxy listeners' connection limit in force, once the listeners are configured.</summary>
+    internal int ProxyConnectionLimit { get; private set; }
+
     /// <param name="proxyListen">The texts of <c>Balancer:Listen</c> (one URL or a list).</param>
     /// <param name="certificates">Serves the <c>https://</c> listeners; resolved only when there is one.</param>
-    internal void Configure(KestrelServerOptions kestrel, BalancerOptions options, IEnumerable<string> proxyListen, ProxyConnections connections, Func<Tls.CertificateStore> certificates)
+    internal void Configure(KestrelServerOptions kestrel, BalancerOptions options, IEnumerable<string> proxyListen, ProxyConnections connections, Func<Tls.CertificateStore> certificates, BackendSockets backends, ILogger logger)
     {
         ApplyLimits(kestrel.Limits, options.Limits);
+        ProxyConnectionLimit = ConnectionLimit(options.Limits.MaxConcurrentConnections, DescriptorBudget.Measure(), logger);
+        backends.SetLimit(ProxyConnectionLimit);
         // One counting middleware for all proxy listeners: the connection limit is the proxy's, not each listener's.
-        var counting = connections.Middleware(options.Limits.MaxConcurrentConnections, options.Limits.RequestHeadersTimeout);
+        var counting = connections.Middleware(ProxyConnectionLimit, options.Limits.RequestHeadersTimeout);
         foreach (var text in proxyListen)
         {
             _proxy.AddRange(Listen(kestrel, text, counting, certificates));
         }
 
-        _management.AddRange(Listen(kestrel, options.Management.Listen, static next => connection =>
+        _management.AddRange(Listen(kestrel, options.Management.Listen, next => async connection =>
         {
-            connection.Items[ManagementTag] = ManagementTag;
-            return next(connection);
+            // Its descriptors are kept out of the proxy's share; past them, close rather than take more.
+            try
+            {
+                if (Interlocked.Increment(ref _managementOpen) <= DescriptorBudget.ManagementConnections)
+                {
+                    connection.Items[ManagementTag] = ManagementTag;
+                    await next(connection);
+                }
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _managementOpen);
+            }
         }, certificates));
+    }
+
+    /// <summary>
+    /// The configured limit, or the one the descriptor budget allows; the figures are logged once. A
+    /// configured limit that does not fit is lowered to what fits, with a warning: past the open-file limit
+    /// the runtime cannot start a thread and aborts the process.
+    /// </summary>
+    internal static int ConnectionLimit(int? configured, DescriptorBudget budget, ILogger logger)
+    {
+        var limit = configured ?? budget.ProxyConnections;
+        if (configured is { } set && budget.Needed(set) > budget.SoftLimit)
+        {
+            LogDoesNotFit(logger, set, budget.Needed(set), budget.SoftLimit, budget.ProxyConnections);
+            limit = budget.ProxyConnections;
+        }
+
+        LogBudget(logger, budget.SoftLimit, budget.HardLimit, budget.InUseAtStart, budget.Reserved, limit, configured is null ? "derived from the open-file limit" : "Balancer:Limits:MaxConcurrentConnections");
+        return limit;
     }
 
     /// <summary>
@@ -123,6 +158,14 @@ public sealed class Listeners
 
         return bound;
     }
+
+    [LoggerMessage(EventId = 1602, Level = LogLevel.Information,
+        Message = "Open-file limit {Soft} (hard {Hard}): {InUse} in use at start-up, {Reserved} kept for the runtime, the management listener and turned-away clients; proxy connections limited to {Limit} ({Source}), each may hold a client and a backend descriptor")]
+    private static partial void LogBudget(ILogger logger, long soft, long hard, int inUse, int reserved, int limit, string source);
+
+    [LoggerMessage(EventId = 1603, Level = LogLevel.Warning,
+        Message = "Balancer:Limits:MaxConcurrentConnections is {Configured}, which needs up to {Needed} open files, but the open-file limit is {Soft}: at most {Fits} proxy connections fit. Using {Fits}; raise the open-file limit (ulimit -n, LimitNOFILE) or lower the setting")]
+    private static partial void LogDoesNotFit(ILogger logger, int configured, long needed, long soft, int fits);
 
     private static Uri AddressOf(List<(ListenOptions Options, ListenAddress Address)> listeners)
     {

@@ -31,6 +31,7 @@ internal sealed class ProxyConnections
 
     private readonly Counter _rejected;
     private int _open;
+    private int _lingering;
     private int _limit = int.MaxValue;
     private TimeSpan _firstByteTimeout = Timeout.InfiniteTimeSpan;
 
@@ -61,11 +62,29 @@ internal sealed class ProxyConnections
 
     private async Task HandleAsync(ConnectionDelegate next, ConnectionContext connection)
     {
+        if (connection.Features.Get<AcceptedOnSpareDescriptor>() is not null)
+        {
+            // The process is at its open-file limit: answer and give the descriptor back at once.
+            _rejected.Inc();
+            await RejectAsync(connection, linger: false);
+            return;
+        }
+
         if (Interlocked.Increment(ref _open) > _limit)
         {
             Interlocked.Decrement(ref _open);
             _rejected.Inc();
-            await RejectAsync(connection);
+            // Each lingering rejection holds a descriptor; past the share kept for them, close at once.
+            var linger = Interlocked.Increment(ref _lingering) <= DescriptorBudget.LingeringRejections;
+            try
+            {
+                await RejectAsync(connection, linger);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _lingering);
+            }
+
             return;
         }
 
@@ -104,20 +123,25 @@ internal sealed class ProxyConnections
     }
 
     /// <summary>
-    /// Writes the 503, then reads (and drops) what the client sends until it closes, for a short while:
-    /// closing a socket with unread request bytes makes the kernel send a reset, which can reach the client
-    /// before it has read the answer.
+    /// Writes the 503, then (with <paramref name="linger"/>) reads and drops what the client sends until it
+    /// closes, for a short while: closing a socket with unread request bytes makes the kernel send a reset,
+    /// which can reach the client before it has read the answer.
     /// </summary>
-    private static async Task RejectAsync(ConnectionContext connection)
+    private static async Task RejectAsync(ConnectionContext connection, bool linger)
     {
-        using var linger = new CancellationTokenSource(Linger);
+        using var timeout = new CancellationTokenSource(Linger);
         try
         {
-            await connection.Transport.Output.WriteAsync(Rejection, linger.Token);
+            await connection.Transport.Output.WriteAsync(Rejection, timeout.Token);
+            if (!linger)
+            {
+                return;
+            }
+
             var input = connection.Transport.Input;
             while (true)
             {
-                var read = await input.ReadAsync(linger.Token);
+                var read = await input.ReadAsync(timeout.Token);
                 input.AdvanceTo(read.Buffer.End);
                 if (read.IsCompleted || read.IsCanceled)
                 {

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using Balancer.Configuration;
 using Balancer.Health;
 using Microsoft.Extensions.Http.Resilience;
@@ -39,6 +40,10 @@ internal sealed class ResilientForwarderHttpClientFactory(
     {
         base.ConfigureHandler(context, handler);
         services.GetService<Tls.BackendTrust>()?.Apply(context, handler);
+        handler.ConnectTimeout = ConnectTimeout.Of(context.NewMetadata);
+        var localErrors = services.GetRequiredService<Hosting.LocalSocketErrors>();
+        var sockets = services.GetRequiredService<Hosting.BackendSockets>();
+        handler.ConnectCallback = (connection, cancellationToken) => ConnectAsync(connection, sockets, localErrors, cancellationToken);
         if (services.GetService<Telemetry.ProxyTracing>() is { Detailed: true })
         {
             // OpenTelemetry's HttpClient instrumentation makes its span and writes the headers through it.
@@ -50,6 +55,46 @@ internal sealed class ResilientForwarderHttpClientFactory(
         // trace context itself when it traces (Telemetry.TraceContextTransformProvider); otherwise the client's
         // traceparent passes as sent.
         handler.ActivityHeadersPropagator = null;
+    }
+
+    /// <summary>
+    /// What SocketsHttpHandler does by default (a dual-mode TCP socket without Nagle), within the backend
+    /// sockets' share of descriptors; a socket the balancer could not open is counted as its own error,
+    /// apart from the destination's.
+    /// </summary>
+    private static async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext connection, Hosting.BackendSockets sockets, Hosting.LocalSocketErrors localErrors, CancellationToken cancellationToken)
+    {
+        Socket socket;
+        try
+        {
+            sockets.Acquire();
+            try
+            {
+                socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            }
+            catch
+            {
+                sockets.Release();
+                throw;
+            }
+        }
+        catch (SocketException e) when (Hosting.LocalSocketErrors.IsLocal(e.SocketErrorCode))
+        {
+            localErrors.Record(ProbeRequests.IsProbe(connection.InitialRequestMessage) ? Hosting.LocalSocketErrors.Probe : Hosting.LocalSocketErrors.Connect, e);
+            throw;
+        }
+
+        try
+        {
+            await socket.ConnectAsync(connection.DnsEndPoint, cancellationToken);
+            return sockets.Wrap(socket);
+        }
+        catch
+        {
+            socket.Dispose();
+            sockets.Release();
+            throw;
+        }
     }
 
     protected override HttpMessageHandler WrapHandler(ForwarderHttpClientContext context, HttpMessageHandler handler)
@@ -141,7 +186,9 @@ internal sealed class ResilientForwarderHttpClientFactory(
         {
             // A client's broken body fails the send too; counting it would let any client open the circuit.
             HttpRequestException e when TransportFailure.IsClientSide(e) => false,
-            HttpRequestException or TimeoutRejectedException => true,
+            // The balancer's own shortage of sockets is not the destination's failure either.
+            HttpRequestException e => !Hosting.LocalSocketErrors.IsLocal(e),
+            TimeoutRejectedException => true,
             null => outcome.Result?.StatusCode is HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout,
             _ => false,
         };

@@ -23,6 +23,8 @@ namespace Balancer.Resilience;
 /// </remarks>
 internal sealed partial class RetryMiddleware
 {
+    private static readonly byte[] LocalShortageBody = "503 Service Unavailable: the balancer has too many connections open; try again.\n"u8.ToArray();
+
     private readonly RequestDelegate _next;
     private readonly ILogger<RetryMiddleware> _logger;
     private readonly Counter _retries;
@@ -84,6 +86,16 @@ internal sealed partial class RetryMiddleware
             var failed = feature.ProxiedDestination;
             if (kind == FailureKind.None || failed is null || context.Response.HasStarted || context.RequestAborted.IsCancellationRequested)
             {
+                return;
+            }
+
+            if (kind == FailureKind.Local)
+            {
+                // The balancer itself is out of sockets: another destination would fail the same way.
+                context.Response.Clear();
+                context.Features.Set<IForwarderErrorFeature>(null);
+                context.Response.Headers.RetryAfter = "1";
+                await Hosting.PlainTextAnswer.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, LocalShortageBody);
                 return;
             }
 

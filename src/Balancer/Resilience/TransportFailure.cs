@@ -26,6 +26,12 @@ internal enum FailureKind
 
     /// <summary>No response headers within the timeout.</summary>
     Timeout,
+
+    /// <summary>
+    /// The balancer could not open a socket itself (out of descriptors or buffers): nothing was sent, and
+    /// the destination is not at fault.
+    /// </summary>
+    Local,
 }
 
 internal static class TransportFailure
@@ -38,6 +44,7 @@ internal static class TransportFailure
         FailureKind.Connect => "connect",
         FailureKind.Reset => "reset",
         FailureKind.Timeout => "timeout",
+        FailureKind.Local => "local",
         _ => "none",
     };
 
@@ -77,6 +84,11 @@ internal static class TransportFailure
 
     private static FailureKind FromException(Exception? exception)
     {
+        if (Hosting.LocalSocketErrors.IsLocal(exception))
+        {
+            return FailureKind.Local;
+        }
+
         for (var e = exception; e is not null; e = e.InnerException)
         {
             switch (e)

@@ -48,14 +48,28 @@ internal sealed partial class BalancerProcess : IAsyncDisposable
 
     public static BalancerProcess Start(params string[] args) => Start(args, null);
 
-    public static BalancerProcess Start(string[] args, IReadOnlyDictionary<string, string>? environment)
+    /// <summary>
+    /// Starts the balancer through <paramref name="launcher"/> when given (e.g. <c>prlimit --nofile=N:N</c>,
+    /// which execs it, so the process id stays the balancer's).
+    /// </summary>
+    public static BalancerProcess Start(string[] args, IReadOnlyDictionary<string, string>? environment, IReadOnlyList<string>? launcher = null)
     {
-        var start = new ProcessStartInfo("dotnet")
+        var start = new ProcessStartInfo(launcher is { Count: > 0 } ? launcher[0] : "dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (launcher is { Count: > 0 })
+        {
+            foreach (var arg in launcher.Skip(1))
+            {
+                start.ArgumentList.Add(arg);
+            }
+
+            start.ArgumentList.Add("dotnet");
+        }
+
         start.ArgumentList.Add(Dll);
         foreach (var arg in args)
         {
