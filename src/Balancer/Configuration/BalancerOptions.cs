@@ -31,6 +31,9 @@ public sealed class BalancerOptions
     /// <summary>Failover of requests that failed at transport level to another destination.</summary>
     public Resilience.RetryOptions Retry { get; set; } = new();
 
+    /// <summary>Ejection backoff and cap for destinations taken out by passive checks.</summary>
+    public Health.OutlierDetectionOptions OutlierDetection { get; set; } = new();
+
     /// <summary>Per-destination circuit breaker and attempt timeout around every backend call.</summary>
     public Resilience.CircuitBreakerOptions CircuitBreaker { get; set; } = new();
 

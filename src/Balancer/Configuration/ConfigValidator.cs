@@ -50,6 +50,9 @@ public static class ConfigValidator
         CheckPositiveTimeSpan(breaker.GetSection("AttemptTimeout"), errors);
         CheckFraction(breaker.GetSection("FailureRatio"), zeroAllowed: false, errors);
 
+        CheckPositiveTimeSpan(balancer.GetSection("OutlierDetection:MaxEjectionTime"), errors);
+        CheckInteger(balancer.GetSection("OutlierDetection:MaxEjectionPercent"), 0, 100, errors);
+        CheckInteger(balancer.GetSection("OutlierDetection:SuccessfulProbesToReturn"), 1, 100, errors);
         CheckPositiveTimeSpan(balancer.GetSection("ShutdownTimeout"), errors);
         CheckPositiveTimeSpan(balancer.GetSection("Shutdown:DrainDelay"), errors, zeroAllowed: true);
         CheckBool(balancer.GetSection("Tracing:Detailed"), errors);

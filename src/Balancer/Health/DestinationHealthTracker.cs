@@ -35,14 +35,17 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
     private readonly ConcurrentDictionary<(string Cluster, string Destination), HealthChange> _last = new();
     private readonly Dictionary<DestinationState, Reactivation> _reactivations = [];
     private readonly ConditionalWeakTable<DestinationModel, StrongBox<DateTimeOffset>> _probeStarted = new();
+    private readonly Dictionary<DestinationState, Ejections> _ejections = [];
+    private readonly OutlierDetectionOptions _outliers;
 
     // Health changes are rare (probe rounds, failures); one lock keeps "read view, change, read view" atomic
     // so two racing updates never log the same transition twice or miss one.
     private readonly Lock _gate = new();
 
-    public DestinationHealthTracker(IClusterDestinationsUpdater clusterUpdater, TimeProvider time, BalancerMetricsRegistry metrics, ILogger<DestinationHealthTracker> logger)
+    public DestinationHealthTracker(IClusterDestinationsUpdater clusterUpdater, TimeProvider time, BalancerMetricsRegistry metrics, ILogger<DestinationHealthTracker> logger, OutlierDetectionOptions? outliers = null)
     {
         _clusterUpdater = clusterUpdater;
+        _outliers = outliers ?? new OutlierDetectionOptions();
         _time = time;
         _logger = logger;
         _transitions = DestinationEvents.HealthTransitions(metrics.Factory);
@@ -110,13 +113,33 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
             }
 
             var before = DestinationHealthView.Of(destination);
-            destination.Health.Passive = newHealth;
-            CancelReactivation(destination);
             if (newHealth == DestinationHealth.Unhealthy)
             {
-                var reactivation = new Reactivation(this, cluster, destination, reactivationPeriod, _time.GetUtcNow(), clearedByProbe);
+                if (!MayEject(cluster))
+                {
+                    LogEjectionCapped(cluster.ClusterId, destination.DestinationId, reason, _outliers.MaxEjectionPercent);
+                    return;
+                }
+
+                var (count, duration) = Eject(destination, reactivationPeriod);
+                // A repeated ejection proves the destination breaks traffic while its probes pass: it waits out
+                // the whole ejection, and its probes must then pass several times in a row.
+                clearedByProbe &= count == 1;
+                if (count > 1)
+                {
+                    reason += $" (ejection {count} within {_outliers.MaxEjectionTime}: out for {duration})";
+                }
+
+                destination.Health.Passive = newHealth;
+                CancelReactivation(destination);
+                var reactivation = new Reactivation(this, cluster, destination, duration, _time.GetUtcNow(), clearedByProbe, repeated: count > 1);
                 _reactivations[destination] = reactivation;
                 reactivation.Start(_time);
+            }
+            else
+            {
+                destination.Health.Passive = newHealth;
+                CancelReactivation(destination);
             }
 
             Record(cluster, destination, before, reason);
@@ -125,6 +148,39 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
         // On the caller's thread (YARP's own updater defers this to the thread pool): the very next pick must
         // skip the destination, so that only requests already in flight meet a dead backend.
         _clusterUpdater.UpdateAvailableDestinations(cluster);
+    }
+
+    /// <summary>True while fewer destinations than the cap are ejected by passive checks; one is always allowed.</summary>
+    private bool MayEject(ClusterState cluster)
+    {
+        var total = cluster.Destinations.Count;
+        var ejected = 0;
+        foreach (var other in cluster.Destinations.Values)
+        {
+            ejected += other.Health.Passive == DestinationHealth.Unhealthy ? 1 : 0;
+        }
+
+        return ejected < Math.Max(1, total * _outliers.MaxEjectionPercent / 100);
+    }
+
+    /// <summary>Records an ejection; its number among the recent ones, and how long it lasts (base x number, capped).</summary>
+    private (int Count, TimeSpan Duration) Eject(DestinationState destination, TimeSpan period)
+    {
+        var now = _time.GetUtcNow();
+        if (!_ejections.TryGetValue(destination, out var ejections))
+        {
+            ejections = new Ejections();
+            _ejections[destination] = ejections;
+        }
+
+        ejections.Starts.RemoveAll(start => now - start >= _outliers.MaxEjectionTime);
+        ejections.Starts.Add(now);
+        ejections.GoodProbes = 0;
+        ejections.WaitingForProbes = false;
+        var count = ejections.Starts.Count;
+        var cap = period > _outliers.MaxEjectionTime ? period : _outliers.MaxEjectionTime;
+        var duration = period * count;
+        return (count, duration < cap ? duration : cap);
     }
 
     /// <summary>Called as a probe request is created, just before it is sent.</summary>
@@ -144,6 +200,20 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
             foreach (var result in results)
             {
                 var destination = result.Destination;
+                if (_ejections.TryGetValue(destination, out var ejections))
+                {
+                    ejections.GoodProbes = result.Response?.IsSuccessStatusCode == true ? ejections.GoodProbes + 1 : 0;
+                    if (ejections.WaitingForProbes && ejections.GoodProbes >= _outliers.SuccessfulProbesToReturn)
+                    {
+                        ejections.WaitingForProbes = false;
+                        var was = DestinationHealthView.Of(destination);
+                        destination.Health.Passive = DestinationHealth.Unknown;
+                        Record(cluster, destination, was, $"ejection ended and {ejections.GoodProbes} probes in a row succeeded");
+                        changed = true;
+                        continue;
+                    }
+                }
+
                 if (result.Response?.IsSuccessStatusCode == true
                     && _reactivations.TryGetValue(destination, out var failure)
                     && failure.ClearedByProbe
@@ -190,6 +260,16 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
 
             _reactivations.Remove(destination);
             reactivation.Dispose();
+            if (reactivation.Repeated
+                && cluster.Model.Config.HealthCheck?.Active?.Enabled == true
+                && _ejections.TryGetValue(destination, out var ejections)
+                && ejections.GoodProbes < _outliers.SuccessfulProbesToReturn)
+            {
+                // Back only once enough probes in a row have passed (counted in ProbesCompleted).
+                ejections.WaitingForProbes = true;
+                return;
+            }
+
             var before = DestinationHealthView.Of(destination);
             destination.Health.Passive = DestinationHealth.Unknown;
             Record(cluster, destination, before, $"passive failure expired after {period}");
@@ -233,9 +313,25 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
     [LoggerMessage(EventId = 3002, Level = LogLevel.Information, Message = "Destination {Cluster}/{Destination} health {From} -> {To}: {Reason}")]
     private partial void LogChanged(string cluster, string destination, string from, string to, string reason);
 
-    private sealed class Reactivation(DestinationHealthTracker tracker, ClusterState cluster, DestinationState destination, TimeSpan period, DateTimeOffset since, bool clearedByProbe) : IDisposable
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "Destination {Cluster}/{Destination} kept in rotation despite '{Reason}': {Percent} % of the cluster is already ejected by passive checks (Balancer:OutlierDetection:MaxEjectionPercent)")]
+    private partial void LogEjectionCapped(string cluster, string destination, string reason, int percent);
+
+    /// <summary>A destination's recent ejections and the good probes since the last one.</summary>
+    private sealed class Ejections
+    {
+        public List<DateTimeOffset> Starts { get; } = [];
+
+        public int GoodProbes { get; set; }
+
+        /// <summary>The ejection time is over; the destination returns at the next good probe that completes the run.</summary>
+        public bool WaitingForProbes { get; set; }
+    }
+
+    private sealed class Reactivation(DestinationHealthTracker tracker, ClusterState cluster, DestinationState destination, TimeSpan period, DateTimeOffset since, bool clearedByProbe, bool repeated = false) : IDisposable
     {
         private System.Threading.ITimer? _timer;
+
+        public bool Repeated { get; } = repeated;
 
         public DateTimeOffset Since { get; } = since;
 

@@ -1,4 +1,6 @@
 using Balancer.Resilience;
+using Balancer.Telemetry;
+using Prometheus;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Model;
@@ -12,9 +14,14 @@ namespace Balancer.Health;
 /// so a dead backend keeps receiving traffic for a while; the retry middleware hides those failures from
 /// clients, but each one costs a connect attempt and latency.
 /// </summary>
-internal sealed class FirstFailurePassivePolicy(DestinationHealthTracker tracker) : IPassiveHealthCheckPolicy
+internal sealed class FirstFailurePassivePolicy(DestinationHealthTracker tracker, BalancerMetricsRegistry metrics) : IPassiveHealthCheckPolicy
 {
     public const string PolicyName = "FirstFailure";
+
+    private readonly Counter _truncated = metrics.Factory.CreateCounter(
+        "balancer_destination_truncated_responses_total",
+        "Responses whose body the destination cut (reset or closed early) after sending its headers.",
+        new CounterConfiguration { LabelNames = ["cluster", "destination"] });
 
     /// <summary>Used when the cluster sets no <c>HealthCheck:Passive:ReactivationPeriod</c>.</summary>
     public static readonly TimeSpan DefaultReactivationPeriod = TimeSpan.FromSeconds(10);
@@ -24,7 +31,17 @@ internal sealed class FirstFailurePassivePolicy(DestinationHealthTracker tracker
     public void RequestProxied(HttpContext context, ClusterState cluster, DestinationState destination)
     {
         var error = context.GetForwarderErrorFeature();
-        if (error is null || destination.Health.Passive == DestinationHealth.Unhealthy)
+        if (error is null)
+        {
+            return;
+        }
+
+        if (error.Error == ForwarderError.ResponseBodyDestination)
+        {
+            _truncated.WithLabels(cluster.ClusterId, destination.DestinationId).Inc();
+        }
+
+        if (destination.Health.Passive == DestinationHealth.Unhealthy)
         {
             return;
         }

@@ -13,6 +13,7 @@ internal static class HealthServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddBalancerHealth(this IServiceCollection services)
     {
+        services.AddSingleton(sp => sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<Configuration.BalancerOptions>>().Value.OutlierDetection);
         services.AddSingleton<DestinationHealthTracker>();
         services.AddSingleton<IDestinationHealthUpdater>(sp => sp.GetRequiredService<DestinationHealthTracker>());
         services.AddSingleton<IDestinationHealthHistory>(sp => sp.GetRequiredService<DestinationHealthTracker>());

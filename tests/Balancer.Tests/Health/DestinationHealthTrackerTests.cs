@@ -136,11 +136,97 @@ public sealed class DestinationHealthTrackerTests : IDisposable
         Assert.Equal(("Up", "Down", "active health probe failed"), Last("B"));
     }
 
+    [Fact]
+    public void RepeatedEjections_EachLastsLonger_ReturnOnlyAfterSeveralGoodProbesInARow()
+    {
+        // First ejection for a cut connection: the next good probe (a restarted process) ends it.
+        Fail("reset");
+        _time.Advance(TimeSpan.FromSeconds(1));
+        StartProbes();
+        ProbeRound(success: true);
+        Assert.Equal(["A", "B"], Available());
+
+        // Second: base x 2, and good probes do not end it early.
+        Fail("reset");
+        Assert.Equal(("Up", "Down", "request failed: reset (ejection 2 within 00:05:00: out for 00:00:20)"), Last("B"));
+        for (var i = 0; i < 19; i++)
+        {
+            _time.Advance(TimeSpan.FromSeconds(1));
+            StartProbes();
+            ProbeRound(success: true);
+        }
+
+        Assert.Equal(["A"], Available());
+        _time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(["A", "B"], Available());
+
+        // Third: base x 3; a failed probe near its end means three good ones in a row are needed after it.
+        Fail("reset");
+        _time.Advance(TimeSpan.FromSeconds(29));
+        StartProbes();
+        ProbeRound(success: false);
+        _time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(["A"], Available());
+        for (var i = 0; i < 2; i++)
+        {
+            StartProbes();
+            ProbeRound(success: true);
+            Assert.Equal(["A"], Available());
+        }
+
+        StartProbes();
+        ProbeRound(success: true);
+        Assert.Equal(["A", "B"], Available());
+        Assert.Equal(("Down", "Up", "ejection ended and 3 probes in a row succeeded"), Last("B"));
+    }
+
+    [Fact]
+    public void EjectionTime_IsCappedAtMaxEjectionTime_AndOldEjectionsAreForgotten()
+    {
+        using var tracker = Tracker(new OutlierDetectionOptions { MaxEjectionTime = TimeSpan.FromSeconds(15) });
+        // 10 s; then 2 x 10 s capped at 15 s; then 10 s again, both earlier ejections being 15 s or more old.
+        foreach (var seconds in new[] { 10, 15, 10 })
+        {
+            tracker.SetPassive(_cluster, _b, DestinationHealth.Unhealthy, Period, "request failed: timeout", clearedByProbe: false);
+            var expected = TimeSpan.FromSeconds(seconds);
+            _time.Advance(expected - TimeSpan.FromMilliseconds(1));
+            Assert.Equal(["A"], Available());
+            for (var probe = 0; probe < 3; probe++)
+            {
+                ProbeRound(success: true, tracker);
+            }
+
+            _time.Advance(TimeSpan.FromMilliseconds(1));
+            Assert.Equal(["A", "B"], Available());
+        }
+    }
+
+    [Fact]
+    public void MaxEjectionPercent_KeepsTheRestInRotation_ButOneCanAlwaysBeEjected()
+    {
+        using var tracker = Tracker(new OutlierDetectionOptions { MaxEjectionPercent = 0 });
+        tracker.SetPassive(_cluster, _a, DestinationHealth.Unhealthy, Period, "request failed: refused", clearedByProbe: true);
+        Assert.Equal(["B"], Available());
+        tracker.SetPassive(_cluster, _b, DestinationHealth.Unhealthy, Period, "request failed: refused", clearedByProbe: true);
+        Assert.Equal(["B"], Available());
+
+        _time.Advance(Period);
+        Assert.Equal(["A", "B"], Available());
+        tracker.SetPassive(_cluster, _b, DestinationHealth.Unhealthy, Period, "request failed: refused", clearedByProbe: true);
+        Assert.Equal(["A"], Available());
+    }
+
     public void Dispose()
     {
         _tracker.Dispose();
         _services.Dispose();
     }
+
+    private DestinationHealthTracker Tracker(OutlierDetectionOptions options) =>
+        new(_services.GetRequiredService<IClusterDestinationsUpdater>(), _time, new BalancerMetricsRegistry(), NullLogger<DestinationHealthTracker>.Instance, options);
+
+    private void Fail(string reason) =>
+        _tracker.SetPassive(_cluster, _b, DestinationHealth.Unhealthy, Period, "request failed: " + reason, clearedByProbe: true);
 
     private DestinationState Add(string id)
     {
@@ -155,10 +241,10 @@ public sealed class DestinationHealthTrackerTests : IDisposable
         _tracker.ProbeStarting(_b.Model);
     }
 
-    private void ProbeRound(bool success)
+    private void ProbeRound(bool success, DestinationHealthTracker? tracker = null)
     {
         var status = success ? HttpStatusCode.OK : HttpStatusCode.ServiceUnavailable;
-        _tracker.ProbesCompleted(_cluster, [
+        (tracker ?? _tracker).ProbesCompleted(_cluster, [
             new DestinationProbingResult(_a, new HttpResponseMessage(HttpStatusCode.OK), null),
             new DestinationProbingResult(_b, new HttpResponseMessage(status), null),
         ]);
