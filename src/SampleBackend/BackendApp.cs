@@ -27,6 +27,7 @@ public static class BackendApp
         var app = builder.Build();
         app.Use(admin.Guard);
         app.Use(Tag(state, app.Services.GetRequiredService<BackendMetrics>()));
+        app.UseWebSockets();
         Map(app, state);
         return app;
     }
@@ -91,6 +92,30 @@ public static class BackendApp
         {
             await Task.Delay(Math.Clamp(ms, 0, 120_000), ct);
             return Results.Ok(new Delayed(s.Name, ms));
+        });
+
+        // A WebSocket that echoes every message back, for checking upgrades through the balancer.
+        app.Map("/ws/echo", async (HttpContext context) =>
+        {
+            if (!context.WebSockets.IsWebSocketRequest)
+            {
+                context.Response.StatusCode = StatusCodes.Status400BadRequest;
+                return;
+            }
+
+            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            var buffer = new byte[16 * 1024];
+            while (true)
+            {
+                var received = await socket.ReceiveAsync(buffer, context.RequestAborted);
+                if (received.MessageType == System.Net.WebSockets.WebSocketMessageType.Close)
+                {
+                    await socket.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, null, context.RequestAborted);
+                    return;
+                }
+
+                await socket.SendAsync(buffer.AsMemory(0, received.Count), received.MessageType, received.EndOfMessage, context.RequestAborted);
+            }
         });
 
         // Run-time controls for demos, tests and benchmarks: answered only on the --admin-urls listener
