@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.RegularExpressions;
 using Balancer.Tests.Infrastructure;
 using Balancer.Tests.Integration;
 
@@ -7,7 +6,7 @@ namespace Balancer.Tests.Tls;
 
 /// <summary>Certificates replaced on disk while the balancer serves: new connections get the new one, nothing fails.</summary>
 [Collection(IntegrationCollection.Name)]
-public sealed partial class CertificateRotationTests : IDisposable
+public sealed class CertificateRotationTests : IDisposable
 {
     private readonly TestCertificates _certificates = new();
 
@@ -49,7 +48,7 @@ public sealed partial class CertificateRotationTests : IDisposable
 
         var result = await load;
         Assert.True(result.ExitCode == 0, result.Output + result.Error);
-        var requests = H2loadRequests().Match(result.Output);
+        var requests = TlsConfig.H2loadRequests().Match(result.Output);
         Assert.True(requests.Success, result.Output);
         Assert.True(long.Parse(requests.Groups["succeeded"].Value, System.Globalization.CultureInfo.InvariantCulture) > 0, result.Output);
         Assert.Equal(("0", "0"), (requests.Groups["failed"].Value, requests.Groups["errored"].Value));
@@ -107,7 +106,4 @@ public sealed partial class CertificateRotationTests : IDisposable
     }
 
     public void Dispose() => _certificates.Dispose();
-
-    [GeneratedRegex(@"requests: \d+ total, \d+ started, \d+ done, (?<succeeded>\d+) succeeded, (?<failed>\d+) failed, (?<errored>\d+) errored")]
-    private static partial Regex H2loadRequests();
 }

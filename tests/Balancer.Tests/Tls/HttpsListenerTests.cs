@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using Balancer.Tests.Infrastructure;
 using Balancer.Tests.Integration;
 
@@ -6,7 +5,7 @@ namespace Balancer.Tests.Tls;
 
 /// <summary>The https:// listener with real clients: curl (ALPN), h2load, openssl s_client (SNI).</summary>
 [Collection(IntegrationCollection.Name)]
-public sealed partial class HttpsListenerTests : IDisposable
+public sealed class HttpsListenerTests : IDisposable
 {
     private readonly TestCertificates _certificates = new();
 
@@ -46,7 +45,7 @@ public sealed partial class HttpsListenerTests : IDisposable
 
         Assert.True(result.ExitCode == 0, result.Output + result.Error);
         Assert.Contains("Application protocol: h2", result.Output, StringComparison.Ordinal);
-        var requests = H2loadRequests().Match(result.Output);
+        var requests = TlsConfig.H2loadRequests().Match(result.Output);
         Assert.True(requests.Success, result.Output);
         Assert.Equal(("3000", "0", "0"), (requests.Groups["succeeded"].Value, requests.Groups["failed"].Value, requests.Groups["errored"].Value));
     }
@@ -94,7 +93,4 @@ public sealed partial class HttpsListenerTests : IDisposable
     }
 
     public void Dispose() => _certificates.Dispose();
-
-    [GeneratedRegex(@"requests: \d+ total, \d+ started, \d+ done, (?<succeeded>\d+) succeeded, (?<failed>\d+) failed, (?<errored>\d+) errored")]
-    private static partial Regex H2loadRequests();
 }

@@ -4,8 +4,12 @@ using Balancer.Tests.Infrastructure;
 namespace Balancer.Tests.Tls;
 
 /// <summary>Config edits shared by the TLS tests: listeners and certificate keys.</summary>
-internal static class TlsConfig
+internal static partial class TlsConfig
 {
+    /// <summary>h2load's summary line: how many requests succeeded, failed and errored.</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"requests: \d+ total, \d+ started, \d+ done, (?<succeeded>\d+) succeeded, (?<failed>\d+) failed, (?<errored>\d+) errored")]
+    public static partial System.Text.RegularExpressions.Regex H2loadRequests();
+
     /// <summary>An http:// and an https:// proxy listener on ports the OS picks, with the default certificate.</summary>
     public static Action<JsonObject> Https(TestCertificates.Issued certificate, params string[] extraListeners) => config =>
     {
