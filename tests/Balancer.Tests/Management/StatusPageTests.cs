@@ -216,9 +216,9 @@ public sealed class StatusPageTests(ITestOutputHelper output)
             await browser.EvaluateAsync<bool>("document.documentElement.scrollWidth <= window.innerWidth"),
             await browser.EvaluateAsync<string>("`scrollWidth ${document.documentElement.scrollWidth} > innerWidth ${window.innerWidth}`"));
         // A semantic table: column headers and row headers are scoped, and there is a caption.
-        Assert.Equal(10, await browser.EvaluateAsync<int>("document.querySelectorAll('thead th[scope=col]').length"));
-        Assert.Equal(3, await browser.EvaluateAsync<int>("document.querySelectorAll('tbody th[scope=row]').length"));
-        Assert.Equal(1, await browser.EvaluateAsync<int>("document.querySelectorAll('table caption').length"));
+        Assert.Equal(10, await browser.EvaluateAsync<int>("document.querySelectorAll('#clusters thead th[scope=col]').length"));
+        Assert.Equal(3, await browser.EvaluateAsync<int>("document.querySelectorAll('#clusters tbody th[scope=row]').length"));
+        Assert.Equal(1, await browser.EvaluateAsync<int>("document.querySelectorAll('#clusters table caption').length"));
         Assert.Equal("polite", await browser.EvaluateAsync<string>("document.getElementById('announcer').getAttribute('aria-live')"));
         // Only the announcer and the outage banner speak: nothing re-announces the figures every second.
         Assert.Equal("announcer,banner", await browser.EvaluateAsync<string>("[...document.querySelectorAll('[aria-live],[role=status],[role=alert]')].map(e => e.id).sort().join(',')"));

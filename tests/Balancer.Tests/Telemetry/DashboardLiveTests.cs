@@ -19,7 +19,14 @@ public sealed class DashboardLiveTests
     public async Task Dashboard_OnRealPrometheus_EveryPanelQueryReturnsData_UpDownShowsAKilledBackend_LegendLabelsExist()
     {
         var dashboard = Assert.Single(GrafanaDashboards.All());
-        await using var lb = await BalancerFixture.StartAsync("RoundRobin", HealthTestConfig.ActiveAndPassive());
+        // An https:// listener too, so the certificate expiry panel has a certificate to show.
+        using var certificates = new TestCertificates();
+        var https = Tls.TlsConfig.Https(certificates.Issue("server", ["balancer.test"]));
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin", config =>
+        {
+            HealthTestConfig.ActiveAndPassive()(config);
+            https(config);
+        });
         await using var prometheus = await PrometheusServer.StartAsync(ScrapeConfig(lb), Deadline);
         await Poll.UntilAsync(async () => (await prometheus.QueryAsync("sum(up)")).SingleOrDefault().Value == 4, Deadline, $"all four targets scraped; Prometheus log:{Environment.NewLine}{prometheus}");
 
