@@ -3,7 +3,8 @@ namespace Balancer.Hosting;
 /// <summary>
 /// Answers <c>CONNECT</c> with <c>501 Not Implemented</c>: the balancer is a reverse proxy, not a tunnel.
 /// YARP refuses the method by throwing while it builds the outgoing request, which would be a 502 and a
-/// logged stack trace for every such request.
+/// logged stack trace for every such request. The extended CONNECT of RFC 8441 (a WebSocket over HTTP/2)
+/// is not a tunnel and passes: YARP forwards it as a WebSocket.
 /// </summary>
 internal sealed class ConnectMethodMiddleware(RequestDelegate next)
 {
@@ -11,7 +12,8 @@ internal sealed class ConnectMethodMiddleware(RequestDelegate next)
 
     public Task InvokeAsync(HttpContext context)
     {
-        if (!HttpMethods.IsConnect(context.Request.Method))
+        if (!HttpMethods.IsConnect(context.Request.Method)
+            || context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpExtendedConnectFeature>() is { IsExtendedConnect: true })
         {
             return next(context);
         }
