@@ -44,6 +44,8 @@ internal static class ProxyConfigs
             {
                 ["Listen"] = $"http://127.0.0.1:{port}",
                 ["Management"] = new JsonObject { ["Listen"] = $"http://127.0.0.1:{managementPort}" },
+                // Nothing routes around a bench proxy, so waiting for traffic to move away on stop is wasted time.
+                ["Shutdown"] = new JsonObject { ["DrainDelay"] = "00:00:00" },
             },
             ["ReverseProxy"] = new JsonObject
             {

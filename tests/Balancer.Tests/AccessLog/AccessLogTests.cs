@@ -24,6 +24,8 @@ public sealed class AccessLogTests : IDisposable
             With(c, log, new JsonObject { ["MaxRequestBodySize"] = 65536 });
             // A destination that failed stays out for the whole test: which requests are retried is exact.
             c["ReverseProxy"]!["Clusters"]!["backends"]!["HealthCheck"] = new JsonObject { ["Passive"] = new JsonObject { ["Enabled"] = true, ["ReactivationPeriod"] = "00:05:00" } };
+            // All three die in turn here; the default cap would keep two of them in rotation.
+            c["Balancer"]!["OutlierDetection"] = new JsonObject { ["MaxEjectionPercent"] = 100 };
         });
         var started = DateTime.UtcNow;
         var expected = new Dictionary<int, Action<JsonObject>>();

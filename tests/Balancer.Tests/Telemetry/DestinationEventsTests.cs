@@ -9,7 +9,8 @@ public sealed class DestinationEventsTests
     [Fact]
     public void RetryReasons_CreatedAtStartUp_AreExactlyTheReasonsARetryIsCountedWith()
     {
-        var counted = Enum.GetValues<FailureKind>().Where(k => k != FailureKind.None).Select(TransportFailure.Label);
+        // A local socket shortage is answered with a 503 and never retried, so it has no retry series.
+        var counted = Enum.GetValues<FailureKind>().Where(k => k is not (FailureKind.None or FailureKind.Local)).Select(TransportFailure.Label);
 
         Assert.Equal(counted.Order(StringComparer.Ordinal), DestinationEvents.RetryReasons.Order(StringComparer.Ordinal));
     }
