@@ -36,10 +36,49 @@ internal sealed class RequestBodyLimitMiddleware
         return _next(context);
     }
 
-    private Task RejectAsync(HttpContext context)
+    private async Task RejectAsync(HttpContext context)
     {
-        // The body is not read: the connection cannot carry another request after it.
+        // The body is not forwarded: the connection cannot carry another request after it.
         context.Response.Headers.Connection = "close";
-        return PlainTextAnswer.WriteAsync(context, StatusCodes.Status413PayloadTooLarge, _body);
+        await PlainTextAnswer.WriteAsync(context, StatusCodes.Status413PayloadTooLarge, _body);
+        await context.Response.CompleteAsync();
+        await LingerAsync(context);
     }
+
+    /// <summary>
+    /// Reads and discards what the client is still sending, for a moment, before the connection closes (as
+    /// NGINX's lingering close does): closing a socket with unread data resets it, and a client still writing
+    /// its body would then lose the 413 it has not read yet.
+    /// </summary>
+    private static async Task LingerAsync(HttpContext context)
+    {
+        if (context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
+        {
+            size.MaxRequestBodySize = null;
+        }
+
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(16 * 1024);
+        try
+        {
+            using var linger = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+            linger.CancelAfter(LingerTime);
+            long drained = 0;
+            int read;
+            while (drained < MaxLingerBytes && (read = await context.Request.Body.ReadAsync(buffer, linger.Token)) > 0)
+            {
+                drained += read;
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or BadHttpRequestException)
+        {
+            // The client stopped sending, went away or sent too much: the connection closes either way.
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private static readonly TimeSpan LingerTime = TimeSpan.FromSeconds(2);
+    private const long MaxLingerBytes = 8L * 1024 * 1024;
 }
