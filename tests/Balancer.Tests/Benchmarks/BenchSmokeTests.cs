@@ -28,7 +28,8 @@ public sealed partial class BenchSmokeTests : IDisposable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        foreach (var arg in new[] { "--smoke", "--out", _output })
+        // A longer soak than the smoke default, so a slow reload on a busy machine still leaves time for the restart chore.
+        foreach (var arg in new[] { "--smoke", "--soak-duration", "16", "--out", _output })
         {
             info.ArgumentList.Add(arg);
         }
