@@ -47,9 +47,10 @@ internal sealed class FirstFailurePassivePolicy(DestinationHealthTracker tracker
         }
 
         var kind = TransportFailure.Classify(error.Error, error.Exception);
-        if (kind is FailureKind.None or FailureKind.Local)
+        if (kind is FailureKind.None or FailureKind.Local or FailureKind.MarkedDown)
         {
-            // A socket the balancer could not open itself says nothing about the destination.
+            // A socket the balancer could not open itself says nothing about the destination; a request
+            // withdrawn because the destination went Down must not eject it a second time.
             return;
         }
 

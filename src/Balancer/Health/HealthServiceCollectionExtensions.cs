@@ -9,7 +9,8 @@ internal static class HealthServiceCollectionExtensions
 {
     /// <summary>
     /// Health tracking (transitions logged, counted and remembered), the <c>FirstFailure</c> passive policy,
-    /// and the resilient outbound client. Call after <c>AddReverseProxy()</c>: these replace YARP's defaults.
+    /// the resilient outbound client, and the withdrawal of replay-safe requests from destinations marked Down.
+    /// Call after <c>AddReverseProxy()</c>: these replace YARP's defaults.
     /// </summary>
     public static IServiceCollection AddBalancerHealth(this IServiceCollection services)
     {
@@ -19,6 +20,8 @@ internal static class HealthServiceCollectionExtensions
         services.AddSingleton<IDestinationHealthHistory>(sp => sp.GetRequiredService<DestinationHealthTracker>());
         services.AddSingleton<IPassiveHealthCheckPolicy, FirstFailurePassivePolicy>();
         services.AddSingleton<IForwarderHttpClientFactory, ResilientForwarderHttpClientFactory>();
+        services.AddSingleton<DownSignals>();
+        services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, RedispatchHandler.MarkingTransformProvider>();
         services.MarkHealthProbes();
         services.Decorate<IActiveHealthCheckPolicy>((sp, inner) => new ProbeObservingPolicy(inner, sp.GetRequiredService<DestinationHealthTracker>()));
         return services;

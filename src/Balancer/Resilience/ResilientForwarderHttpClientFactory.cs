@@ -101,13 +101,13 @@ internal sealed class ResilientForwarderHttpClientFactory(
     {
         handler = new ProbeRequests.SkippingHandler { InnerHandler = handler };
         var breaker = options.CurrentValue.CircuitBreaker;
-        if (!breaker.Enabled)
+        if (breaker.Enabled)
         {
-            return handler;
+            var pipelines = new DestinationPipelines(context.ClusterId, breaker, tracker, services);
+            handler = new ResilienceHandler(pipelines.For) { InnerHandler = handler };
         }
 
-        var pipelines = new DestinationPipelines(context.ClusterId, breaker, tracker, services);
-        return new ResilienceHandler(pipelines.For) { InnerHandler = handler };
+        return new RedispatchHandler(services.GetRequiredService<DownSignals>()) { InnerHandler = handler };
     }
 
     /// <summary>One pipeline per destination of a cluster, found by address prefix without allocating.</summary>

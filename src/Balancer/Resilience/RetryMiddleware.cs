@@ -16,10 +16,11 @@ namespace Balancer.Resilience;
 /// sees every failed attempt.
 /// </summary>
 /// <remarks>
-/// Safe and idempotent methods are retried on refused connections, connect failures, resets and timeouts;
+/// Safe and idempotent methods are retried on refused connections, connect failures, resets and timeouts,
+/// and when their destination is marked Down while they wait for its answer (<see cref="DownSignals"/>);
 /// other methods only when nothing was sent (connection refused, circuit open), since the backend may have
-/// acted on a request that broke mid-way. The success path costs one feature lookup and, for requests with
-/// a body, a buffering stream only if the body is small enough to be replayed.
+/// acted on a request that broke mid-way. The success path costs a feature lookup, a feature mark and, for
+/// requests with a body, a buffering stream only if the body is small enough to be replayed.
 /// </remarks>
 internal sealed partial class RetryMiddleware
 {
@@ -73,8 +74,11 @@ internal sealed partial class RetryMiddleware
     {
         var feature = context.GetReverseProxyFeature();
         var candidates = feature.AvailableDestinations;
+        var replaySafe = replayable && IsIdempotent(context.Request.Method);
         for (var attempt = 0; ; attempt++)
         {
+            // Withdrawn from a destination marked Down only when there is somewhere else to send it.
+            ReplaySafe.Mark(context.Features, replaySafe && attempt < maxAttempts && candidates.Count > 1);
             await _next(context);
             var error = context.GetForwarderErrorFeature();
             if (error is null)
@@ -141,9 +145,10 @@ internal sealed partial class RetryMiddleware
         }
     }
 
-    private static bool MayRetry(string method, FailureKind kind) =>
-        TransportFailure.NothingSent(kind)
-        || HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method)
+    private static bool MayRetry(string method, FailureKind kind) => TransportFailure.NothingSent(kind) || IsIdempotent(method);
+
+    private static bool IsIdempotent(string method) =>
+        HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method)
         || HttpMethods.IsPut(method) || HttpMethods.IsDelete(method) || HttpMethods.IsTrace(method);
 
     private static DestinationState[] Without(IReadOnlyList<DestinationState> candidates, DestinationState failed)

@@ -28,6 +28,12 @@ internal enum FailureKind
     Timeout,
 
     /// <summary>
+    /// The destination was marked Down while the request waited for its response headers, and the balancer
+    /// withdrew the request to send it elsewhere (<see cref="DownSignals"/>).
+    /// </summary>
+    MarkedDown,
+
+    /// <summary>
     /// The balancer could not open a socket itself (out of descriptors or buffers): nothing was sent, and
     /// the destination is not at fault.
     /// </summary>
@@ -44,6 +50,7 @@ internal static class TransportFailure
         FailureKind.Connect => "connect",
         FailureKind.Reset => "reset",
         FailureKind.Timeout => "timeout",
+        FailureKind.MarkedDown => "marked_down",
         FailureKind.Local => "local",
         _ => "none",
     };
@@ -89,6 +96,11 @@ internal static class TransportFailure
             return FailureKind.Local;
         }
 
+        if (WithdrawnOnDown(exception))
+        {
+            return FailureKind.MarkedDown;
+        }
+
         for (var e = exception; e is not null; e = e.InnerException)
         {
             switch (e)
@@ -108,5 +120,21 @@ internal static class TransportFailure
         }
 
         return exception is null ? FailureKind.None : FailureKind.Reset;
+    }
+
+    /// <summary>
+    /// Also looks inside YARP's pair of errors (request body and send) when the withdrawal cut a body being sent.
+    /// </summary>
+    private static bool WithdrawnOnDown(Exception? exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is DestinationMarkedDownException || (e is AggregateException aggregate && aggregate.InnerExceptions.Any(WithdrawnOnDown)))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 }

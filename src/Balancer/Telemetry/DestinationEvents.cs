@@ -10,7 +10,7 @@ namespace Balancer.Telemetry;
 internal static class DestinationEvents
 {
     /// <summary>The <c>reason</c> values of <c>balancer_retries_total</c>: the transport failures a retry follows.</summary>
-    public static readonly string[] RetryReasons = ["refused", "connect", "reset", "timeout", "circuit_open"];
+    public static readonly string[] RetryReasons = ["refused", "connect", "reset", "timeout", "circuit_open", "marked_down"];
 
     /// <summary>The <c>to</c> values of <c>balancer_destination_health_transitions_total</c>.</summary>
     public static readonly string[] HealthStates = ["up", "down", "unknown"];

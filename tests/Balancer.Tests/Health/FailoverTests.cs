@@ -353,20 +353,4 @@ public sealed class FailoverTests(ITestOutputHelper output)
         var destinations = (await lb.StatusAsync())["clusters"]![0]!["destinations"]!.AsArray();
         return (int)destinations.Single(d => (string)d!["id"]! == destination)!["inFlight"]!;
     }
-
-    /// <summary>Sum of every series starting with <paramref name="prefix"/> (e.g. all reasons of a counter).</summary>
-    private static async Task<double> SumAsync(BalancerFixture lb, string prefix)
-    {
-        var text = await lb.Management.GetStringAsync("/metrics");
-        double sum = 0;
-        foreach (var line in text.Split('\n'))
-        {
-            if (line.StartsWith(prefix, StringComparison.Ordinal))
-            {
-                sum += double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
-            }
-        }
-
-        return sum;
-    }
 }

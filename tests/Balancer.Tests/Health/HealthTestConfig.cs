@@ -61,6 +61,22 @@ internal static class HealthTestConfig
         return null;
     }
 
+    /// <summary>Sum of every series starting with <paramref name="prefix"/> (e.g. all reasons of a counter).</summary>
+    public static async Task<double> SumAsync(BalancerFixture lb, string prefix)
+    {
+        var text = await lb.Management.GetStringAsync("/metrics");
+        double sum = 0;
+        foreach (var line in text.Split('\n'))
+        {
+            if (line.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                sum += double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+            }
+        }
+
+        return sum;
+    }
+
     /// <summary>True when the build has the <c>balancer_destination_up</c> gauge (added by the observability work).</summary>
     public static async Task<bool> HasUpGaugeAsync(BalancerFixture lb) =>
         (await lb.Management.GetStringAsync("/metrics")).Contains("balancer_destination_up", StringComparison.Ordinal);

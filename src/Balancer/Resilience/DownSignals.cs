@@ -1,0 +1,62 @@
+using System.Runtime.CompilerServices;
+using Balancer.Health;
+using Balancer.Management;
+using Yarp.ReverseProxy.Model;
+
+namespace Balancer.Resilience;
+
+/// <summary>
+/// One cancellation signal per destination, fired when the destination is marked Down (by an active probe, a
+/// passive failure or an open circuit). Requests that are safe to send again and still wait for the
+/// destination's response headers are linked to it (<see cref="RedispatchHandler"/>), so they leave a dead
+/// or hung backend at once and the retry middleware sends them to another destination, instead of waiting
+/// out the activity timeout.
+/// </summary>
+/// <remarks>
+/// Each signal fires once and is replaced as it fires: a request sent to a destination that is already Down
+/// (every destination down, so YARP uses them all) is withdrawn only by a later fall, never by the one before
+/// it was sent.
+/// </remarks>
+internal sealed class DownSignals : IDisposable
+{
+    private readonly ConditionalWeakTable<DestinationState, Signal> _signals = new();
+    private readonly DestinationHealthTracker _tracker;
+
+    public DownSignals(DestinationHealthTracker tracker)
+    {
+        _tracker = tracker;
+        tracker.HealthChanged += OnHealthChanged;
+    }
+
+    /// <summary>Cancelled when <paramref name="destination"/> is next marked Down.</summary>
+    public CancellationToken NextDown(DestinationState destination) =>
+        _signals.GetValue(destination, static _ => new Signal()).Token;
+
+    public void Dispose() => _tracker.HealthChanged -= OnHealthChanged;
+
+    private void OnHealthChanged(ClusterState cluster, DestinationState destination, string from, string to)
+    {
+        if (to != DestinationHealthView.Down || !_signals.TryGetValue(destination, out var signal))
+        {
+            return;
+        }
+
+        // Raised under the tracker's lock: cancelling runs the requests' cancellation callbacks (sockets
+        // closing), which belong on the thread pool.
+        ThreadPool.UnsafeQueueUserWorkItem(static source => source.Cancel(), signal.Replace(), preferLocal: false);
+    }
+
+    private sealed class Signal
+    {
+        private CancellationTokenSource _source = new();
+
+        public CancellationToken Token => Volatile.Read(ref _source).Token;
+
+        /// <summary>Puts a fresh source in place and returns the one to cancel. Never disposed: it has no timer.</summary>
+        public CancellationTokenSource Replace() => Interlocked.Exchange(ref _source, new CancellationTokenSource());
+    }
+}
+
+/// <summary>Thrown in place of the cancellation of a request withdrawn from a destination marked Down.</summary>
+internal sealed class DestinationMarkedDownException(Exception inner)
+    : Exception("The destination was marked down while the request waited for its response; withdrawn to be sent elsewhere.", inner);
