@@ -14,6 +14,8 @@ internal sealed class IpHashPolicy(ClientIpResolver clientIp, EffectiveWeights w
 
     public string Name => PolicyNames.IpHash;
 
+    internal ClusterPolicyState.Table Clusters => _clusters;
+
     public DestinationState? PickDestination(HttpContext context, ClusterState cluster, IReadOnlyList<DestinationState> availableDestinations)
     {
         if (availableDestinations.Count == 0)

@@ -20,6 +20,8 @@ internal sealed class LeastConnectionsPolicy(EffectiveWeights weights) : ILoadBa
 
     public string Name => PolicyNames.LeastConnections;
 
+    internal ClusterPolicyState.Table Clusters => _clusters;
+
     public DestinationState? PickDestination(HttpContext context, ClusterState cluster, IReadOnlyList<DestinationState> availableDestinations)
     {
         var count = availableDestinations.Count;

@@ -11,6 +11,8 @@ internal sealed class RoundRobinPolicy(EffectiveWeights weights) : ILoadBalancin
 
     public string Name => PolicyNames.RoundRobin;
 
+    internal ClusterPolicyState.Table Clusters => _clusters;
+
     public DestinationState? PickDestination(HttpContext context, ClusterState cluster, IReadOnlyList<DestinationState> availableDestinations)
     {
         if (availableDestinations.Count == 0)

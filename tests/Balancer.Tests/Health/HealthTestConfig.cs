@@ -76,8 +76,4 @@ internal static class HealthTestConfig
 
         return sum;
     }
-
-    /// <summary>True when the build has the <c>balancer_destination_up</c> gauge (added by the observability work).</summary>
-    public static async Task<bool> HasUpGaugeAsync(BalancerFixture lb) =>
-        (await lb.Management.GetStringAsync("/metrics")).Contains("balancer_destination_up", StringComparison.Ordinal);
 }

@@ -49,6 +49,28 @@ public sealed class ConfigReloadTests
         Assert.Equal(new[] { 100, 100, 100 }, await lb.CountsAsync(300));
     }
 
+    [Fact]
+    public async Task WeightEdit_Reload_RoundRobinFollowsTheNewWeightsExactly()
+    {
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin");
+        Assert.Equal(new Dictionary<string, int> { ["A"] = 100, ["B"] = 100, ["C"] = 100 }, await lb.CountBackendsAsync(300));
+
+        lb.WriteConfig("RoundRobin", config =>
+        {
+            var destinations = config["ReverseProxy"]!["Clusters"]!["backends"]!["Destinations"]!;
+            destinations["A"]!["Metadata"] = new System.Text.Json.Nodes.JsonObject { ["Weight"] = "5" };
+            destinations["B"]!["Metadata"] = new System.Text.Json.Nodes.JsonObject { ["Weight"] = "3" };
+            destinations["C"]!["Metadata"] = new System.Text.Json.Nodes.JsonObject { ["Weight"] = "2" };
+        });
+        await Poll.UntilAsync(
+            async () => (int?)(await lb.StatusAsync())["clusters"]![0]!["destinations"]!.AsArray().Single(d => (string)d!["id"]! == "A")!["weight"] == 5,
+            TimeSpan.FromSeconds(10),
+            "A's weight 5 in /status");
+
+        // Whole periods of the 5:3:2 schedule (10 picks), wherever the rotation stood: exact shares.
+        Assert.Equal(new Dictionary<string, int> { ["A"] = 500, ["B"] = 300, ["C"] = 200 }, await lb.CountBackendsAsync(1000));
+    }
+
     private static async Task<int> InFlightAsync(BalancerFixture lb, string destination)
     {
         var destinations = (await lb.StatusAsync())["clusters"]![0]!["destinations"]!.AsArray();

@@ -1,4 +1,8 @@
+using Balancer.Configuration;
+using Balancer.LoadBalancing;
+using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.LoadBalancing;
 using Yarp.ReverseProxy.Model;
 
 namespace Balancer.Tests.LoadBalancing;
@@ -11,6 +15,40 @@ internal static class Destinations
             Address = $"http://127.0.0.1/{d.Id}",
             Metadata = new Dictionary<string, string> { ["Weight"] = d.Weight.ToString(System.Globalization.CultureInfo.InvariantCulture) },
         })))];
+
+    /// <summary>
+    /// A cluster whose available destinations are <paramref name="available"/>, as YARP holds them after a health
+    /// or config change: the policies cache what they derive from this list, and only from this list.
+    /// </summary>
+    public static ClusterState Cluster(IReadOnlyList<DestinationState> available)
+    {
+        var cluster = new ClusterState("c");
+        Available(cluster, available);
+        return cluster;
+    }
+
+    /// <summary>What YARP does when health changes: a new available list for the cluster.</summary>
+    public static void Available(ClusterState cluster, IReadOnlyList<DestinationState> available) =>
+        cluster.DestinationsState = new ClusterDestinationsState(available, available);
+
+    /// <summary>One of the balancer's policies by name, with its per-cluster states; file weights, default options.</summary>
+    public static (ILoadBalancingPolicy Policy, ClusterPolicyState.Table Clusters) Policy(string name)
+    {
+        var weights = EffectiveWeights.FileOnly();
+        switch (name)
+        {
+            case "RoundRobin":
+                var roundRobin = new RoundRobinPolicy(weights);
+                return (roundRobin, roundRobin.Clusters);
+            case "LeastConnections":
+                var leastConnections = new LeastConnectionsPolicy(weights);
+                return (leastConnections, leastConnections.Clusters);
+            default:
+                var options = new ServiceCollection().Configure<BalancerOptions>(_ => { }).BuildServiceProvider().GetRequiredService<IOptionsMonitor<BalancerOptions>>();
+                var ipHash = new IpHashPolicy(new ClientIpResolver(options), weights);
+                return (ipHash, ipHash.Clusters);
+        }
+    }
 
     public static Dictionary<string, int> Count(int picks, Func<DestinationState> pick)
     {

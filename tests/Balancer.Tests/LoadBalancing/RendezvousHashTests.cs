@@ -46,13 +46,37 @@ public sealed class RendezvousHashTests
     }
 
     [Fact]
-    public void IpHash_ReaddingDestination_RestoresOriginalMappingExactly()
+    public void IpHashPolicy_RemovingThenReaddingDestination_MovesOnlyItsClients_ThenRestoresOriginalMappingExactly()
     {
-        var addresses = RandomAddresses(10_000, seed: 3);
-        var original = addresses.Select(a => Ids[Pick(a, Ids)]).ToArray();
-        _ = addresses.Select(a => Pick(a, ["A", "C"])).ToArray();
+        // Through the policy, which caches per cluster what it derives from the available set: each step's
+        // picks are checked, so a set kept from the step before would show.
+        var (policy, _) = Destinations.Policy("IpHash");
+        var all = Destinations.Make(("A", 1), ("B", 1), ("C", 1));
+        var withoutB = new[] { all[0], all[2] };
+        var cluster = Destinations.Cluster(all);
+        var addresses = RandomAddresses(3_000, seed: 3);
+        string[] Picks(IReadOnlyList<Yarp.ReverseProxy.Model.DestinationState> available)
+        {
+            Destinations.Available(cluster, available);
+            return [.. addresses.Select(a => policy.PickDestination(new DefaultHttpContext { Connection = { RemoteIpAddress = a } }, cluster, available)!.DestinationId)];
+        }
 
-        var restored = addresses.Select(a => Ids[Pick(a, Ids)]).ToArray();
+        var original = Picks(all);
+        var withoutBPicks = Picks(withoutB);
+        var restored = Picks(all);
+
+        Assert.Equal(["A", "B", "C"], original.Distinct().Order());
+        for (var i = 0; i < addresses.Count; i++)
+        {
+            if (original[i] == "B")
+            {
+                Assert.NotEqual("B", withoutBPicks[i]);
+            }
+            else
+            {
+                Assert.Equal(original[i], withoutBPicks[i]);
+            }
+        }
 
         Assert.Equal(original, restored);
     }

@@ -50,16 +50,50 @@ public sealed class SmoothWeightedRoundRobinTests
     }
 
     [Fact]
-    public void RoundRobin_MembershipChange_RebuildsForNewSet()
+    public void RoundRobin_MembershipChange_RebuildsForNewSet_AndBackAgain()
     {
         var policy = new RoundRobinPolicy(EffectiveWeights.FileOnly());
-        var cluster = new Yarp.ReverseProxy.Model.ClusterState("c");
         var all = Destinations.Make(("A", 1), ("B", 1), ("C", 1));
         var withoutB = new[] { all[0], all[2] };
+        var cluster = Destinations.Cluster(all);
+        Dictionary<string, int> Picks(int picks, IReadOnlyList<Yarp.ReverseProxy.Model.DestinationState> available)
+        {
+            Destinations.Available(cluster, available);
+            return Destinations.Count(picks, () => policy.PickDestination(new DefaultHttpContext(), cluster, available)!);
+        }
 
-        var counts = Destinations.Count(100, () => policy.PickDestination(new DefaultHttpContext(), cluster, withoutB)!);
+        // The full set first, so that a schedule kept from it would show in the picks that follow.
+        Assert.Equal(new Dictionary<string, int> { ["A"] = 33, ["B"] = 33, ["C"] = 33 }, Picks(99, all));
+        Assert.Equal(new Dictionary<string, int> { ["A"] = 50, ["C"] = 50 }, Picks(100, withoutB));
+        Assert.Equal(new Dictionary<string, int> { ["A"] = 33, ["B"] = 33, ["C"] = 33 }, Picks(99, all));
+    }
 
-        Assert.Equal(new Dictionary<string, int> { ["A"] = 50, ["C"] = 50 }, counts);
+    [Fact]
+    public void RoundRobin_EightThreads_100000ConcurrentPicks_Split50000_30000_20000Exactly()
+    {
+        const int Threads = 8;
+        const int PerThread = 12_500;
+        var policy = new RoundRobinPolicy(EffectiveWeights.FileOnly());
+        var destinations = Destinations.Make(("A", 5), ("B", 3), ("C", 2));
+        var cluster = Destinations.Cluster(destinations);
+        var counts = new int[Threads, 3];
+        using var start = new Barrier(Threads);
+
+        var threads = Enumerable.Range(0, Threads).Select(t => new Thread(() =>
+        {
+            var context = new DefaultHttpContext();
+            start.SignalAndWait();
+            for (var i = 0; i < PerThread; i++)
+            {
+                counts[t, policy.PickDestination(context, cluster, destinations)!.DestinationId[0] - 'A']++;
+            }
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+
+        var totals = Enumerable.Range(0, 3).Select(d => Enumerable.Range(0, Threads).Sum(t => counts[t, d])).ToArray();
+        // Every pick takes its own position in the schedule, whichever thread asks: no position is lost or repeated.
+        Assert.Equal([50_000, 30_000, 20_000], totals);
     }
 
     private static int LongestRun(List<string> sequence)
