@@ -12,12 +12,19 @@ internal sealed class ClusterPolicyState
     private DestinationSet? _set;
     private uint _counter;
 
-    /// <summary>The snapshot for <paramref name="available"/>, replaced without a lock when it is stale.</summary>
+    /// <summary>The snapshot kept for the cluster's own available set, if one was built.</summary>
+    public DestinationSet? Cached => Volatile.Read(ref _set);
+
+    /// <summary>
+    /// The snapshot for <paramref name="available"/>. Only the cluster's own available list is kept (replaced
+    /// without a lock when it is stale); any other list, such as the destinations a retry has left, gets a
+    /// snapshot of its own that is not kept, so a retry never evicts what the next ordinary request needs.
+    /// </summary>
     public DestinationSet SetFor(ClusterState cluster, IReadOnlyList<DestinationState> available, EffectiveWeights weights, bool slowStart)
     {
         var current = Volatile.Read(ref _set);
         var set = DestinationSet.For(current, cluster, available, weights, slowStart);
-        if (!ReferenceEquals(set, current))
+        if (!ReferenceEquals(set, current) && ReferenceEquals(available, cluster.DestinationsState.AvailableDestinations))
         {
             // Losing this race only means another request's equivalent snapshot wins.
             Volatile.Write(ref _set, set);
@@ -45,5 +52,8 @@ internal sealed class ClusterPolicyState
 
         public ClusterPolicyState For(ClusterState cluster) =>
             _states.TryGetValue(cluster, out var state) ? state : _states.GetValue(cluster, static _ => new ClusterPolicyState());
+
+        /// <summary>The snapshot kept for <paramref name="cluster"/>, for tests to check what a request left behind.</summary>
+        public DestinationSet? CachedSet(ClusterState cluster) => _states.TryGetValue(cluster, out var state) ? state.Cached : null;
     }
 }

@@ -3,6 +3,9 @@ namespace Balancer.Telemetry;
 /// <summary>Passes a body through unchanged and reports how many bytes went by.</summary>
 internal sealed class CountingStream(Stream inner, Action<long> count) : Stream
 {
+    /// <summary>The stream being counted.</summary>
+    public Stream Inner => inner;
+
     public override bool CanRead => inner.CanRead;
 
     public override bool CanSeek => inner.CanSeek;

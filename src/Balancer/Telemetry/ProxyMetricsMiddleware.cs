@@ -35,8 +35,10 @@ internal sealed class ProxyMetricsMiddleware(RequestDelegate next, ProxyMetrics 
         }
         else if (context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody == true)
         {
-            // Chunked upload: count what actually streams through.
-            request.Body = new CountingStream(request.Body, attempt.AddRequestBytes);
+            // Chunked upload: count what actually streams through, at this attempt's destination only. A retry
+            // unwraps the previous attempt's counter, which would otherwise count the same bytes again.
+            var body = request.Body is CountingStream previous ? previous.Inner : request.Body;
+            request.Body = new CountingStream(body, attempt.AddRequestBytes);
         }
 
         return next(context);

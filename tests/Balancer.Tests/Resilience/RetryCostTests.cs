@@ -1,0 +1,93 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json.Nodes;
+using Balancer.LoadBalancing;
+using Balancer.Tests.Infrastructure;
+using Balancer.Tests.Integration;
+using Yarp.ReverseProxy;
+using Yarp.ReverseProxy.LoadBalancing;
+
+namespace Balancer.Tests.Resilience;
+
+/// <summary>
+/// What a retry leaves behind, over real sockets: the policy's cached set of the cluster, and the byte counts
+/// of each destination tried.
+/// </summary>
+[Collection(IntegrationCollection.Name)]
+public sealed class RetryCostTests
+{
+    [Fact]
+    public async Task RetriedRequests_LeaveThePolicysCachedClusterSetTheSameInstance()
+    {
+        // Passive checks off: B keeps being picked, so request after request is retried off it.
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin", config =>
+            config["ReverseProxy"]!["Clusters"]!["backends"]!["HealthCheck"] = new JsonObject { ["Passive"] = new JsonObject { ["Enabled"] = false } });
+        var policy = lb.App.Services.GetServices<ILoadBalancingPolicy>().OfType<RoundRobinPolicy>().Single();
+        Assert.True(lb.App.Services.GetRequiredService<IProxyStateLookup>().TryGetCluster("backends", out var cluster));
+        await lb.Backend("B").KillAsync();
+
+        Assert.NotEqual("B", await lb.GetBackendAsync());
+        var cached = policy.Clusters.CachedSet(cluster);
+        Assert.NotNull(cached);
+        var served = new List<string>();
+        for (var i = 0; i < 9; i++)
+        {
+            served.Add(await lb.GetBackendAsync());
+        }
+
+        var samples = await lb.MetricsAsync();
+        var retries = samples.Value("balancer_retries_total", ("destination", "B"), ("reason", "refused"));
+        Assert.DoesNotContain("B", served);
+        Assert.InRange(retries, 3, 9);
+        Assert.Equal(retries, samples.Value("balancer_destination_requests_total", ("destination", "B"), ("code", "error")));
+        Assert.Same(cached, policy.Clusters.CachedSet(cluster));
+        Assert.Equal(["A", "B", "C"], cached.Destinations.Select(d => d.DestinationId).Order());
+    }
+
+    [Fact]
+    public async Task ChunkedUpload_RetriedOffARefusingBackend_CountsItsBodyOnlyWhereItWasSent()
+    {
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin");
+        await lb.Backend("B").KillAsync();
+        var data = new byte[30_000];
+        new Random(11).NextBytes(data);
+        using var form = new MultipartFormDataContent { { new ByteArrayContent(data), "file", "data.bin" } };
+        var body = await form.ReadAsByteArrayAsync();
+
+        for (var i = 0; i < 3; i++)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/api/upload") { Content = new ChunkedContent(body, form.Headers.ContentType!) };
+            using var response = await lb.Client.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.NotEqual("B", response.Headers.GetValues("X-Backend").Single());
+            Assert.Equal(data.Length, (long)JsonNode.Parse(await response.Content.ReadAsStringAsync())!.AsArray().Single()!["size"]!);
+        }
+
+        var samples = await lb.MetricsAsync();
+        Assert.Equal(1, samples.Value("balancer_retries_total", ("destination", "B"), ("reason", "refused")));
+        Assert.Equal(0, samples.Value("balancer_destination_request_bytes_total", ("destination", "B")));
+        Assert.Equal(
+            3 * body.Length,
+            samples.Value("balancer_destination_request_bytes_total", ("destination", "A")) + samples.Value("balancer_destination_request_bytes_total", ("destination", "C")));
+    }
+
+    /// <summary>A body of no declared length, so HTTP/1.1 sends it chunked.</summary>
+    private sealed class ChunkedContent : HttpContent
+    {
+        private readonly byte[] _body;
+
+        public ChunkedContent(byte[] body, MediaTypeHeaderValue type)
+        {
+            _body = body;
+            Headers.ContentType = type;
+        }
+
+        protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) => stream.WriteAsync(_body).AsTask();
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
+    }
+}
