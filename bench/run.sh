@@ -20,10 +20,6 @@ for tool in wrk nginx haproxy taskset; do
     echo "bench/run.sh needs '$tool': apt-get install wrk nginx-light haproxy util-linux" >&2; exit 2; }
 done
 export PATH="$PATH:/usr/sbin"
-# The harness itself waits synchronously here and there (kill, getconf), which inline socket completions
-# would stall; the balancer processes it starts turn them on by their own default
-# (Balancer:InlineCompletions), so a value inherited from the caller must not reach either.
-unset DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS
 
 # CPU layout, the same for every proxy: the proxy under test gets CPUs of its own, as a load balancer VM
 # has in the papers' topology, so that what it costs is not mixed with what the backends and the load

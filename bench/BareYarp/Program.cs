@@ -25,7 +25,7 @@ public static class Program
 
         // The balancer's two runtime settings, so that the overhead experiment measures its features and
         // nothing else: no per-request hosting Activity, and I/O continuations inline on the epoll threads
-        // (src/Balancer/Hosting/BalancerHost.cs and InlineIoScheduling.cs). --runtime-defaults leaves both
+        // (src/Balancer/Hosting/BalancerHost.cs, src/Balancer/Program.cs and InlineIoScheduling.cs). --runtime-defaults leaves both
         // as ASP.NET Core ships them, to show what the settings are worth on their own.
         if (Array.IndexOf(args, "--runtime-defaults") < 0)
         {

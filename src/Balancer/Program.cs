@@ -49,6 +49,8 @@ public static class Program
 
         using (app)
         {
+            // Process-wide, so here where the process starts rather than in every host that is built.
+            InlineIoScheduling.ApplyToProcess(app.Configuration);
             try
             {
                 app.Start();
