@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# The load balancer VM: the balancer as the 'balancer' systemd service, proxy on 8080, management on 9091.
-# The config is installed once from deploy/config/balancer.json; later edits to /etc/balancer/balancer.json
-# on the VM are kept across re-provisioning and applied live by the running balancer.
+# The load balancer VM: the balancer as the 'balancer' systemd service, proxy on 8080 (HTTP) and 8443
+# (HTTPS), management on 9091. The config is installed once from deploy/config/balancer.json; later edits to
+# /etc/balancer/balancer.json on the VM are kept across re-provisioning and applied live by the running balancer.
+# Usage (as root, by Vagrant): lb.sh NAME [NAME...]   the names and addresses clients use for this VM, put
+# in the self-signed certificate made when /etc/balancer/tls/ has none.
 set -euo pipefail
+
+if [ $# -lt 1 ]; then
+  echo "usage: lb.sh NAME [NAME...]  (the host names and IP addresses of this VM, for its TLS certificate)" >&2
+  exit 2
+fi
 
 repo=/vagrant
 publish="$repo/deploy/vagrant/publish/balancer"
@@ -26,6 +33,10 @@ if [ ! -f /etc/balancer/balancer.env ]; then
   install -m 0600 /dev/null /etc/balancer/balancer.env
 fi
 
+# The certificate the shipped config names (Balancer:Tls:CertificatePath, KeyPath): self-signed, made only
+# when there is none; a real one installed there, or named by those two keys instead, is left alone.
+bash "$repo/deploy/tls/self-signed-cert.sh" --group balancer /etc/balancer/tls "$@"
+
 # Refuse to (re)start on a config the balancer would reject, and say why.
 dotnet /opt/balancer/Balancer.dll --check-config "$config"
 
@@ -36,7 +47,7 @@ systemctl restart balancer
 
 for _ in $(seq 1 30); do
   if curl -fsS http://127.0.0.1:9091/healthz >/dev/null 2>&1; then
-    echo "balancer: up; proxy http://192.168.56.103:8080/, status page http://192.168.56.103:9091/"
+    echo "balancer: up; proxy http://$1:8080/ and https://$1:8443/, status page http://$1:9091/"
     exit 0
   fi
   sleep 1

@@ -7,7 +7,8 @@ namespace Balancer.Tests.Deployment;
 /// <summary>
 /// The balancer config the compose stack and the lb VM run (deploy/config/balancer.json), started for real:
 /// only the addresses are rewritten (listeners to loopback port 0, backend host names to real SampleBackends
-/// on loopback); routes, policy and health checks are the file's own.
+/// on loopback, /etc/balancer/ to a temporary folder); routes, policy, health checks and the certificate
+/// provisioning makes (deploy/tls/self-signed-cert.sh, run as compose and the lb VM run it) are the real ones.
 /// </summary>
 [Collection(Integration.IntegrationCollection.Name)]
 public sealed class ComposeConfigServesTests : IAsyncDisposable
@@ -17,16 +18,24 @@ public sealed class ComposeConfigServesTests : IAsyncDisposable
     private WebApplication? _balancer;
 
     [Fact]
-    public async Task DeployConfig_WithAddressesOnLoopback_ProbesAllThreeBackendsUp_AndSplitsTrafficEvenly()
+    public async Task DeployConfig_WithAddressesOnLoopback_ProbesAllThreeBackendsUp_AndSplitsTrafficEvenly_OverHttpAndHttps()
     {
         var config = DeployConfig.Load();
-        Assert.Equal("http://0.0.0.0:8080", (string?)config["Balancer"]!["Listen"]);
+        Assert.Equal(["http://0.0.0.0:8080", "https://0.0.0.0:8443"], config["Balancer"]!["Listen"]!.AsArray().Select(l => (string?)l));
         Assert.Equal("http://0.0.0.0:9091", (string?)config["Balancer"]!["Management"]!["Listen"]);
         // Management on every interface of a private network (the compose network, the VMs' host-only
         // network): Prometheus scrapes it without a token unless one is set (deploy/.env.example).
         Assert.True((bool)config["Balancer"]!["Management"]!["AllowAnonymous"]!);
-        config["Balancer"]!["Listen"] = "http://127.0.0.1:0";
+        config["Balancer"]!["Listen"] = new JsonArray("http://127.0.0.1:0", "https://127.0.0.1:0");
         config["Balancer"]!["Management"]!["Listen"] = "http://127.0.0.1:0";
+
+        // The temporary folder stands for /etc/balancer, and the certificate is made in it as provisioning makes it.
+        var tls = config["Balancer"]!["Tls"]!.AsObject();
+        Assert.Equal((DeployConfig.CertificatePath, DeployConfig.KeyPath), ((string?)tls["CertificatePath"], (string?)tls["KeyPath"]));
+        var made = SelfSignedCertTests.Run(Path.Combine(_directory, "tls"), "balancer", "localhost");
+        Assert.True(made.ExitCode == 0, made.ToString());
+        tls["CertificatePath"] = DeployConfig.CertificatePath.Replace("/etc/balancer", _directory, StringComparison.Ordinal);
+        tls["KeyPath"] = DeployConfig.KeyPath.Replace("/etc/balancer", _directory, StringComparison.Ordinal);
 
         var destinations = config["ReverseProxy"]!["Clusters"]!["backends"]!["Destinations"]!.AsObject();
         Assert.Equal(["A", "B", "C"], destinations.Select(d => d.Key));
@@ -69,6 +78,21 @@ public sealed class ComposeConfigServesTests : IAsyncDisposable
 
         Assert.Equal("RoundRobin", (string?)config["ReverseProxy"]!["Clusters"]!["backends"]!["LoadBalancingPolicy"]);
         Assert.Equal(new Dictionary<string, int> { ["A"] = 100, ["B"] = 100, ["C"] = 100 }, counts);
+
+        // HTTPS with the made certificate, checked by curl as a client told to trust it: name and chain
+        // verified, HTTP/2 by ALPN, 30 requests on one connection spread 10/10/10.
+        var https = listeners.ProxyAddressOf("https")!;
+        var url = $"https://balancer:{https.Port}/";
+        var curl = await CommandLine.RunAsync(
+            CommandLine.Require("curl", "curl"),
+            ["-sS", "--http2", "--cacert", Path.Combine(_directory, "tls", "tls.crt"), "--resolve", $"balancer:{https.Port}:127.0.0.1",
+             "-w", "%{http_version} %{http_code} %header{x-backend}\\n", .. Enumerable.Repeat(new[] { "-o", "/dev/null", url }, 30).SelectMany(a => a)],
+            TimeSpan.FromSeconds(60));
+        Assert.True(curl.ExitCode == 0, curl.Error);
+        var lines = curl.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(30, lines.Length);
+        Assert.All(lines, line => Assert.StartsWith("2 200 ", line, StringComparison.Ordinal));
+        Assert.Equal(new Dictionary<string, int> { ["A"] = 10, ["B"] = 10, ["C"] = 10 }, lines.GroupBy(l => l.Split(' ')[2]).ToDictionary(g => g.Key, g => g.Count()));
     }
 
     public async ValueTask DisposeAsync()

@@ -15,7 +15,7 @@ public sealed class ComposeTests
     {
         var services = Services().Select(s => s.Key).Order(StringComparer.Ordinal);
 
-        Assert.Equal(["backend-a", "backend-b", "backend-c", "balancer", "grafana", "prometheus"], services);
+        Assert.Equal(["backend-a", "backend-b", "backend-c", "balancer", "grafana", "prometheus", "tls-init"], services);
     }
 
     [Fact]
@@ -23,8 +23,9 @@ public sealed class ComposeTests
     {
         var ports = Ports("balancer");
 
-        Assert.Equal(2, ports.Count);
+        Assert.Equal(3, ports.Count);
         Assert.Contains(ports, p => p.Target == 8080 && p.Published == 8080 && p.HostIp is null);
+        Assert.Contains(ports, p => p.Target == 8443 && p.Published == 8443 && p.HostIp is null);
         Assert.Contains(ports, p => p.Target == 9091 && p.Published == 9091 && p.HostIp == "127.0.0.1");
         Assert.All(["backend-a", "backend-b", "backend-c", "prometheus", "grafana"], s => Assert.All(Ports(s), p => Assert.Equal("127.0.0.1", p.HostIp)));
     }
@@ -39,6 +40,41 @@ public sealed class ComposeTests
         Assert.Equal(["--config", "/etc/balancer/balancer.json"], balancer["command"]!.AsArray().Select(a => (string?)a));
         Assert.Equal("1", (string?)balancer["environment"]!["DOTNET_USE_POLLING_FILE_WATCHER"]);
         Assert.True(File.Exists(Repo.PathOf(DeployConfig.Path)));
+    }
+
+    [Fact]
+    public void TlsInit_MakesTheCertificate_WhereTheBalancerConfigReadsIt_BeforeTheBalancerStarts()
+    {
+        var init = Services()["tls-init"]!;
+        var volumes = init["volumes"]!.AsArray().Select(v => (string)v!).ToList();
+        var command = init["command"]!.AsArray().Select(a => (string)a!).ToList();
+
+        // The repository's script, read-only, run with bash: options, then the folder, then the names.
+        var script = Assert.Single(volumes, v => v.StartsWith(Repo.PathOf(SelfSignedCertTests.Script) + ":", StringComparison.Ordinal)).Split(':');
+        Assert.Equal("ro", script[2]);
+        Assert.Equal(["bash", script[1], "--group", "1654", "/tls", "localhost", "balancer", "127.0.0.1"], command);
+
+        // It writes into deploy/config/tls, which the balancer sees inside its /etc/balancer mount: exactly
+        // the files the shipped config names.
+        Assert.Contains($"{Repo.PathOf("deploy/config/tls")}:/tls:rw", volumes);
+        Assert.Contains($"{Repo.PathOf("deploy/config")}:/etc/balancer:ro", Services()["balancer"]!["volumes"]!.AsArray().Select(v => (string?)v));
+        Assert.Equal(DeployConfig.CertificatePath, (string?)DeployConfig.Load()["Balancer"]!["Tls"]!["CertificatePath"]);
+        Assert.Equal(DeployConfig.KeyPath, (string?)DeployConfig.Load()["Balancer"]!["Tls"]!["KeyPath"]);
+        Assert.Equal(("/etc/balancer/tls/tls.crt", "/etc/balancer/tls/tls.key"), (DeployConfig.CertificatePath, DeployConfig.KeyPath));
+        Assert.Equal("/deploy/config/tls/", Repo.Read(".gitignore").Split('\n').Single(l => l.Contains("deploy/config/tls", StringComparison.Ordinal)));
+
+        // The balancer starts only once the certificate is there (it exits 1 without one).
+        Assert.Equal("service_completed_successfully", (string?)Services()["balancer"]!["depends_on"]!["tls-init"]!["condition"]);
+
+        // Pinned to the runtime patch the images run, nothing it does not need: no network, no restart,
+        // read-only, only the capabilities to write into the host folder and hand the key to the balancer's group.
+        Assert.Equal($"mcr.microsoft.com/dotnet/runtime-deps:{DockerfileTests.RuntimeVersion("src/Balancer/Dockerfile")}-noble", (string?)init["image"]);
+        Assert.Equal("none", (string?)init["network_mode"]);
+        Assert.Null(init["restart"]);
+        Assert.Null(init["ports"]);
+        Assert.True((bool)init["read_only"]!);
+        Assert.Equal(["ALL"], init["cap_drop"]!.AsArray().Select(c => (string?)c));
+        Assert.Equal(["CHOWN", "DAC_OVERRIDE"], init["cap_add"]!.AsArray().Select(c => (string?)c));
     }
 
     [Fact]

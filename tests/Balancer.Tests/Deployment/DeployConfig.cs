@@ -7,6 +7,11 @@ internal static class DeployConfig
 {
     public const string Path = "deploy/config/balancer.json";
 
+    /// <summary>Balancer:Tls:CertificatePath and KeyPath as shipped: where provisioning makes the self-signed pair.</summary>
+    public const string CertificatePath = "/etc/balancer/tls/tls.crt";
+
+    public const string KeyPath = "/etc/balancer/tls/tls.key";
+
     public static JsonObject Load() => JsonNode.Parse(Repo.Read(Path))!.AsObject();
 
     /// <summary>Destination id to address, e.g. A to http://backend-a:5001/.</summary>

@@ -70,6 +70,25 @@ public sealed class SystemdTests : IDisposable
     }
 
     [Fact]
+    public void Balancer_CanReadTheCertificateTheShippedConfigNames_AndIsToldHowToMakeIt()
+    {
+        var directives = Directives("balancer.service");
+
+        // Under its read-only config folder, outside what the sandbox hides (ProtectHome, PrivateTmp).
+        foreach (var path in new[] { DeployConfig.CertificatePath, DeployConfig.KeyPath })
+        {
+            Assert.StartsWith(directives["ReadOnlyPaths"].Single() + "/", path, StringComparison.Ordinal);
+            Assert.DoesNotMatch("^/(home|root|run/user|tmp|var/tmp)/", path);
+        }
+
+        Assert.False(directives.Contains("InaccessiblePaths"));
+        Assert.Contains(
+            $"#   {SelfSignedCertTests.Script} --group balancer {Path.GetDirectoryName(DeployConfig.CertificatePath)} ",
+            Repo.Read("deploy/systemd/balancer.service"),
+            StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Sysusers_CreatesTheUnitsUsers_WithoutLogin()
     {
         Directory.CreateDirectory(Path.Combine(_directory, "etc"));

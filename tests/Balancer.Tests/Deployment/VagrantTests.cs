@@ -95,6 +95,22 @@ public sealed class VagrantTests
     }
 
     [Fact]
+    public void LbVm_GetsACertificate_ForItsAddressAndNames_WhereTheShippedConfigReadsIt_BeforeTheConfigIsChecked()
+    {
+        var args = Provision(Machines()["lb"]!, "deploy/vagrant/lb.sh")["args"]!.AsArray().Select(a => a!.GetValue<string>());
+        Assert.Equal([Topology["lb"], "lb", "balancer"], args);
+
+        // lb.sh hands its arguments to the script as the certificate's names, the key to the unit's group,
+        // into the folder of the shipped config's Tls paths; before --check-config, which loads the pair.
+        var lines = Repo.Read("deploy/vagrant/lb.sh").Split('\n').Select(l => l.Trim()).ToList();
+        var make = lines.FindIndex(l => l.StartsWith("bash ", StringComparison.Ordinal) && l.Contains("self-signed-cert.sh", StringComparison.Ordinal));
+        Assert.Equal($"bash \"$repo/{SelfSignedCertTests.Script}\" --group balancer {Path.GetDirectoryName(DeployConfig.CertificatePath)} \"$@\"", lines[make]);
+        Assert.Equal(Path.GetDirectoryName(DeployConfig.CertificatePath), Path.GetDirectoryName(DeployConfig.KeyPath));
+        Assert.InRange(make, 0, lines.FindIndex(l => l.Contains("--check-config", StringComparison.Ordinal)) - 1);
+        Assert.InRange(lines.FindIndex(l => l.StartsWith("systemd-sysusers", StringComparison.Ordinal)), 0, make - 1);
+    }
+
+    [Fact]
     public void Vagrantfile_PublishesTheAppsOnTheHost_BeforeUpAndProvision()
     {
         var trigger = Assert.Single(Dsl()["triggers"]!.AsArray())!;
@@ -109,7 +125,7 @@ public sealed class VagrantTests
     public void ProvisioningScripts_PassShellcheck()
     {
         var scripts = Directory.GetFiles(Repo.PathOf("deploy"), "*.sh", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
-        Assert.Equal(["backend.sh", "common.sh", "dotnet.sh", "lb.sh", "monitor.sh", "publish.sh"], scripts.Select(Path.GetFileName));
+        Assert.Equal(["self-signed-cert.sh", "backend.sh", "common.sh", "dotnet.sh", "lb.sh", "monitor.sh", "publish.sh"], scripts.Select(Path.GetFileName));
 
         var result = Repo.Run("shellcheck", ["--severity=style", "--shell=bash", .. scripts]);
 
