@@ -4,7 +4,7 @@
 # bench/results/<experiments>/report.md with SVG charts (full/ for the default set; a new run replaces the old).
 #
 # Usage: bench/run.sh [experiment...] [--smoke] [--duration S] [--mixed-duration S] [--runs N] [--warmup S] [--out DIR]
-#   experiments: distribution qos rates heterogeneous mixed race overhead observability (default: these), soak (only when named)
+#   experiments: distribution qos rates heterogeneous mixed race race-tls overhead observability (default: these), soak (only when named)
 #   --smoke            a few seconds per experiment, soak included (CI); numbers are not measurements
 #   --soak-duration S  the soak (default 600), --soak-reload-every S (30), --soak-restart-every S (120)
 #   --duration S       seconds per timed run (race, overhead, heterogeneous, rate steps; default 10, overhead 5, smoke 1)
@@ -15,9 +15,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for tool in wrk nginx haproxy taskset; do
+for tool in wrk h2load nginx haproxy openssl taskset; do
   command -v "$tool" >/dev/null || PATH="$PATH:/usr/sbin" command -v "$tool" >/dev/null || {
-    echo "bench/run.sh needs '$tool': apt-get install wrk nginx-light haproxy util-linux" >&2; exit 2; }
+    echo "bench/run.sh needs '$tool': apt-get install wrk nghttp2-client nginx-light haproxy openssl util-linux" >&2; exit 2; }
 done
 export PATH="$PATH:/usr/sbin"
 

@@ -5,8 +5,8 @@ namespace Bench;
 /// <summary>Command-line options of the harness (bench/run.sh passes them through).</summary>
 internal sealed class Options
 {
-    /// <summary>What a full run without experiment names runs (about 11 minutes).</summary>
-    public static readonly string[] DefaultExperiments = ["distribution", "qos", "rates", "heterogeneous", "mixed", "race", "overhead", "observability"];
+    /// <summary>What a full run without experiment names runs.</summary>
+    public static readonly string[] DefaultExperiments = ["distribution", "qos", "rates", "heterogeneous", "mixed", "race", "race-tls", "overhead", "observability"];
 
     /// <summary>
     /// Every experiment. The soak (10 minutes) runs only when named, so the default run does not double in

@@ -19,6 +19,7 @@ public static class Program
         ["heterogeneous"] = Heterogeneous.RunAsync,
         ["mixed"] = Mixed.RunAsync,
         ["race"] = Race.RunAsync,
+        ["race-tls"] = RaceTls.RunAsync,
         ["overhead"] = Overhead.RunAsync,
         ["observability"] = Observability.RunAsync,
         ["soak"] = Soak.RunAsync,
@@ -102,7 +103,7 @@ public static class Program
         yield return $"- Run: {started:yyyy-MM-dd HH:mm:ss} to {finished:HH:mm:ss} UTC, experiments: {string.Join(", ", options.Experiments)}; command: `{Environment.GetEnvironmentVariable("BENCH_COMMAND") ?? "Bench " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1))}`";
         yield return $"- Commit: `{Tool("git", "-C", options.Repository, "rev-parse", "--short", "HEAD")}`{(Tool("git", "-C", options.Repository, "status", "--porcelain").Length > 0 ? " (with uncommitted changes)" : string.Empty)}";
         yield return $"- Machine: {CpuCount()} CPUs ({CpuModel()}), Linux {Tool("uname", "-r")}, .NET {Environment.Version}";
-        yield return $"- Tools: {Tool("wrk", "--version").Split('\n')[0].Split(" [")[0]}, {Tool("nginx", "-v")}, {Tool("haproxy", "-v").Split('\n')[0]}";
+        yield return $"- Tools: {Tool("wrk", "--version").Split('\n')[0].Split(" [")[0]}, {Tool("h2load", "--version")}, {Tool("nginx", "-v")}, {Tool("haproxy", "-v").Split('\n')[0]}, {Tool("openssl", "version")}";
         yield return $"- CPU layout (taskset): load generators (wrk, the harness's client) on CPU {options.LoadCpus}; proxies (balancer, bare YARP, NGINX, HAProxy) on CPU {options.ProxyCpus}; the three backends on CPU {options.BackendCpus}. Every proxy gets the same set; NGINX workers and HAProxy threads = {options.ProxyCoreCount}.";
         yield return $"- Timed runs: {options.RunDuration.TotalSeconds:0.#} s, {options.RepeatedRuns} run(s) per proxy; " +
             $"overhead: {options.OverheadRunDuration.TotalSeconds:0.#} s, {options.OverheadRuns} rounds; mixed: {options.MixedRunDuration.TotalSeconds:0.#} s" +

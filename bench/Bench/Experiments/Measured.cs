@@ -96,12 +96,19 @@ internal static class Measured
     public static Task<ProxyRun> WrkAsync(Lab lab, Target target, int connections, int run) =>
         WrkAsync(lab, target, connections, run, lab.Options.RunDuration);
 
-    public static async Task<ProxyRun> WrkAsync(Lab lab, Target target, int connections, int run, TimeSpan duration)
+    public static Task<ProxyRun> WrkAsync(Lab lab, Target target, int connections, int run, TimeSpan duration) =>
+        MeasureAsync(lab, target, target.Name, connections, run, () => lab.WrkAsync(target.Url, connections, duration));
+
+    /// <summary>
+    /// One run of any load tool that reports as wrk does (wrk, h2load), with the proxy's CPU and memory over it.
+    /// <paramref name="label"/> names the run in the report (the proxy, and the mode when one proxy is driven several ways).
+    /// </summary>
+    public static async Task<ProxyRun> MeasureAsync(Lab lab, Target target, string label, int connections, int run, Func<Task<WrkResult>> load)
     {
         var cpuBefore = ProcStat.CpuSeconds(target.Pid);
         var wrkCpuBefore = ProcStat.ReapedChildrenCpuSeconds();
         await using var sampler = new ResourceSampler(target.Pid, TimeSpan.FromSeconds(1));
-        var wrk = await lab.WrkAsync(target.Url, connections, duration);
+        var wrk = await load();
         var samples = await sampler.StopAsync();
         var cpu = ProcStat.CpuSeconds(target.Pid) - cpuBefore;
         var wrkCpu = ProcStat.ReapedChildrenCpuSeconds() - wrkCpuBefore;
@@ -112,7 +119,7 @@ internal static class Measured
         }
 
         // Percent of the load generator's CPUs: near 100 means wrk, not the proxy, set the pace.
-        return new ProxyRun(target.Name, connections, run, wrk, cpu, rss, 100 * wrkCpu / wrk.Seconds / lab.Options.LoadCoreCount);
+        return new ProxyRun(label, connections, run, wrk, cpu, rss, 100 * wrkCpu / wrk.Seconds / lab.Options.LoadCoreCount);
     }
 
     /// <summary>Every run in the order run, for the report: a drift or an outlier shows here, not in the medians.</summary>
@@ -126,6 +133,20 @@ internal static class Measured
         }
 
         return table;
+    }
+
+    /// <summary>
+    /// <see cref="RunsTable"/> under <paramref name="intro"/>, and a warning naming the runs where the load
+    /// generator used 90% or more of its CPUs: their RPS is a floor for the proxy, not its limit.
+    /// </summary>
+    public static void AddRuns(Section section, string intro, IReadOnlyList<ProxyRun> runs)
+    {
+        section.Text(intro).Table(RunsTable(runs));
+        var saturated = runs.Where(r => r.LoadGeneratorCpuPercent >= 90).Select(r => $"{r.Proxy} -c{r.Connections} #{r.Run}").ToList();
+        if (saturated.Count > 0)
+        {
+            section.Text($"Warning: the load generator used 90% or more of its CPUs in {string.Join(", ", saturated)}; those RPS figures are a floor for the proxy, not its limit.");
+        }
     }
 
     /// <summary>Within this, two settle rounds in a row count as agreeing.</summary>

@@ -82,13 +82,7 @@ internal static class Race
             .Chart("race-cpu.svg", "proxy CPU seconds per 100k requests", SvgChart.Bars("Proxy CPU per 100k requests", "CPU seconds", categories,
                 [.. names.Select(n => new Series(n, [.. Connections.Select(c => Of(n, c).CpuPer100k)]))]));
 
-        section.Text("Every run, in the order run (wrk CPU is the share of the load generator's CPUs wrk used; near 100% the load generator, not the proxy, was the limit):")
-            .Table(Measured.RunsTable(runs));
-        var saturated = runs.Where(r => r.LoadGeneratorCpuPercent >= 90).Select(r => $"{r.Proxy} -c{r.Connections} #{r.Run}").ToList();
-        if (saturated.Count > 0)
-        {
-            section.Text($"Warning: wrk used 90% or more of its CPUs in {string.Join(", ", saturated)}; those RPS figures are a floor for the proxy, not its limit.");
-        }
+        Measured.AddRuns(section, "Every run, in the order run (wrk CPU is the share of the load generator's CPUs wrk used; near 100% the load generator, not the proxy, was the limit):", runs);
 
         var rps64 = Of("balancer", 64).Rps / Of("nginx", 64).Rps;
         var rps256 = Of("balancer", 256).Rps / Of("nginx", 256).Rps;

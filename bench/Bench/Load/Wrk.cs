@@ -6,7 +6,8 @@ namespace Bench.Load;
 /// <summary>Runs wrk (Debian's package) for peak load; it inherits the harness's load-generator CPU set.</summary>
 internal static class Wrk
 {
-    public static async Task<WrkResult> RunAsync(Uri url, int connections, int threads, TimeSpan duration, Action<System.Diagnostics.Process>? started = null, CancellationToken cancellationToken = default)
+    /// <param name="headers">Extra request headers (<c>-H</c>), such as <c>Connection: close</c> for a new connection per request.</param>
+    public static async Task<WrkResult> RunAsync(Uri url, int connections, int threads, TimeSpan duration, Action<System.Diagnostics.Process>? started = null, CancellationToken cancellationToken = default, IReadOnlyList<string>? headers = null)
     {
         var (exit, output, error) = await Command.RunAsync("wrk",
         [
@@ -15,6 +16,7 @@ internal static class Wrk
             "-d", Math.Max(1, (int)Math.Round(duration.TotalSeconds)).ToString(CultureInfo.InvariantCulture) + "s",
             "--timeout", "10s",
             "--latency",
+            .. (headers ?? []).SelectMany(h => new[] { "-H", h }),
             url.ToString(),
         ], cancellationToken, started);
         return exit == 0 ? WrkOutput.Parse(output) : throw new InvalidOperationException($"wrk exited with {exit}: {error}{output}");

@@ -53,9 +53,11 @@ internal sealed class Lab : IDisposable
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
     private readonly Options _options;
     private readonly ProcessGroup _processes;
-    private readonly HttpClient _http = new(LoadClientHandler()) { Timeout = TimeSpan.FromSeconds(5) };
+    private readonly HttpClient _http;
     private readonly Dictionary<string, Process> _backendProcesses = [];
     private int _configs;
+    private TlsFiles? _tls;
+    private byte[]? _tlsCertificate;
 
     public Lab(Options options, string directory)
     {
@@ -63,6 +65,7 @@ internal sealed class Lab : IDisposable
         Directory = directory;
         System.IO.Directory.CreateDirectory(directory);
         _processes = new ProcessGroup(directory, options.PidFile);
+        _http = new HttpClient(LoadClientHandler(this)) { Timeout = TimeSpan.FromSeconds(5) };
     }
 
     public string Directory { get; }
@@ -110,14 +113,40 @@ internal sealed class Lab : IDisposable
         (await StartRunningBalancerAsync(name, policy, settings)).Target;
 
     /// <summary>As <see cref="StartBalancerAsync"/>, keeping its config file and ports for changes while it runs.</summary>
-    public async Task<RunningBalancer> StartRunningBalancerAsync(string name, string policy, params string[] settings)
+    public Task<RunningBalancer> StartRunningBalancerAsync(string name, string policy, params string[] settings) =>
+        StartBalancerProcessAsync(name, policy, tls: null, settings);
+
+    /// <summary>
+    /// The self-signed certificate the TLS race serves from every proxy, made once per session by the script
+    /// the deployments use (deploy/tls/self-signed-cert.sh: EC P-256, for localhost and 127.0.0.1).
+    /// </summary>
+    public async Task<TlsFiles> CertificateAsync()
     {
-        var (port, management) = (FreePort(), FreePort());
-        var config = WriteConfig(name + ".json", ProxyConfigs.Balancer(port, management, policy, Backends));
-        var process = _processes.Start(name, _options.ProxyCpus, "dotnet", [Dll("src/Balancer", "Balancer"), "--config", config, .. settings]);
-        await WaitReadyAsync(name + " management", new Uri($"http://127.0.0.1:{management}/healthz"), process);
-        return new RunningBalancer(await ReadyAsync(name, port, process), config, port, management);
+        if (_tls is not null)
+        {
+            return _tls;
+        }
+
+        var directory = Path.Combine(Directory, "tls");
+        var script = Path.GetFullPath(Path.Combine(_options.Repository, "deploy", "tls", "self-signed-cert.sh"));
+        var (exit, output, error) = await Command.RunAsync("bash", [script, directory, "localhost", "127.0.0.1"]);
+        if (exit != 0)
+        {
+            throw new InvalidOperationException($"{script} exited with {exit}: {error}{output}");
+        }
+
+        var files = TlsFiles.Of(directory);
+        using (var loaded = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(files.CertificatePath))
+        {
+            _tlsCertificate = loaded.RawData;
+        }
+
+        return _tls = files;
     }
+
+    /// <summary>The balancer as <see cref="StartBalancerAsync"/> starts it (RoundRobin), its proxy listener <c>https://</c> with the session's certificate.</summary>
+    public async Task<Target> StartHttpsBalancerAsync(string name) =>
+        (await StartBalancerProcessAsync(name, "RoundRobin", await CertificateAsync(), [])).Target;
 
     /// <summary>Plain YARP; <paramref name="runtimeDefaults"/> leaves out the two runtime settings it shares with the balancer.</summary>
     public async Task<Target> StartBareYarpAsync(string name, bool runtimeDefaults = false)
@@ -129,7 +158,8 @@ internal sealed class Lab : IDisposable
         return await ReadyAsync(name, port, process);
     }
 
-    public async Task<Target> StartNginxAsync(string name)
+    /// <param name="tls">Given: TLS with HTTP/2 by ALPN on the listener.</param>
+    public async Task<Target> StartNginxAsync(string name, TlsFiles? tls = null)
     {
         var port = FreePort();
         var directory = Path.Combine(Directory, name);
@@ -138,22 +168,27 @@ internal sealed class Lab : IDisposable
             System.IO.Directory.CreateDirectory(Path.Combine(directory, temp + "_temp"));
         }
 
-        var config = WriteConfig(name + ".conf", ProxyConfigs.Nginx(port, Backends, _options.ProxyCoreCount, directory));
+        var config = WriteConfig(name + ".conf", ProxyConfigs.Nginx(port, Backends, _options.ProxyCoreCount, directory, tls, NginxHasHttp2Directive()));
         var process = _processes.Start(name, _options.ProxyCpus, "nginx", ["-p", directory, "-e", Path.Combine(directory, "nginx-error.log"), "-c", config, "-g", "daemon off; master_process on;"]);
-        return await ReadyAsync(name, port, process);
+        return await ReadyAsync(name, port, process, tls is null ? "http" : "https");
     }
 
-    public async Task<Target> StartHaproxyAsync(string name)
+    /// <param name="tls">Given: TLS with HTTP/2 and HTTP/1.1 by ALPN on the frontend.</param>
+    public async Task<Target> StartHaproxyAsync(string name, TlsFiles? tls = null)
     {
         var port = FreePort();
-        var config = WriteConfig(name + ".cfg", ProxyConfigs.Haproxy(port, Backends, _options.ProxyCoreCount));
+        var config = WriteConfig(name + ".cfg", ProxyConfigs.Haproxy(port, Backends, _options.ProxyCoreCount, tls));
         var process = _processes.Start(name, _options.ProxyCpus, "haproxy", ["-db", "-f", config]);
-        return await ReadyAsync(name, port, process);
+        return await ReadyAsync(name, port, process, tls is null ? "http" : "https");
     }
 
     /// <summary>Starts wrk, tracked by PID like every other process of the session.</summary>
-    public Task<Load.WrkResult> WrkAsync(Uri url, int connections, TimeSpan duration) =>
-        Load.Wrk.RunAsync(url, connections, _options.LoadCoreCount, duration, _processes.Track);
+    public Task<Load.WrkResult> WrkAsync(Uri url, int connections, TimeSpan duration, IReadOnlyList<string>? headers = null) =>
+        Load.Wrk.RunAsync(url, connections, _options.LoadCoreCount, duration, _processes.Track, headers: headers);
+
+    /// <summary>Starts h2load (HTTP/2, <paramref name="streams"/> concurrent streams per connection), tracked by PID.</summary>
+    public Task<Load.WrkResult> H2loadAsync(Uri url, int connections, int streams, TimeSpan duration, TimeSpan warmUp = default) =>
+        Load.H2load.RunAsync(url, connections, streams, _options.LoadCoreCount, duration, warmUp, Directory, _processes.Track);
 
     public void Stop(Target target)
     {
@@ -190,13 +225,22 @@ internal sealed class Lab : IDisposable
         _http.Dispose();
     }
 
+    private async Task<RunningBalancer> StartBalancerProcessAsync(string name, string policy, TlsFiles? tls, string[] settings)
+    {
+        var (port, management) = (FreePort(), FreePort());
+        var config = WriteConfig(name + ".json", ProxyConfigs.Balancer(port, management, policy, Backends, tls));
+        var process = _processes.Start(name, _options.ProxyCpus, "dotnet", [Dll("src/Balancer", "Balancer"), "--config", config, .. settings]);
+        await WaitReadyAsync(name + " management", new Uri($"http://127.0.0.1:{management}/healthz"), process);
+        return new RunningBalancer(await ReadyAsync(name, port, process, tls is null ? "http" : "https"), config, port, management);
+    }
+
     private void StartBackend(Backend backend) =>
         _backendProcesses[backend.Name] = _processes.Start("backend-" + backend.Name, _options.BackendCpus, "dotnet",
             [Dll("src/SampleBackend", "SampleBackend"), "--urls", $"http://127.0.0.1:{backend.Port}", "--admin-urls", $"http://127.0.0.1:{backend.AdminPort}", "--name", backend.Name]);
 
-    private async Task<Target> ReadyAsync(string name, int port, Process process)
+    private async Task<Target> ReadyAsync(string name, int port, Process process, string scheme = "http")
     {
-        var url = new Uri($"http://127.0.0.1:{port}/");
+        var url = new Uri($"{scheme}://127.0.0.1:{port}/");
         await WaitReadyAsync(name, url, process);
         return new Target(name, url, process);
     }
@@ -254,6 +298,24 @@ internal sealed class Lab : IDisposable
         return ((IPEndPoint)socket.LocalEndPoint!).Port;
     }
 
-    private static SocketsHttpHandler LoadClientHandler() => new() { UseProxy = false, PooledConnectionLifetime = TimeSpan.FromSeconds(30) };
+    /// <summary>Whether the installed NGINX turns HTTP/2 on with <c>http2 on;</c> (it prints its version on stderr).</summary>
+    private static bool NginxHasHttp2Directive()
+    {
+        var (_, output, error) = Command.Run("nginx", "-v");
+        return ProxyConfigs.NginxHasHttp2Directive(output + error);
+    }
+
+    /// <summary>The harness's own client (readiness, admin calls): trusts the session's self-signed certificate and nothing else besides the system's roots.</summary>
+    private static SocketsHttpHandler LoadClientHandler(Lab lab) => new()
+    {
+        UseProxy = false,
+        PooledConnectionLifetime = TimeSpan.FromSeconds(30),
+        SslOptions = new System.Net.Security.SslClientAuthenticationOptions
+        {
+            RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+                errors == System.Net.Security.SslPolicyErrors.None ||
+                (lab._tlsCertificate is { } trusted && certificate is not null && certificate.GetRawCertData().AsSpan().SequenceEqual(trusted)),
+        },
+    };
 
 }

@@ -52,7 +52,7 @@ public sealed partial class BenchSmokeTests : IDisposable
         Assert.EndsWith("-smoke", directory, StringComparison.Ordinal);
         var report = File.ReadAllText(Path.Combine(directory, "report.md"));
 
-        foreach (var experiment in new[] { "distribution", "qos", "rates", "heterogeneous", "mixed", "race", "overhead", "observability", "soak" })
+        foreach (var experiment in new[] { "distribution", "qos", "rates", "heterogeneous", "mixed", "race", "race-tls", "overhead", "observability", "soak" })
         {
             Assert.Matches(new Regex($"^## {experiment}: (?!FAILED)", RegexOptions.Multiline), report);
         }
@@ -79,7 +79,7 @@ public sealed partial class BenchSmokeTests : IDisposable
         }
 
         Assert.True(cells > 150, $"only {cells} numeric cells in the report");
-        Assert.Equal(17, Regex.Matches(report, @"^\| \w+ \| .+ \| \*\*(met|not met)\*\* \|$", RegexOptions.Multiline).Count);
+        Assert.Equal(19, Regex.Matches(report, @"^\| [\w-]+ \| .+ \| \*\*(met|not met)\*\* \|$", RegexOptions.Multiline).Count);
         // The shipped tracing's counter was read from its /metrics: it traced, within its cap.
         var traces = Regex.Match(report, @"(\d+) traces started, (\d+) requests left untraced by the cap");
         Assert.True(traces.Success && long.Parse(traces.Groups[1].Value, CultureInfo.InvariantCulture) > 0, $"the capped balancer's traces: '{traces.Value}'");
@@ -92,7 +92,7 @@ public sealed partial class BenchSmokeTests : IDisposable
         }
 
         var charts = Regex.Matches(report, @"!\[[^\]]*\]\(([^)]+\.svg)\)").Select(m => m.Groups[1].Value).ToList();
-        Assert.Equal(12, charts.Count);
+        Assert.Equal(14, charts.Count);
         foreach (var chart in charts)
         {
             XDocument.Load(Path.Combine(directory, chart));
