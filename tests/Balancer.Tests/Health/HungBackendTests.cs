@@ -94,6 +94,7 @@ public sealed class HungBackendTests(ITestOutputHelper output)
         var downAt = Stopwatch.StartNew();
         using var putResponse = await put.Response.WaitAsync(TimeSpan.FromSeconds(5));
         var putAnswered = downAt.Elapsed;
+        Assert.InRange(putAnswered, TimeSpan.Zero, TimeSpan.FromSeconds(1));
         Assert.False(post.Response.IsCompleted, "the POST was answered when H went Down");
 
         using var postResponse = await post.Response.WaitAsync(activityTimeout + TimeSpan.FromSeconds(10));
@@ -103,7 +104,6 @@ public sealed class HungBackendTests(ITestOutputHelper output)
 
         Assert.Equal(HttpStatusCode.OK, putResponse.StatusCode);
         Assert.Contains(putResponse.Headers.GetValues("X-Backend").Single(), new[] { "A", "B" });
-        Assert.InRange(putAnswered, TimeSpan.Zero, TimeSpan.FromSeconds(1));
         Assert.Equal(HttpStatusCode.GatewayTimeout, postResponse.StatusCode);
         Assert.InRange(postAnswered, activityTimeout - TimeSpan.FromSeconds(0.1), activityTimeout + TimeSpan.FromSeconds(3));
         Assert.Equal(2, silent.Requests);

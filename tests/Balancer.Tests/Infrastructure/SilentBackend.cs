@@ -7,7 +7,8 @@ namespace Balancer.Tests.Infrastructure;
 /// <summary>
 /// A backend that accepts every connection on a loopback port chosen by the OS, reads each request's head
 /// and never answers: the hung process that a connect timeout cannot catch. It records the request lines it
-/// read, so a test can tell how many requests (apart from health probes) landed on it.
+/// read, so a test can tell how many requests (apart from health probes) landed on it. Started with a
+/// response head, it sends that head and then goes silent instead, until told to send the rest.
 /// </summary>
 internal sealed class SilentBackend : IAsyncDisposable
 {
@@ -15,11 +16,11 @@ internal sealed class SilentBackend : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly List<string> _requestLines = [];
     private readonly List<Task> _connections = [];
+    private readonly List<Socket> _answered = [];
+    private readonly byte[]? _responseHead;
     private Task _accepting = Task.CompletedTask;
 
-    private SilentBackend()
-    {
-    }
+    private SilentBackend(string? responseHead) => _responseHead = responseHead is null ? null : Encoding.Latin1.GetBytes(responseHead);
 
     public Uri Address => new($"http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}/");
 
@@ -38,12 +39,28 @@ internal sealed class SilentBackend : IAsyncDisposable
     /// <summary>Requests other than health probes (<c>/health</c>) read so far.</summary>
     public int Requests => RequestLines.Count(line => !line.Contains(" /health ", StringComparison.Ordinal));
 
-    public static SilentBackend Start()
+    /// <param name="responseHead">Sent once a request's head is read (status line and fields, blank line included).</param>
+    public static SilentBackend Start(string? responseHead = null)
     {
-        var backend = new SilentBackend();
+        var backend = new SilentBackend(responseHead);
         backend._listener.Start();
         backend._accepting = backend.AcceptAsync();
         return backend;
+    }
+
+    /// <summary>Sends <paramref name="text"/> on every connection that got the response head.</summary>
+    public async Task SendToAnsweredAsync(string text)
+    {
+        Socket[] sockets;
+        lock (_answered)
+        {
+            sockets = [.. _answered];
+        }
+
+        foreach (var socket in sockets)
+        {
+            await socket.SendAsync(Encoding.Latin1.GetBytes(text), SocketFlags.None);
+        }
     }
 
     public async ValueTask DisposeAsync()
@@ -113,6 +130,15 @@ internal sealed class SilentBackend : IAsyncDisposable
                     lock (_requestLines)
                     {
                         _requestLines.Add(text[..text.IndexOf("\r\n", StringComparison.Ordinal)]);
+                    }
+
+                    if (_responseHead is not null)
+                    {
+                        await socket.SendAsync(_responseHead, SocketFlags.None, _stop.Token);
+                        lock (_answered)
+                        {
+                            _answered.Add(socket);
+                        }
                     }
                 }
             }

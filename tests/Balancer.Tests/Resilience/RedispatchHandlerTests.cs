@@ -9,7 +9,7 @@ using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Model;
 
-namespace Balancer.Tests.Health;
+namespace Balancer.Tests.Resilience;
 
 /// <summary>
 /// The outbound handler against a real socket that never answers, with the real health tracker deciding
@@ -82,6 +82,21 @@ public sealed class RedispatchHandlerTests : IAsyncLifetime
         MarkDown(_b);
 
         await Assert.ThrowsAsync<DestinationMarkedDownException>(() => sentWhileDown.WaitAsync(Wait));
+    }
+
+    [Fact]
+    public async Task ResponseHeadersArrived_DestinationMarkedDown_BodyStillCompletes()
+    {
+        await using var slow = SilentBackend.Start("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+        var request = new HttpRequestMessage(HttpMethod.Get, slow.Address);
+        RedispatchHandler.MarkWithdrawable(request, _b);
+        using var response = await _client.SendAsync(request, _end.Token).WaitAsync(Wait);
+
+        MarkDown(_b);
+        var body = response.Content.ReadAsStringAsync(_end.Token);
+        await slow.SendToAnsweredAsync("hello");
+
+        Assert.Equal("hello", await body.WaitAsync(Wait));
     }
 
     public Task InitializeAsync() => Task.CompletedTask;
