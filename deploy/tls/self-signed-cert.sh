@@ -55,7 +55,9 @@ for name in "$@"; do
   fi
 done
 
-install -d -m 0755 "$dir"
+# An existing folder keeps its owner and mode: in the compose tls-init container root may not change
+# them (no CAP_FOWNER), and an operator's choice is theirs.
+[ -d "$dir" ] || install -d -m 0755 "$dir"
 # Made beside the final files and renamed into place, so the balancer (which watches the folder) never
 # reads a half-written file, and a failed run leaves nothing behind.
 work=$(mktemp -d "$dir/.self-signed.XXXXXX")

@@ -71,6 +71,22 @@ public sealed class SelfSignedCertTests : IDisposable
     }
 
     [Fact]
+    public void ExistingFolder_KeepsItsMode_MissingFolderIsMadeReadableToAll()
+    {
+        Assert.Equal(0, Run(Tls, "localhost").ExitCode);
+        Assert.Equal("755", Mode(Tls));
+
+        var own = Path.Combine(_directory, "own");
+        Directory.CreateDirectory(own);
+        Assert.Equal(0, Repo.Run("chmod", ["0750", own]).ExitCode);
+        var result = Run(own, "localhost");
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal("750", Mode(own));
+        Assert.True(File.Exists(Path.Combine(own, "tls.crt")) && File.Exists(Path.Combine(own, "tls.key")));
+    }
+
+    [Fact]
     public void RunAgain_KeepsThePairItMade_ByteForByte()
     {
         Assert.Equal(0, Run(Tls, "localhost").ExitCode);
