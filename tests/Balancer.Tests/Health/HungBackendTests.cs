@@ -111,11 +111,51 @@ public sealed class HungBackendTests(ITestOutputHelper output)
         Assert.Equal(1, await SumAsync(lb, "balancer_retries_total{"));
     }
 
-    /// <summary>Destinations A and B only (or with the silent one as H); probes every second, two failures mark Down.</summary>
-    private static Action<JsonObject> Cluster(SilentBackend? silent, TimeSpan? activityTimeout = null) => config =>
+    [Fact]
+    public async Task SilentBackend_MarkedDownByAnotherRequestsTimeout_WaitingGetWithdrawnThen()
+    {
+        // Passive checks only: the silent backend goes Down when the first request to it times out.
+        var activityTimeout = TimeSpan.FromSeconds(4);
+        await using var silent = SilentBackend.Start();
+        await using var lb = await BalancerFixture.StartAsync(edit: Cluster(silent: null, activityTimeout, probes: false));
+        await JoinAsync(lb, silent, activityTimeout, probes: false);
+
+        var first = await SendUntilOneLandsOnAsync(lb, silent, () => new HttpRequestMessage(HttpMethod.Get, "/"));
+        // Half its timeout later, a second GET waits on it too.
+        await Poll.UntilAsync(() => first.Clock.Elapsed >= activityTimeout / 2, activityTimeout, "half the activity timeout");
+        var second = await SendUntilOneLandsOnAsync(lb, silent, () => new HttpRequestMessage(HttpMethod.Get, "/"));
+        var sentApart = first.Clock.Elapsed - second.Clock.Elapsed;
+
+        using var firstResponse = await first.Response.WaitAsync(activityTimeout + TimeSpan.FromSeconds(10));
+        var firstAnswered = first.Clock.Elapsed;
+        using var secondResponse = await second.Response.WaitAsync(activityTimeout + TimeSpan.FromSeconds(10));
+        var secondAnswered = second.Clock.Elapsed;
+        output.WriteLine($"first GET answered {firstAnswered.TotalMilliseconds:0} ms after it was sent (its timeout, then a retry); the second, " +
+            $"sent {sentApart.TotalMilliseconds:0} ms later, {secondAnswered.TotalMilliseconds:0} ms after it was sent");
+
+        Assert.Equal(HttpStatusCode.OK, firstResponse.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, secondResponse.StatusCode);
+        Assert.Contains(secondResponse.Headers.GetValues("X-Backend").Single(), new[] { "A", "B" });
+        Assert.InRange(firstAnswered, activityTimeout - TimeSpan.FromSeconds(0.1), activityTimeout + TimeSpan.FromSeconds(1.5));
+        // Withdrawn when the first one's timeout marked H Down, well before its own timeout.
+        Assert.InRange(sentApart + secondAnswered, firstAnswered - TimeSpan.FromSeconds(0.5), firstAnswered + TimeSpan.FromSeconds(0.5));
+        Assert.InRange(secondAnswered, TimeSpan.Zero, activityTimeout - TimeSpan.FromSeconds(1));
+        Assert.Equal(2, silent.Requests);
+        Assert.Equal(1, await MetricAsync(lb, "balancer_retries_total{cluster=\"backends\",destination=\"H\",reason=\"timeout\"}"));
+        Assert.Equal(1, await MetricAsync(lb, "balancer_retries_total{cluster=\"backends\",destination=\"H\",reason=\"marked_down\"}"));
+        var down = lb.App.Services.GetRequiredService<IDestinationHealthHistory>().LastChange("backends", "H");
+        Assert.Equal(("Down", "request failed: timeout"), (down!.To, down.Reason));
+    }
+
+    /// <summary>
+    /// Destinations A and B only (or with the silent one as H); probes every second, two failures mark Down
+    /// (or no probes at all).
+    /// </summary>
+    private static Action<JsonObject> Cluster(SilentBackend? silent, TimeSpan? activityTimeout = null, bool probes = true) => config =>
     {
         ActiveAndPassive()(config);
         var cluster = HealthTestConfig.Cluster(config);
+        cluster["HealthCheck"]!["Active"]!["Enabled"] = probes;
         cluster["HealthCheck"]!["Active"]!["Interval"] = Interval.ToString();
         cluster["HealthCheck"]!["Active"]!["Timeout"] = ProbeTimeout.ToString();
         cluster["Metadata"]!["ConsecutiveFailuresHealthPolicy.Threshold"] = Threshold.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -133,9 +173,9 @@ public sealed class HungBackendTests(ITestOutputHelper output)
     };
 
     /// <summary>Rewrites the config with the silent backend added and waits until the balancer has it.</summary>
-    private static async Task<(DateTimeOffset At, Stopwatch Clock)> JoinAsync(BalancerFixture lb, SilentBackend silent, TimeSpan? activityTimeout = null)
+    private static async Task<(DateTimeOffset At, Stopwatch Clock)> JoinAsync(BalancerFixture lb, SilentBackend silent, TimeSpan? activityTimeout = null, bool probes = true)
     {
-        lb.WriteConfig("RoundRobin", Cluster(silent, activityTimeout));
+        lb.WriteConfig("RoundRobin", Cluster(silent, activityTimeout, probes));
         await Poll.UntilAsync(async () => (await lb.StatusAsync())["clusters"]![0]!["destinations"]!.AsArray().Any(d => (string)d!["id"]! == "H"),
             TimeSpan.FromSeconds(10), "H to join the cluster");
         return (DateTimeOffset.UtcNow, Stopwatch.StartNew());
