@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using Balancer.Management;
+using Balancer.Resilience;
 using Balancer.Telemetry;
 using Prometheus;
 using Yarp.ReverseProxy.Health;
@@ -11,7 +12,8 @@ namespace Balancer.Health;
 /// <summary>
 /// Replaces YARP's <see cref="IDestinationHealthUpdater"/> so that every change of a destination's
 /// operator-facing health (<c>Up</c>/<c>Down</c>/<c>Unknown</c>) is seen in one place: logged once with its
-/// reason, counted, and remembered for the status API. YARP raises no event on a health change, and its own
+/// reason, counted, and remembered for the status API, with each destination's recent probes, passive events
+/// and flaps (<see cref="DestinationHealthLog"/>). YARP raises no event on a health change, and its own
 /// updater re-activates passively failed destinations from a private timer that a decorator could not see.
 /// </summary>
 /// <remarks>
@@ -34,7 +36,10 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
     private readonly Counter _transitions;
     private readonly ConcurrentDictionary<(string Cluster, string Destination), HealthChange> _last = new();
     private readonly Dictionary<DestinationState, Reactivation> _reactivations = [];
-    private readonly ConditionalWeakTable<DestinationModel, StrongBox<DateTimeOffset>> _probeStarted = new();
+    private readonly ConditionalWeakTable<DestinationModel, ProbeAttempt> _probeStarted = new();
+
+    // Keyed by the state object, which a reload keeps for a destination it keeps: a removed destination's log goes with it.
+    private readonly ConditionalWeakTable<DestinationState, DestinationHealthLog> _logs = new();
     private readonly Dictionary<DestinationState, Ejections> _ejections = [];
     private readonly OutlierDetectionOptions _outliers;
 
@@ -60,6 +65,8 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
     public HealthChange? LastChange(string clusterId, string destinationId) =>
         _last.TryGetValue((clusterId, destinationId), out var change) ? change : null;
 
+    public HealthExplanation Explain(DestinationState destination) => Log(destination).Snapshot(_time.GetUtcNow());
+
     public void SetActive(ClusterState cluster, IEnumerable<NewActiveDestinationHealth> newHealthPairs)
     {
         var changed = false;
@@ -83,6 +90,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
                 {
                     CancelReactivation(destination);
                     health.Passive = DestinationHealth.Unknown;
+                    Returned(destination, "active health probes failed and then succeeded again");
                 }
 
                 changed = true;
@@ -118,6 +126,8 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
                 if (!MayEject(cluster))
                 {
                     LogEjectionCapped(cluster.ClusterId, destination.DestinationId, reason, _outliers.MaxEjectionPercent);
+                    Log(destination).AddEvent(new PassiveEvent(_time.GetUtcNow(), PassiveEvent.KeptInRotation,
+                        $"{reason}; {_outliers.MaxEjectionPercent} % of the cluster is already ejected"));
                     return;
                 }
 
@@ -132,12 +142,18 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
 
                 destination.Health.Passive = newHealth;
                 CancelReactivation(destination);
+                Log(destination).AddEvent(new PassiveEvent(_time.GetUtcNow(), PassiveEvent.Ejected, count > 1 ? reason : $"{reason} (out for up to {duration})"));
                 var reactivation = new Reactivation(this, cluster, destination, duration, _time.GetUtcNow(), clearedByProbe, repeated: count > 1);
                 _reactivations[destination] = reactivation;
                 reactivation.Start(_time);
             }
             else
             {
+                if (destination.Health.Passive == DestinationHealth.Unhealthy)
+                {
+                    Returned(destination, reason);
+                }
+
                 destination.Health.Passive = newHealth;
                 CancelReactivation(destination);
             }
@@ -183,9 +199,13 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
         return (count, duration < cap ? duration : cap);
     }
 
-    /// <summary>Called as a probe request is created, just before it is sent.</summary>
-    public void ProbeStarting(DestinationModel destination) =>
-        _probeStarted.AddOrUpdate(destination, new StrongBox<DateTimeOffset>(_time.GetUtcNow()));
+    /// <summary>Called as a probe request is created, just before it is sent; the attempt times the send.</summary>
+    public ProbeAttempt ProbeStarting(DestinationModel destination)
+    {
+        var attempt = new ProbeAttempt(_time.GetUtcNow());
+        _probeStarted.AddOrUpdate(destination, attempt);
+        return attempt;
+    }
 
     /// <summary>
     /// Called with the raw results of a probe round, before the active policy judges them: a successful probe
@@ -200,6 +220,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
             foreach (var result in results)
             {
                 var destination = result.Destination;
+                RecordProbe(result);
                 if (_ejections.TryGetValue(destination, out var ejections))
                 {
                     ejections.GoodProbes = result.Response?.IsSuccessStatusCode == true ? ejections.GoodProbes + 1 : 0;
@@ -208,7 +229,9 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
                         ejections.WaitingForProbes = false;
                         var was = DestinationHealthView.Of(destination);
                         destination.Health.Passive = DestinationHealth.Unknown;
-                        Record(cluster, destination, was, $"ejection ended and {ejections.GoodProbes} probes in a row succeeded");
+                        var why = $"ejection ended and {ejections.GoodProbes} probes in a row succeeded";
+                        Returned(destination, why);
+                        Record(cluster, destination, was, why);
                         changed = true;
                         continue;
                     }
@@ -218,12 +241,14 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
                     && _reactivations.TryGetValue(destination, out var failure)
                     && failure.ClearedByProbe
                     && _probeStarted.TryGetValue(destination.Model, out var started)
-                    && started.Value > failure.Since)
+                    && started.Started > failure.Since)
                 {
                     CancelReactivation(destination);
                     var before = DestinationHealthView.Of(destination);
                     destination.Health.Passive = DestinationHealth.Unknown;
-                    Record(cluster, destination, before, "active health probe succeeded after the connection failure");
+                    const string Why = "active health probe succeeded after the connection failure";
+                    Returned(destination, Why);
+                    Record(cluster, destination, before, Why);
                     changed = true;
                 }
             }
@@ -272,7 +297,9 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
 
             var before = DestinationHealthView.Of(destination);
             destination.Health.Passive = DestinationHealth.Unknown;
-            Record(cluster, destination, before, $"passive failure expired after {period}");
+            var why = $"passive failure expired after {period}";
+            Returned(destination, why);
+            Record(cluster, destination, before, why);
         }
 
         _clusterUpdater.UpdateAvailableDestinations(cluster);
@@ -286,6 +313,26 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
         }
     }
 
+    private DestinationHealthLog Log(DestinationState destination) => _logs.GetValue(destination, static _ => new DestinationHealthLog());
+
+    private void Returned(DestinationState destination, string reason) =>
+        Log(destination).AddEvent(new PassiveEvent(_time.GetUtcNow(), PassiveEvent.Returned, reason));
+
+    private void RecordProbe(DestinationProbingResult result)
+    {
+        var attempt = _probeStarted.TryGetValue(result.Destination.Model, out var started) ? started : null;
+        var response = result.Response;
+        var success = response?.IsSuccessStatusCode == true;
+        var error = response is null && result.Exception is { } exception ? TransportFailure.Label(TransportFailure.OfProbe(exception)) : null;
+        var latency = attempt?.Elapsed is { } elapsed ? Math.Round(elapsed.TotalMilliseconds, 3) : (double?)null;
+        Log(result.Destination).AddProbe(new ProbeRecord(
+            attempt?.Started ?? _time.GetUtcNow(),
+            success ? ProbeRecord.Success : ProbeRecord.Failure,
+            latency,
+            response is null ? null : (int)response.StatusCode,
+            error));
+    }
+
     private void Record(ClusterState cluster, DestinationState destination, string before, string reason)
     {
         var after = DestinationHealthView.Of(destination);
@@ -294,7 +341,9 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
             return;
         }
 
-        _last[(cluster.ClusterId, destination.DestinationId)] = new HealthChange(_time.GetUtcNow(), before, after, reason);
+        var now = _time.GetUtcNow();
+        _last[(cluster.ClusterId, destination.DestinationId)] = new HealthChange(now, before, after, reason);
+        Log(destination).HealthChanged(after, now);
         _transitions.WithLabels(cluster.ClusterId, destination.DestinationId, after.ToLowerInvariant()).Inc();
         HealthChanged?.Invoke(cluster, destination, before, after);
         if (after == DestinationHealthView.Down)

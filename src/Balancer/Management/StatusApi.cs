@@ -22,6 +22,7 @@ internal sealed class StatusApi(IProxyStateLookup proxyState, ConfigReloadTracke
                 var stats = metrics.For(cluster.ClusterId, destination);
                 var latency = stats.Window.LatencyMilliseconds(now);
                 var state = runtime.Of(cluster, destination);
+                var explained = history.Explain(destination);
                 destinations.Add(new DestinationStatus(
                     destination.DestinationId,
                     destination.Model.Config.Address,
@@ -36,7 +37,13 @@ internal sealed class StatusApi(IProxyStateLookup proxyState, ConfigReloadTracke
                     state.State,
                     state.WeightOverride,
                     state.EffectiveWeight,
-                    state.SlowStart));
+                    state.SlowStart)
+                {
+                    RequestRateHistory = stats.Window.RequestsPerSecondHistory(now),
+                    Probes = explained.Probes,
+                    PassiveEvents = explained.PassiveEvents,
+                    FlapsLast10Minutes = explained.Flaps,
+                });
             }
 
             destinations.Sort(static (a, b) => string.CompareOrdinal(a.Id, b.Id));
@@ -102,6 +109,8 @@ public sealed record ClusterStatus(string Id, string Policy, IReadOnlyList<Desti
 /// the last 10 s, latency to response headers over the last minute, its last health change, and its runtime
 /// state: <c>Active</c>/<c>Draining</c>/<c>Drained</c>/<c>Maintenance</c>, the operator's weight override, the
 /// effective weight (override or file weight, times the slow-start fraction) and the slow-start ramp in progress.
+/// Then what explains its health: its last probes, its passive events, how often it flapped between <c>Up</c> and
+/// <c>Down</c> in the last 10 minutes; and its requests in each second of the last minute.
 /// </summary>
 public sealed record DestinationStatus(
     string Id,
@@ -117,7 +126,20 @@ public sealed record DestinationStatus(
     string State,
     int? WeightOverride,
     double EffectiveWeight,
-    Runtime.SlowStartStatus? SlowStart);
+    Runtime.SlowStartStatus? SlowStart)
+{
+    /// <summary>Requests finished in each of the last 60 whole seconds, oldest first.</summary>
+    public IReadOnlyList<long> RequestRateHistory { get; init; } = [];
+
+    /// <summary>The last 20 active health probes, newest first.</summary>
+    public IReadOnlyList<ProbeRecord> Probes { get; init; } = [];
+
+    /// <summary>The last 20 passive health events (ejected, kept in rotation, returned), newest first.</summary>
+    public IReadOnlyList<PassiveEvent> PassiveEvents { get; init; } = [];
+
+    /// <summary>Changes between <c>Up</c> and <c>Down</c> (either way) in the last 10 minutes.</summary>
+    public int FlapsLast10Minutes { get; init; }
+}
 
 /// <summary>The last config reload: when, <c>success</c> or <c>failure</c>, and why it was rejected.</summary>
 public sealed record ReloadStatus(DateTimeOffset Time, string Result, string? Error);

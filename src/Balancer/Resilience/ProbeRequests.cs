@@ -12,15 +12,16 @@ namespace Balancer.Resilience;
 /// breaker: the probe is the judge of recovery and must reach the backend even while its circuit is open.
 /// Probes of destinations in maintenance are marked as skipped: they never leave the process, and their
 /// results are dropped before any health policy sees them, so a backend being redeployed does not flap.
+/// Every probe sent carries its <see cref="ProbeAttempt"/>, so its latency reaches the status API.
 /// </summary>
 internal static class ProbeRequests
 {
     private static readonly HttpRequestOptionsKey<bool> Key = new("Balancer.HealthProbe");
-    private static readonly HttpRequestOptionsKey<bool> SkippedKey = new("Balancer.HealthProbeSkipped");
+    private static readonly HttpRequestOptionsKey<ProbeAttempt> AttemptKey = new("Balancer.HealthProbeAttempt");
 
     public static bool IsProbe(HttpRequestMessage request) => request.Options.TryGetValue(Key, out var probe) && probe;
 
-    public static bool IsSkipped(HttpRequestMessage? request) => request is not null && request.Options.TryGetValue(SkippedKey, out var skipped) && skipped;
+    public static bool IsSkipped(HttpRequestMessage? request) => request is not null && request.Options.TryGetValue(AttemptKey, out var attempt) && attempt.Skipped;
 
     public static void Mark(HttpRequestMessage request) => request.Options.Set(Key, true);
 
@@ -28,13 +29,36 @@ internal static class ProbeRequests
     public static IServiceCollection MarkHealthProbes(this IServiceCollection services) =>
         services.Decorate<IProbingRequestFactory>((sp, inner) => new MarkingFactory(inner, sp.GetRequiredService<DestinationHealthTracker>(), sp));
 
-    /// <summary>Answers skipped probes itself, without a connection; every other request passes through.</summary>
-    internal sealed class SkippingHandler : DelegatingHandler
+    /// <summary>
+    /// Answers skipped probes itself, without a connection, and times the probes it sends (to the response
+    /// headers, as the proxy's own latency is measured); every other request passes through after one lookup.
+    /// </summary>
+    internal sealed class ProbeHandler(TimeProvider time) : DelegatingHandler
     {
-        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
-            IsSkipped(request)
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (!request.Options.TryGetValue(AttemptKey, out var attempt))
+            {
+                return base.SendAsync(request, cancellationToken);
+            }
+
+            return attempt.Skipped
                 ? Task.FromResult(new HttpResponseMessage(System.Net.HttpStatusCode.ServiceUnavailable) { RequestMessage = request })
-                : base.SendAsync(request, cancellationToken);
+                : TimedAsync(request, attempt, cancellationToken);
+        }
+
+        private async Task<HttpResponseMessage> TimedAsync(HttpRequestMessage request, ProbeAttempt attempt, CancellationToken cancellationToken)
+        {
+            var started = time.GetTimestamp();
+            try
+            {
+                return await base.SendAsync(request, cancellationToken);
+            }
+            finally
+            {
+                attempt.Elapsed = time.GetElapsedTime(started);
+            }
+        }
     }
 
     /// <summary>Also tells the tracker when each probe starts, so it knows which probes postdate a failure.</summary>
@@ -50,11 +74,11 @@ internal static class ProbeRequests
             Mark(request);
             if (InMaintenance(cluster, destination))
             {
-                request.Options.Set(SkippedKey, true);
+                request.Options.Set(AttemptKey, ProbeAttempt.Skip);
                 return request;
             }
 
-            tracker.ProbeStarting(destination);
+            request.Options.Set(AttemptKey, tracker.ProbeStarting(destination));
             return request;
         }
 

@@ -99,7 +99,7 @@ internal sealed class ResilientForwarderHttpClientFactory(
 
     protected override HttpMessageHandler WrapHandler(ForwarderHttpClientContext context, HttpMessageHandler handler)
     {
-        handler = new ProbeRequests.SkippingHandler { InnerHandler = handler };
+        handler = new ProbeRequests.ProbeHandler(services.GetRequiredService<TimeProvider>()) { InnerHandler = handler };
         var breaker = options.CurrentValue.CircuitBreaker;
         if (breaker.Enabled)
         {

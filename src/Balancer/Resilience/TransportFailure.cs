@@ -68,6 +68,13 @@ internal static class TransportFailure
     };
 
     /// <summary>
+    /// Why a health probe's send failed: YARP cancels a probe that outlives the cluster's probe timeout, so a
+    /// cancellation is a timeout here.
+    /// </summary>
+    public static FailureKind OfProbe(Exception exception) =>
+        exception is OperationCanceledException ? FailureKind.Timeout : FromException(exception);
+
+    /// <summary>
     /// True when the exception comes from the client's side of the exchange (a malformed or cut-off request
     /// body), which says nothing about the destination.
     /// </summary>

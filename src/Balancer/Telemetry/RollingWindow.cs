@@ -2,7 +2,7 @@ namespace Balancer.Telemetry;
 
 /// <summary>
 /// Requests and latencies of one destination over the last minute, in one-second slots, for the status
-/// API (requests per second over 10 s, p50/p99 over 60 s). Prometheus gets exact counters and the
+/// API (requests per second over 10 s and second by second over 60 s, p50/p99 over 60 s). Prometheus gets exact counters and the
 /// histogram; this is the quick, self-contained view an operator reads without a Prometheus.
 /// </summary>
 /// <remarks>
@@ -15,9 +15,13 @@ internal sealed class RollingWindow
 {
     public const int Seconds = 60;
     public const int RateSeconds = 10;
+
+    // One slot more than the minute, so the second in progress never reuses the slot of the oldest whole
+    // second of the history.
+    private const int SlotCount = Seconds + 1;
     private const int BucketCount = 96;
     private const double SmallestMicroseconds = 25;
-    private readonly Slot[] _slots = new Slot[Seconds];
+    private readonly Slot[] _slots = new Slot[SlotCount];
 
     public RollingWindow()
     {
@@ -30,7 +34,7 @@ internal sealed class RollingWindow
     /// <summary>Counts one request finished in <paramref name="second"/> that took <paramref name="latencySeconds"/>.</summary>
     public void Record(long second, double latencySeconds)
     {
-        var slot = _slots[second % Seconds];
+        var slot = _slots[second % SlotCount];
         var stamp = Volatile.Read(ref slot.Second);
         if (stamp != second && Interlocked.CompareExchange(ref slot.Second, second, stamp) == stamp)
         {
@@ -55,6 +59,25 @@ internal sealed class RollingWindow
         }
 
         return total / (double)RateSeconds;
+    }
+
+    /// <summary>
+    /// Requests finished in each of the <see cref="Seconds"/> whole seconds before <paramref name="now"/>, oldest
+    /// first: the status page draws its chart from it as soon as it opens.
+    /// </summary>
+    public long[] RequestsPerSecondHistory(long now)
+    {
+        var points = new long[Seconds];
+        foreach (var slot in _slots)
+        {
+            var age = now - Volatile.Read(ref slot.Second);
+            if (age >= 1 && age <= Seconds)
+            {
+                points[Seconds - age] = Volatile.Read(ref slot.Count);
+            }
+        }
+
+        return points;
     }
 
     /// <summary>The latency percentiles (0-1) over the last minute, in milliseconds; null without requests.</summary>

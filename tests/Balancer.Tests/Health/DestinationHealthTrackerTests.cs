@@ -216,6 +216,116 @@ public sealed class DestinationHealthTrackerTests : IDisposable
         Assert.Equal(["A"], Available());
     }
 
+    [Fact]
+    public void Probes_ExactlyTheLast20Kept_NewestFirst_OldestDropped()
+    {
+        var started = new List<DateTimeOffset>();
+        for (var round = 1; round <= 25; round++)
+        {
+            _time.Advance(TimeSpan.FromSeconds(1));
+            started.Add(_time.GetUtcNow());
+            _tracker.ProbeStarting(_a.Model);
+            _tracker.ProbeStarting(_b.Model).Elapsed = TimeSpan.FromMilliseconds(round);
+            ProbeRound(success: round % 2 == 0);
+        }
+
+        var probes = _tracker.Explain(_b).Probes;
+        Assert.Equal(20, probes.Count);
+        // Rounds 25 down to 6: the first five were dropped, oldest first.
+        Assert.Equal(Enumerable.Range(6, 20).Reverse().Select(round => started[round - 1]), probes.Select(p => p.Time));
+        Assert.Equal(Enumerable.Range(6, 20).Reverse().Select(round => (double)round), probes.Select(p => p.LatencyMs!.Value));
+        Assert.Equal(Enumerable.Range(6, 20).Reverse().Select(round => round % 2 == 0 ? "Success" : "Failure"), probes.Select(p => p.Outcome));
+        Assert.Equal(Enumerable.Range(6, 20).Reverse().Select(round => (int?)(round % 2 == 0 ? 200 : 503)), probes.Select(p => p.StatusCode));
+        Assert.All(probes, p => Assert.Null(p.Error));
+        Assert.Equal(20, _tracker.Explain(_a).Probes.Count);
+    }
+
+    [Fact]
+    public void Probes_FailedSends_RecordTheErrorKind_NoStatusCode()
+    {
+        var refused = new HttpRequestException(HttpRequestError.ConnectionError, "refused", new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.ConnectionRefused));
+        foreach (var exception in new Exception[] { refused, new TaskCanceledException("probe timeout"), new HttpRequestException(HttpRequestError.ResponseEnded, "cut") })
+        {
+            _tracker.ProbeStarting(_b.Model).Elapsed = TimeSpan.FromMilliseconds(1.5);
+            _tracker.ProbesCompleted(_cluster, [new DestinationProbingResult(_b, null, exception)]);
+        }
+
+        // Newest first.
+        Assert.Equal(
+            [("Failure", (int?)null, "reset", 1.5), ("Failure", null, "timeout", 1.5), ("Failure", null, "refused", 1.5)],
+            _tracker.Explain(_b).Probes.Select(p => (p.Outcome, p.StatusCode, p.Error, p.LatencyMs!.Value)));
+    }
+
+    [Fact]
+    public void Flaps_CountedForExactlyTenMinutes_UpDownEitherWay()
+    {
+        // Up -> Down at t0, Down -> Up one minute later.
+        var t0 = _time.GetUtcNow();
+        _tracker.SetActive(_cluster, [new(_b, DestinationHealth.Unhealthy)]);
+        _time.Advance(TimeSpan.FromMinutes(1));
+        _tracker.SetActive(_cluster, [new(_b, DestinationHealth.Healthy)]);
+        Assert.Equal(2, _tracker.Explain(_b).Flaps);
+        Assert.Equal(0, _tracker.Explain(_a).Flaps);
+
+        _time.Advance(t0 + TimeSpan.FromMinutes(10) - TimeSpan.FromTicks(1) - _time.GetUtcNow());
+        Assert.Equal(2, _tracker.Explain(_b).Flaps);
+        _time.Advance(TimeSpan.FromTicks(1));
+        Assert.Equal(1, _tracker.Explain(_b).Flaps);
+        _time.Advance(TimeSpan.FromMinutes(1) - TimeSpan.FromTicks(1));
+        Assert.Equal(1, _tracker.Explain(_b).Flaps);
+        _time.Advance(TimeSpan.FromTicks(1));
+        Assert.Equal(0, _tracker.Explain(_b).Flaps);
+    }
+
+    [Fact]
+    public void PassiveEvents_EjectionAndReturn_WithTimeAndReason_NewestFirst()
+    {
+        var ejectedAt = _time.GetUtcNow();
+        _tracker.SetPassive(_cluster, _b, DestinationHealth.Unhealthy, Period, "request failed: timeout", clearedByProbe: false);
+        _time.Advance(Period);
+
+        Assert.Equal(
+            [
+                new PassiveEvent(ejectedAt + Period, "Returned", "passive failure expired after 00:00:10"),
+                new PassiveEvent(ejectedAt, "Ejected", "request failed: timeout (out for up to 00:00:10)"),
+            ],
+            _tracker.Explain(_b).PassiveEvents);
+        Assert.Empty(_tracker.Explain(_a).PassiveEvents);
+        // Down and back: two flaps.
+        Assert.Equal(2, _tracker.Explain(_b).Flaps);
+    }
+
+    [Fact]
+    public void PassiveEvents_FailureKeptInRotationByTheEjectionCap_IsRecorded()
+    {
+        using var tracker = Tracker(new OutlierDetectionOptions { MaxEjectionPercent = 0 });
+        tracker.SetPassive(_cluster, _a, DestinationHealth.Unhealthy, Period, "request failed: refused", clearedByProbe: true);
+        tracker.SetPassive(_cluster, _b, DestinationHealth.Unhealthy, Period, "request failed: reset", clearedByProbe: true);
+
+        var kept = Assert.Single(tracker.Explain(_b).PassiveEvents);
+        Assert.Equal(("KeptInRotation", "request failed: reset; 0 % of the cluster is already ejected"), (kept.Kind, kept.Reason));
+        Assert.Equal(0, tracker.Explain(_b).Flaps);
+    }
+
+    [Fact]
+    public void PassiveEvents_ExactlyTheLast20Kept()
+    {
+        using var tracker = Tracker(new OutlierDetectionOptions { MaxEjectionTime = Period });
+        for (var i = 0; i < 15; i++)
+        {
+            tracker.SetPassive(_cluster, _b, DestinationHealth.Unhealthy, Period, $"request failed: timeout {i}", clearedByProbe: false);
+            _time.Advance(Period);
+        }
+
+        var events = tracker.Explain(_b).PassiveEvents;
+        Assert.Equal(20, events.Count);
+        Assert.Equal("Returned", events[0].Kind);
+        Assert.StartsWith("request failed: timeout 14", events[1].Reason, StringComparison.Ordinal);
+        // 30 events: the oldest kept is the ejection of the sixth failure.
+        Assert.StartsWith("request failed: timeout 5", events[^1].Reason, StringComparison.Ordinal);
+        Assert.Equal("Ejected", events[^1].Kind);
+    }
+
     public void Dispose()
     {
         _tracker.Dispose();

@@ -124,6 +124,19 @@ internal sealed class HeadlessChromium : IAsyncDisposable
         }
     }
 
+    /// <summary>Presses and releases Enter as a keyboard would, on whatever element has the focus.</summary>
+    public async Task PressEnterAsync()
+    {
+        await SendAsync("Input.dispatchKeyEvent", new JsonObject
+        {
+            ["type"] = "keyDown", ["key"] = "Enter", ["code"] = "Enter", ["windowsVirtualKeyCode"] = 13, ["text"] = "\r",
+        });
+        await SendAsync("Input.dispatchKeyEvent", new JsonObject
+        {
+            ["type"] = "keyUp", ["key"] = "Enter", ["code"] = "Enter", ["windowsVirtualKeyCode"] = 13,
+        });
+    }
+
     /// <summary>A PNG of the viewport.</summary>
     public async Task<byte[]> ScreenshotAsync()
     {

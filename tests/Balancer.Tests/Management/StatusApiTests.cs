@@ -9,7 +9,10 @@ namespace Balancer.Tests.Management;
 public sealed class StatusApiTests
 {
     private static readonly string[] DestinationFields =
-        ["id", "address", "health", "weight", "requests", "requestsPerSecond", "inFlight", "latencyP50Ms", "latencyP99Ms", "healthChange"];
+        ["id", "address", "health", "weight", "requests", "requestsPerSecond", "inFlight", "latencyP50Ms", "latencyP99Ms", "healthChange",
+         "requestRateHistory", "probes", "passiveEvents", "flapsLast10Minutes"];
+
+    private static readonly string[] ProbeFields = ["time", "outcome", "latencyMs", "statusCode", "error"];
 
     [Fact]
     public async Task Status_HasEveryDocumentedField_ForClustersDestinationsAndReload()
@@ -42,8 +45,61 @@ public sealed class StatusApiTests
             Assert.Equal("Up", (string)change["to"]!);
             Assert.False(string.IsNullOrWhiteSpace((string?)change["reason"]));
             Assert.InRange(DateTimeOffset.Parse((string)change["time"]!, System.Globalization.CultureInfo.InvariantCulture), DateTimeOffset.UtcNow.AddMinutes(-1), DateTimeOffset.UtcNow);
+            Assert.Equal(new long[60], destination["requestRateHistory"]!.AsArray().Select(n => (long)n!));
+            var probe = destination["probes"]!.AsArray()[0]!.AsObject();
+            Assert.All(ProbeFields, field => Assert.True(probe.ContainsKey(field), $"a probe lacks '{field}': {probe.ToJsonString()}"));
+            Assert.Empty(destination["passiveEvents"]!.AsArray());
+            Assert.Equal(0, (int)destination["flapsLast10Minutes"]!);
         }
     }
+
+    [Fact]
+    public async Task Status_KilledThenRestartedBackend_ShowsItsFailedProbesWithTheError_AndTwoFlaps()
+    {
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin", HealthTestConfig.ActiveAndPassive());
+        await HealthTestConfig.WaitAllUpAsync(lb);
+        var killedAt = DateTimeOffset.UtcNow;
+
+        await lb.Backend("B").KillAsync();
+        await HealthTestConfig.WaitForHealthAsync(lb, "B", "Down", TimeSpan.FromSeconds(10));
+        // Probes run every second: wait for two sent once B was surely gone, then bring B back.
+        var gone = DateTimeOffset.UtcNow;
+        await Poll.UntilAsync(async () => Probes(await DestinationAsync(lb, "B")).Count(p => p.Time > gone) >= 2, TimeSpan.FromSeconds(10), "two probes of B after it was seen Down");
+        await lb.Backend("B").RestartAsync();
+        await HealthTestConfig.WaitForHealthAsync(lb, "B", "Up", TimeSpan.FromSeconds(10));
+
+        var b = await DestinationAsync(lb, "B");
+        var probes = Probes(b);
+        Assert.InRange(probes.Count, 4, 20);
+        // Newest first: the probe that brought it back, the failures while it was gone, the successes before.
+        Assert.Equal(("Success", (int?)200, (string?)null), (probes[0].Outcome, probes[0].StatusCode, probes[0].Error));
+        var failed = probes.Where(p => p.Outcome == "Failure").ToList();
+        Assert.True(failed.Count(p => p.Time > gone) >= 2, string.Join(" | ", probes));
+        Assert.All(failed, p =>
+        {
+            // A probe under way at the very moment of the kill may have had its connection cut instead.
+            Assert.Equal(p.Time > gone ? "refused" : p.Error is "reset" ? "reset" : "refused", p.Error);
+            Assert.Null(p.StatusCode);
+            Assert.InRange(p.Time, killedAt, DateTimeOffset.UtcNow);
+            Assert.InRange(p.LatencyMs!.Value, 0, 1000);
+        });
+        var lastBeforeKill = probes.First(p => p.Time < killedAt);
+        Assert.Equal(("Success", (int?)200), (lastBeforeKill.Outcome, lastBeforeKill.StatusCode));
+        Assert.Equal(2, (int)b["flapsLast10Minutes"]!);
+        Assert.Equal(0, (int)(await DestinationAsync(lb, "A"))["flapsLast10Minutes"]!);
+        Assert.Equal(0, (int)(await DestinationAsync(lb, "C"))["flapsLast10Minutes"]!);
+    }
+
+    private static async Task<JsonNode> DestinationAsync(BalancerFixture lb, string id) =>
+        (await lb.StatusAsync())["clusters"]![0]!["destinations"]!.AsArray().Single(d => (string)d!["id"]! == id)!;
+
+    private static List<(DateTimeOffset Time, string Outcome, double? LatencyMs, int? StatusCode, string? Error)> Probes(JsonNode destination) =>
+        [.. destination["probes"]!.AsArray().Select(p => (
+            DateTimeOffset.Parse((string)p!["time"]!, System.Globalization.CultureInfo.InvariantCulture),
+            (string)p["outcome"]!,
+            (double?)p["latencyMs"],
+            (int?)p["statusCode"],
+            (string?)p["error"]))];
 
     [Fact]
     public async Task Status_After300Requests_CountsEachDestinationExactly_ProbesExcluded()

@@ -36,7 +36,7 @@ public sealed class StatusPageTests(ITestOutputHelper output)
         Assert.Contains("default-src 'none'", csp, StringComparison.Ordinal);
         Assert.Contains("connect-src 'self'", csp, StringComparison.Ordinal);
         Assert.Contains("script-src 'sha256-", csp, StringComparison.Ordinal);
-        // Works offline: nothing loaded from elsewhere; read-only: nothing to submit or click.
+        // Works offline: nothing loaded from elsewhere; read-only: nothing to submit (its only buttons, made by the script, open a row).
         Assert.DoesNotMatch("(src|href)=\"(https?:)?//", html);
         Assert.DoesNotContain("<form", html, StringComparison.OrdinalIgnoreCase);
         Assert.DoesNotContain("<button", html, StringComparison.OrdinalIgnoreCase);
@@ -156,6 +156,67 @@ public sealed class StatusPageTests(ITestOutputHelper output)
         Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], screenshot[..4]);
         Assert.Empty(browser.PageErrors);
         output.WriteLine($"status page showed B DOWN {killed.ElapsedMilliseconds} ms after it was killed");
+    }
+
+    [Fact]
+    public async Task Page_InChromium_ChartFilledFromServerHistoryAtLoad_OpenedRowShowsProbesEventsAndFlaps()
+    {
+        const string Charts = "[...document.querySelectorAll('tr[data-destination]')].map(r => r.dataset.destination + ':' + " +
+            "r.querySelector('svg.spark polyline').getAttribute('points').split(' ').filter(Boolean).length + ':' + " +
+            "(r.querySelector('svg.spark').dataset.values || '').split(',').filter(Boolean).reduce((a, v) => a + Number(v), 0)).join(',')";
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin", HealthTestConfig.ActiveAndPassive());
+        await HealthTestConfig.WaitAllUpAsync(lb);
+        await using var browser = await HeadlessChromium.LaunchAsync();
+        var counts = await lb.CountsAsync(30);
+        Assert.Equal([10, 10, 10], counts);
+        // Once the second of those requests is over, the server's history holds them.
+        await Poll.UntilAsync(
+            async () => (await lb.StatusAsync())["clusters"]![0]!["destinations"]!.AsArray().All(d => d!["requestRateHistory"]!.AsArray().Sum(n => (long)n!) == 10),
+            TimeSpan.FromSeconds(5),
+            "10 requests per destination in the server's history");
+        await lb.Backend("B").KillAsync();
+        await HealthTestConfig.WaitForHealthAsync(lb, "B", "Down", TimeSpan.FromSeconds(10));
+
+        var opened = Stopwatch.StartNew();
+        await browser.NavigateAsync(lb.ManagementAddress);
+        // A chart built up in the browser would have one point a second; this one has the whole minute at once.
+        await browser.WaitForAsync("document.querySelectorAll('tr[data-destination]').length === 3", TimeSpan.FromSeconds(10), "the destinations listed");
+        await browser.WaitForAsync($"{Charts} === 'A:60:10,B:60:10,C:60:10'", TimeSpan.FromSeconds(2), "60 chart points holding the 10 requests of each destination", Charts);
+        output.WriteLine($"charts full {opened.ElapsedMilliseconds} ms after navigation started");
+
+        // Clicking B's row opens its details: the failed probes with their error, and its one flap (Up -> Down).
+        const string BDetails = "document.getElementById(document.querySelector('tr[data-destination=\"B\"] button.open').getAttribute('aria-controls'))";
+        Assert.Equal("false", await browser.EvaluateAsync<string>("document.querySelector('tr[data-destination=\"B\"] button.open').getAttribute('aria-expanded')"));
+        await browser.EvaluateAsync<bool>("document.querySelector('tr[data-destination=\"B\"] td.num').click() === undefined");
+        await browser.WaitForAsync($"{BDetails}?.querySelector('ol.probes li') != null", TimeSpan.FromSeconds(5), "B's probe list");
+        Assert.Equal("true", await browser.EvaluateAsync<string>("document.querySelector('tr[data-destination=\"B\"] button.open').getAttribute('aria-expanded')"));
+        Assert.True("1" == await browser.EvaluateAsync<string>($"{BDetails}.querySelector('.flap-count').textContent"), await browser.EvaluateAsync<string>($"{BDetails}.textContent"));
+        var newest = await browser.EvaluateAsync<string>($"{BDetails}.querySelector('ol.probes li').textContent");
+        Assert.Contains("Failure", newest, StringComparison.Ordinal);
+        Assert.Contains("refused", newest, StringComparison.Ordinal);
+        Assert.Contains("No passive health event", await browser.EvaluateAsync<string>($"{BDetails}.querySelector('.event-section').textContent"), StringComparison.Ordinal);
+        // The details row follows B's row and stays open as the page refreshes, showing each new probe.
+        var newestTime = await browser.EvaluateAsync<string>($"{BDetails}.querySelector('ol.probes li time').dateTime");
+        await browser.WaitForAsync($"{BDetails}?.querySelector('ol.probes li time').dateTime !== '{newestTime}'", TimeSpan.FromSeconds(5), "a newer probe of B in the open details");
+        Assert.True(await browser.EvaluateAsync<bool>($"document.querySelector('tr[data-destination=\"B\"]').nextElementSibling === {BDetails}"));
+
+        await Screenshots.SaveAsync("status-page-details.png", await browser.ScreenshotAsync());
+
+        // The keyboard opens A: its button takes the focus, Enter opens it.
+        const string ADetails = "document.getElementById(document.querySelector('tr[data-destination=\"A\"] button.open').getAttribute('aria-controls'))";
+        await browser.EvaluateAsync<bool>("document.querySelector('tr[data-destination=\"A\"] button.open').focus() === undefined");
+        await browser.PressEnterAsync();
+        await browser.WaitForAsync($"{ADetails}?.querySelector('ol.probes li') != null", TimeSpan.FromSeconds(5), "A's probe list");
+        var a = await browser.EvaluateAsync<string>($"{ADetails}.querySelector('ol.probes li').textContent");
+        Assert.Contains("Success", a, StringComparison.Ordinal);
+        Assert.Contains("HTTP 200", a, StringComparison.Ordinal);
+        Assert.Equal("0", await browser.EvaluateAsync<string>($"{ADetails}.querySelector('.flap-count').textContent"));
+
+        // Enter again closes it.
+        await browser.PressEnterAsync();
+        await browser.WaitForAsync($"{ADetails} === null", TimeSpan.FromSeconds(5), "A's details closed");
+        Assert.Equal("false", await browser.EvaluateAsync<string>("document.querySelector('tr[data-destination=\"A\"] button.open').getAttribute('aria-expanded')"));
+        Assert.Empty(browser.PageErrors);
     }
 
     [Fact]

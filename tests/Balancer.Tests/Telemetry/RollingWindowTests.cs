@@ -23,6 +23,25 @@ public sealed class RollingWindowTests
     }
 
     [Fact]
+    public void RequestsPerSecondHistory_EachOfTheLast60WholeSeconds_OldestFirst()
+    {
+        var window = new RollingWindow();
+        // Second s holds s - 1000 requests, for 1000..1070; 1070 is in progress.
+        for (long second = 1000; second <= 1070; second++)
+        {
+            for (var i = 0; i < second - 1000; i++)
+            {
+                window.Record(second, 0.001);
+            }
+        }
+
+        Assert.Equal(Enumerable.Range(10, 60).Select(n => (long)n), window.RequestsPerSecondHistory(1070));
+        // Seconds without requests read 0, and a quiet minute reads all zeros.
+        Assert.Equal(Enumerable.Range(40, 31).Select(n => (long)n).Concat(new long[29]), window.RequestsPerSecondHistory(1100));
+        Assert.Equal(new long[60], window.RequestsPerSecondHistory(1131));
+    }
+
+    [Fact]
     public void Latency_PercentilesOverTheLastMinute_WithinBucketResolution()
     {
         var window = new RollingWindow();
@@ -55,8 +74,9 @@ public sealed class RollingWindowTests
         var window = new RollingWindow();
         window.Record(5, 0.001);
         window.Record(5, 0.001);
-        window.Record(65, 0.001);
+        // 61 slots: the minute and the second in progress.
+        window.Record(66, 0.001);
 
-        Assert.Equal(0.1, window.RequestsPerSecond(66));
+        Assert.Equal(0.1, window.RequestsPerSecond(67));
     }
 }
