@@ -290,6 +290,14 @@ public sealed class StatusPageTests(ITestOutputHelper output)
         Assert.All(contrasts, ratio => Assert.True(ratio >= 4.5, $"badge contrast {ratio:0.00}:1"));
         Assert.Empty(browser.PageErrors);
         await Screenshots.SaveAsync("status-page-phone.png", await browser.ScreenshotAsync());
+
+        // A destination's details, opened, fit the phone too.
+        await browser.EvaluateAsync<bool>("document.querySelector('tr[data-destination=\"A\"] button.open').click() === undefined");
+        await browser.WaitForAsync("document.querySelector('tr.details ol.probes li') != null", TimeSpan.FromSeconds(5), "A's probe list");
+        Assert.True(
+            await browser.EvaluateAsync<bool>("document.documentElement.scrollWidth <= window.innerWidth"),
+            await browser.EvaluateAsync<string>("`scrollWidth ${document.documentElement.scrollWidth} > innerWidth ${window.innerWidth}`"));
+        Assert.Empty(browser.PageErrors);
     }
 
     private const string ContrastOfBadges = """
