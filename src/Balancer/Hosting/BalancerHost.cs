@@ -128,6 +128,7 @@ public static class BalancerHost
         app.Services.StartBalancerRuntime();
         app.MapWhen(Listeners.IsManagement, ManagementApp.Configure);
         app.UseMiddleware<TlsPolicyMiddleware>();
+        app.UseMiddleware<LeavingConnectionMiddleware>();
         app.UseBalancerServerSpans();
         app.UseBalancerAccessLog();
         app.UseMiddleware<ConnectMethodMiddleware>();

@@ -18,6 +18,9 @@ public sealed class InstanceReadiness(IProxyStateLookup proxy, IHostApplicationL
     /// <summary>True once an operator drained the instance through the management API.</summary>
     public bool Drained => _drained;
 
+    /// <summary>True while leaving or drained: clients should move to a peer, so kept-alive connections are ended.</summary>
+    public bool SendingAway => _leaving is not null || _drained;
+
     /// <summary>Never ready again: the process is on its way out.</summary>
     public void Leave(string reason) => _leaving ??= reason;
 

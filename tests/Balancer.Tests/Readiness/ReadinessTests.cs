@@ -137,6 +137,33 @@ public sealed class ReadinessTests
         Assert.Equal(HttpStatusCode.ServiceUnavailable, (await lb.Management.GetAsync("/readyz")).StatusCode);
     }
 
+    [Fact]
+    public async Task InstanceDrain_ProxiedAnswersCloseTheConnection_EnableKeepsItAliveAgain()
+    {
+        await using var lb = await BalancerFixture.StartAsync();
+        using (var before = await lb.Client.GetAsync("/"))
+        {
+            Assert.False(before.Headers.ConnectionClose ?? false);
+        }
+
+        using (await lb.Management.PostAsync("/api/instance/drain", null))
+        {
+        }
+
+        using (var drained = await lb.Client.GetAsync("/"))
+        {
+            Assert.Equal(HttpStatusCode.OK, drained.StatusCode);
+            Assert.True(drained.Headers.ConnectionClose, "A drained instance should end kept-alive connections, so clients reconnect to the address's new holder.");
+        }
+
+        using (await lb.Management.PostAsync("/api/instance/enable", null))
+        {
+        }
+
+        using var enabled = await lb.Client.GetAsync("/");
+        Assert.False(enabled.Headers.ConnectionClose ?? false);
+    }
+
     private static async Task AssertReadyAsync(BalancerFixture lb)
     {
         using var response = await lb.Management.GetAsync("/readyz");
