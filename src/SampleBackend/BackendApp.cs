@@ -1,6 +1,8 @@
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Prometheus;
+using SampleBackend.Rpc;
 
 namespace SampleBackend;
 
@@ -20,17 +22,50 @@ public static class BackendApp
         builder.Services.AddSingleton<BackendMetrics>();
         builder.Services.AddSingleton<Workload>();
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, BackendJsonContext.Default));
+        var listeners = BackendListeners.From(config);
+        if (listeners is not null)
+        {
+            builder.Services.AddSingleton(listeners);
+            builder.WebHost.ConfigureKestrel(listeners.Configure);
+            // Kestrel warns that endpoints bound in code override --urls, though the same URLs are bound here.
+            builder.Logging.AddFilter("Microsoft.AspNetCore.Server.Kestrel", LogLevel.Error);
+        }
+
+        AddGrpc(builder.Services, state);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        var admin = AdminListener.Configure(builder);
+        // A backend made unhealthy on purpose would log an error for every gRPC health probe.
+        builder.Logging.AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks", LogLevel.None);
         configure?.Invoke(builder);
 
         var app = builder.Build();
-        app.Use(admin.Guard);
+        app.Use(AdminListener.Guard);
         app.Use(Tag(state, app.Services.GetRequiredService<BackendMetrics>()));
         app.UseWebSockets();
         Map(app, state);
+        MapGrpc(app);
         return app;
     }
+
+    /// <summary>
+    /// The gRPC services: the standard grpc.health.v1.Health, answering from the same switch as <c>/health</c>,
+    /// and the sample ones. They answer on any HTTP/2 connection, which in practice is the --grpc-urls port.
+    /// </summary>
+    private static void AddGrpc(IServiceCollection services, BackendState state)
+    {
+        services.AddGrpc();
+        services.AddGrpcHealthChecks(o => o.UseHealthChecksCache = false)
+            .AddCheck("backend", () => state.Healthy ? HealthCheckResult.Healthy() : HealthCheckResult.Unhealthy("made unhealthy through /admin/unhealthy"));
+    }
+
+    private static void MapGrpc(WebApplication app)
+    {
+        app.MapGrpcService<GreeterService>();
+        app.MapGrpcService<CounterService>();
+        app.MapGrpcHealthChecksService();
+    }
+
+    /// <summary>The gRPC health service's path prefix: its probes are not workload, like <c>/health</c>.</summary>
+    private const string GrpcHealthPath = "/grpc.health.v1.Health";
 
     /// <summary>Stamps X-Backend on every response and counts and slows workload requests.</summary>
     private static Func<HttpContext, RequestDelegate, Task> Tag(BackendState state, BackendMetrics metrics)
@@ -40,7 +75,9 @@ public static class BackendApp
         {
             context.Response.Headers["X-Backend"] = header;
             var path = context.Request.Path;
-            var workload = !path.StartsWithSegments("/health") && !path.StartsWithSegments("/metrics") && !path.StartsWithSegments("/admin");
+            // The header is also the gRPC initial metadata "x-backend" (HTTP/2 sends header names in lower case).
+            var workload = !path.StartsWithSegments("/health") && !path.StartsWithSegments("/metrics") && !path.StartsWithSegments("/admin")
+                && !path.StartsWithSegments(GrpcHealthPath);
             if (workload)
             {
                 state.CountReceived();

@@ -13,6 +13,11 @@ public static class Program
             return HttpProbe.Run(probeUrl, urls);
         }
 
+        if (Array.IndexOf(args, Rpc.GrpcCallCommand.Flag) >= 0)
+        {
+            return Rpc.GrpcCallCommand.Run(args, Console.Out, Console.Error);
+        }
+
         BackendApp.Create(args).Run();
         return 0;
     }

@@ -42,6 +42,7 @@ public static class ConfigValidator
         CheckBool(balancer.GetSection("InlineCompletions"), errors);
         CheckInteger(balancer.GetSection("Retry:MaxAttempts"), 0, 10, errors);
         CheckInteger(balancer.GetSection("Retry:MaxBufferedBodyBytes"), 0, 64L * 1024 * 1024, errors);
+        CheckBool(balancer.GetSection("Retry:GrpcIdempotent"), errors);
         var breaker = balancer.GetSection("CircuitBreaker");
         CheckBool(breaker.GetSection("Enabled"), errors);
         CheckInteger(breaker.GetSection("MinimumThroughput"), 2, int.MaxValue, errors);
@@ -124,6 +125,7 @@ public static class ConfigValidator
         CheckOneOf(health.GetSection("Passive:Policy"), [Health.FirstFailurePassivePolicy.PolicyName, "TransportFailureRate"], errors);
         CheckOneOf(health.GetSection("AvailableDestinationsPolicy"), ["HealthyAndUnknown", "HealthyOrPanic"], errors);
         CheckBool(health.GetSection("Passive:Enabled"), errors);
+        CheckGrpcHealth(cluster, errors);
 
         CheckSlowStart(cluster.GetSection("Metadata:" + Runtime.SlowStart.MetadataKey), errors);
         var destinations = cluster.GetSection("Destinations").GetChildren().ToList();
@@ -158,6 +160,34 @@ public static class ConfigValidator
         if (!string.IsNullOrWhiteSpace(section.Value))
         {
             CheckFileToWrite(section, "name a file in it, such as state.json", errors);
+        }
+    }
+
+    /// <summary>
+    /// A gRPC health probe is an HTTP/2 call; so is all the cluster's traffic then, and YARP sends HTTP/1.1 to
+    /// cleartext destinations unless the cluster asks for version 2.
+    /// </summary>
+    private static void CheckGrpcHealth(IConfigurationSection cluster, List<string> errors)
+    {
+        var protocol = cluster.GetSection("Metadata:" + Grpc.GrpcHealthProbe.ProtocolKey);
+        CheckOneOf(protocol, [Grpc.GrpcHealthProbe.ProtocolHttp, Grpc.GrpcHealthProbe.ProtocolGrpc], errors, "protocol");
+        if (!string.Equals(protocol.Value, Grpc.GrpcHealthProbe.ProtocolGrpc, StringComparison.OrdinalIgnoreCase))
+        {
+            return;
+        }
+
+        var version = cluster.GetSection("HttpRequest:Version");
+        if (version.Value is not ("2" or "2.0"))
+        {
+            errors.Add($"{version.Path}: must be \"2\" when {protocol.Path} is {Grpc.GrpcHealthProbe.ProtocolGrpc}: gRPC needs HTTP/2 to the destinations");
+        }
+
+        var policy = cluster.GetSection("HttpRequest:VersionPolicy");
+        var cleartext = cluster.GetSection("Destinations").GetChildren().Any(d => d["Address"]?.StartsWith("http://", StringComparison.OrdinalIgnoreCase) == true);
+        if (cleartext && !string.Equals(policy.Value, nameof(HttpVersionPolicy.RequestVersionExact), StringComparison.OrdinalIgnoreCase)
+            && !string.Equals(policy.Value, nameof(HttpVersionPolicy.RequestVersionOrHigher), StringComparison.OrdinalIgnoreCase))
+        {
+            errors.Add($"{policy.Path}: must be \"RequestVersionExact\" when {protocol.Path} is {Grpc.GrpcHealthProbe.ProtocolGrpc} and a destination is http://: otherwise HTTP/1.1 is sent to cleartext destinations");
         }
     }
 
@@ -288,11 +318,11 @@ public static class ConfigValidator
         }
     }
 
-    private static void CheckOneOf(IConfigurationSection section, string[] allowed, List<string> errors)
+    private static void CheckOneOf(IConfigurationSection section, string[] allowed, List<string> errors, string what = "policy")
     {
         if (section.Value is { } value && !allowed.Contains(value, StringComparer.OrdinalIgnoreCase))
         {
-            errors.Add($"{section.Path}: unknown policy '{value}'; use one of {string.Join(", ", allowed)}");
+            errors.Add($"{section.Path}: unknown {what} '{value}'; use one of {string.Join(", ", allowed)}");
         }
     }
 

@@ -126,6 +126,11 @@ public static class BalancerHost
         app.Services.GetRequiredService<ProxyMetrics>();
         app.Services.GetRequiredService<CertificateMetrics>();
         app.Services.StartBalancerRuntime();
+        if (countRequests)
+        {
+            app.Services.GetRequiredService<ProtocolMetrics>();
+        }
+
         app.MapWhen(Listeners.IsManagement, ManagementApp.Configure);
         app.UseMiddleware<TlsPolicyMiddleware>();
         app.UseMiddleware<LeavingConnectionMiddleware>();
@@ -137,7 +142,13 @@ public static class BalancerHost
         app.MapReverseProxy(proxy =>
         {
             proxy.UseMiddleware<ProxyErrorLogMiddleware>();
+            if (countRequests)
+            {
+                proxy.UseMiddleware<ProtocolMetricsMiddleware>();
+            }
+
             proxy.UseBalancerRateLimits();
+            proxy.UseMiddleware<Grpc.GrpcCallMiddleware>(countRequests);
             proxy.UseMiddleware<NoAvailableDestinationMiddleware>();
             // Before affinity and load balancing: each retry is a fresh pick among the destinations not tried.
             proxy.UseMiddleware<RetryMiddleware>();

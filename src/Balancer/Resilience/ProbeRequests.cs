@@ -25,7 +25,10 @@ internal static class ProbeRequests
 
     public static void Mark(HttpRequestMessage request) => request.Options.Set(Key, true);
 
-    /// <summary>Decorates YARP's probe request factory (internal to YARP) with the mark.</summary>
+    /// <summary>
+    /// Decorates YARP's probe request factory (internal to YARP) with the mark, and builds the gRPC health
+    /// probes of the clusters that ask for them.
+    /// </summary>
     public static IServiceCollection MarkHealthProbes(this IServiceCollection services) =>
         services.Decorate<IProbingRequestFactory>((sp, inner) => new MarkingFactory(inner, sp.GetRequiredService<DestinationHealthTracker>(), sp));
 
@@ -70,7 +73,9 @@ internal static class ProbeRequests
 
         public HttpRequestMessage CreateRequest(ClusterModel cluster, DestinationModel destination)
         {
-            var request = inner.CreateRequest(cluster, destination);
+            var request = Grpc.GrpcHealthProbe.IsEnabled(cluster.Config)
+                ? Grpc.GrpcHealthProbe.CreateRequest(cluster, destination)
+                : inner.CreateRequest(cluster, destination);
             Mark(request);
             if (InMaintenance(cluster, destination))
             {

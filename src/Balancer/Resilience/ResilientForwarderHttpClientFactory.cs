@@ -99,7 +99,13 @@ internal sealed class ResilientForwarderHttpClientFactory(
 
     protected override HttpMessageHandler WrapHandler(ForwarderHttpClientContext context, HttpMessageHandler handler)
     {
-        handler = new ProbeRequests.ProbeHandler(services.GetRequiredService<TimeProvider>()) { InnerHandler = handler };
+        // Outermost, whatever the cluster's metadata says now: a client is not rebuilt when only metadata changes.
+        var probes = new ProbeRequests.ProbeHandler(services.GetRequiredService<TimeProvider>()) { InnerHandler = handler };
+        return new Grpc.GrpcHealthProbe.Handler { InnerHandler = WrapResilience(context, probes) };
+    }
+
+    private HttpMessageHandler WrapResilience(ForwarderHttpClientContext context, HttpMessageHandler handler)
+    {
         var breaker = options.CurrentValue.CircuitBreaker;
         if (breaker.Enabled)
         {

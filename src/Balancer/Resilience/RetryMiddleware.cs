@@ -19,8 +19,9 @@ namespace Balancer.Resilience;
 /// Safe and idempotent methods are retried on refused connections, connect failures, resets and timeouts,
 /// and when their destination is marked Down while they wait for its answer (<see cref="DownSignals"/>);
 /// other methods only when nothing was sent (connection refused, circuit open), since the backend may have
-/// acted on a request that broke mid-way. The success path costs a feature lookup, a feature mark and, for
-/// requests with a body, a buffering stream only if the body is small enough to be replayed.
+/// acted on a request that broke mid-way. gRPC calls count as idempotent unless
+/// <see cref="RetryOptions.GrpcIdempotent"/> is off. The success path costs a feature lookup, a feature mark
+/// and, for requests with a body, a buffering stream only if the body is small enough to be replayed.
 /// </remarks>
 internal sealed partial class RetryMiddleware
 {
@@ -50,7 +51,8 @@ internal sealed partial class RetryMiddleware
         }
 
         var request = context.Request;
-        var replayable = true;
+        var body = Body.None;
+        ReplayableBody? kept = null;
         if (context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody != false)
         {
             // Only a body of known, small length is buffered; anything else streams as before and is not retried.
@@ -61,20 +63,27 @@ internal sealed partial class RetryMiddleware
                     request.EnableBuffering((int)length, length);
                 }
             }
+            else if (request.ContentLength is null && options.GrpcIdempotent && Grpc.GrpcProtocol.IsGrpc(request))
+            {
+                kept = new ReplayableBody(request.Body, options.MaxBufferedBodyBytes);
+                request.Body = kept;
+                body = Body.Kept;
+            }
             else
             {
-                replayable = false;
+                body = Body.Streamed;
             }
         }
 
-        return ForwardAsync(context, options.MaxAttempts, replayable);
+        return ForwardAsync(context, options.MaxAttempts, body, kept);
     }
 
-    private async Task ForwardAsync(HttpContext context, int maxAttempts, bool replayable)
+    private async Task ForwardAsync(HttpContext context, int maxAttempts, Body body, ReplayableBody? kept)
     {
         var feature = context.GetReverseProxyFeature();
         var candidates = feature.AvailableDestinations;
-        var replaySafe = replayable && IsIdempotent(context.Request.Method);
+        // A gRPC body kept as it streams may outgrow the buffer mid-call: such calls are not withdrawn.
+        var replaySafe = body == Body.None && IsIdempotent(context.Request.Method);
         for (var attempt = 0; ; attempt++)
         {
             // Withdrawn from a destination marked Down only when there is somewhere else to send it.
@@ -103,7 +112,13 @@ internal sealed partial class RetryMiddleware
                 return;
             }
 
-            var mayRetry = (replayable || TransportFailure.NothingSent(kind)) && MayRetry(context.Request.Method, kind);
+            var replayable = body switch
+            {
+                Body.None => true,
+                Body.Kept => kept!.CanReplay,
+                _ => false,
+            };
+            var mayRetry = (replayable || TransportFailure.NothingSent(kind)) && (body == Body.Kept || MayRetry(context.Request.Method, kind));
             var remaining = mayRetry ? Without(candidates, failed) : [];
             if (remaining.Length == 0 && mayRetry && TransportFailure.NothingSent(kind))
             {
@@ -135,7 +150,11 @@ internal sealed partial class RetryMiddleware
 
             context.Response.Clear();
             context.Features.Set<IForwarderErrorFeature>(null);
-            if (context.Request.Body.CanSeek)
+            if (kept is not null && kept.CanReplay)
+            {
+                kept.Rewind();
+            }
+            else if (context.Request.Body.CanSeek)
             {
                 context.Request.Body.Position = 0;
             }
@@ -173,6 +192,19 @@ internal sealed partial class RetryMiddleware
         }
 
         return result;
+    }
+
+    /// <summary>How the request body can be sent again.</summary>
+    private enum Body
+    {
+        /// <summary>No body, or one buffered whole before forwarding.</summary>
+        None,
+
+        /// <summary>A gRPC body kept as it streams (<see cref="ReplayableBody"/>), replayable while it fits.</summary>
+        Kept,
+
+        /// <summary>Streamed and not kept: replayable only if nothing of it was read.</summary>
+        Streamed,
     }
 
     [LoggerMessage(EventId = 3101, Level = LogLevel.Information, Message = "{Method} to {Cluster}/{Destination} failed ({Reason}); retrying on another destination (retry {Retry})")]

@@ -11,6 +11,15 @@ public sealed class RetryOptions
     /// bodies, and bodies of unknown length, are streamed and never retried.
     /// </summary>
     public long MaxBufferedBodyBytes { get; set; } = 64 * 1024;
+
+    /// <summary>
+    /// gRPC calls are retried like idempotent requests (GET, PUT): after a refused or failed connection, a
+    /// reset or a timeout, as long as no response had started and the request body read so far fits in
+    /// <see cref="MaxBufferedBodyBytes"/> (kept as it streams, since gRPC bodies have no length). False treats
+    /// them like POST: retried only when nothing reached the destination. Turn it off for services whose
+    /// methods must not run twice.
+    /// </summary>
+    public bool GrpcIdempotent { get; set; } = true;
 }
 
 /// <summary>The <c>Balancer:CircuitBreaker</c> section: per-destination breaker in front of every backend call.</summary>

@@ -18,6 +18,8 @@ internal sealed class DestinationMetrics
     private readonly Histogram.Child _duration;
     private readonly Counter.Child _requestBytes;
     private readonly Counter.Child _responseBytes;
+    private readonly Counter _grpcCalls;
+    private readonly Counter.Child?[] _grpcByStatus = new Counter.Child?[Grpc.GrpcProtocol.StatusCount];
     private long _total;
 
     public DestinationMetrics(ProxyMetrics series, string cluster, string destination)
@@ -31,6 +33,7 @@ internal sealed class DestinationMetrics
         _duration = series.Duration.WithLabels(cluster, destination);
         _requestBytes = series.RequestBytes.WithLabels(cluster, destination);
         _responseBytes = series.ResponseBytes.WithLabels(cluster, destination);
+        _grpcCalls = series.GrpcCalls;
     }
 
     public string Cluster { get; }
@@ -49,6 +52,13 @@ internal sealed class DestinationMetrics
         CounterFor(status).Inc();
         _duration.Observe(seconds);
         Window.Record(second, seconds);
+    }
+
+    /// <summary>Records the gRPC status a call answered through this destination ended with.</summary>
+    public void RecordGrpc(int status)
+    {
+        var index = (uint)status < (uint)_grpcByStatus.Length ? status : Grpc.GrpcProtocol.Unknown;
+        (_grpcByStatus[index] ??= _grpcCalls.WithLabels(Cluster, Destination, Grpc.GrpcProtocol.Name(index))).Inc();
     }
 
     public void AddRequestBytes(long bytes)

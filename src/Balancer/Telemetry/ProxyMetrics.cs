@@ -56,6 +56,10 @@ internal sealed class ProxyMetrics
             "balancer_destination_response_bytes_total",
             "Response body bytes received from the destination.",
             new CounterConfiguration { LabelNames = DestinationLabels });
+        GrpcCalls = factory.CreateCounter(
+            "balancer_destination_grpc_calls_total",
+            "gRPC calls answered through the destination, by the gRPC status the client was sent (grpc_status=\"OK\" or the name of the error). HTTP status 200 says nothing about a gRPC call's outcome; this does.",
+            new CounterConfiguration { LabelNames = ["cluster", "destination", "grpc_status"] });
         _up = factory.CreateGauge(
             "balancer_destination_up",
             "1 while the destination is eligible for traffic, 0 while it is DOWN.",
@@ -86,6 +90,8 @@ internal sealed class ProxyMetrics
     internal Counter RequestBytes { get; }
 
     internal Counter ResponseBytes { get; }
+
+    internal Counter GrpcCalls { get; }
 
     /// <summary>The metrics of a destination; lock-free after the first call for that destination.</summary>
     public DestinationMetrics For(string clusterId, DestinationState destination)
@@ -183,11 +189,14 @@ internal sealed class ProxyMetrics
     private void Forget(DestinationMetrics gone)
     {
         var (cluster, destination) = (gone.Cluster, gone.Destination);
-        foreach (var labels in Requests.GetAllLabelValues())
+        foreach (var counter in new[] { Requests, GrpcCalls })
         {
-            if (labels[0] == cluster && labels[1] == destination)
+            foreach (var labels in counter.GetAllLabelValues())
             {
-                Requests.RemoveLabelled(labels);
+                if (labels[0] == cluster && labels[1] == destination)
+                {
+                    counter.RemoveLabelled(labels);
+                }
             }
         }
 

@@ -12,6 +12,7 @@ public static class TelemetryServiceCollectionExtensions
     {
         proxy.Services.AddSingleton<BalancerMetricsRegistry>();
         proxy.Services.AddSingleton<ProxyMetrics>();
+        proxy.Services.AddSingleton<ProtocolMetrics>();
         if (!perRequest)
         {
             return proxy;

@@ -25,19 +25,23 @@ internal sealed class BackendHost : IAsyncDisposable
     /// <summary>The <c>--admin-urls</c> listener, when started with one.</summary>
     public Uri? AdminAddress { get; private set; }
 
+    /// <summary>The HTTP/2 cleartext gRPC address, when started with gRPC.</summary>
+    public Uri? GrpcAddress { get; private set; }
+
     public BackendState State => _app!.Services.GetRequiredService<BackendState>();
 
     /// <param name="configure">Extra set-up of the backend's host, e.g. a startup filter that watches requests.</param>
     /// <param name="admin">Also serve <c>/admin</c> on a listener of its own (<c>--admin-urls</c>).</param>
-    public static async Task<BackendHost> StartAsync(string name, int port = 0, Action<WebApplicationBuilder>? configure = null, bool admin = false)
+    /// <param name="grpc">Also serve gRPC on a port of its own (<c>--grpc-urls</c>).</param>
+    public static async Task<BackendHost> StartAsync(string name, int port = 0, Action<WebApplicationBuilder>? configure = null, bool admin = false, bool grpc = false)
     {
         var host = new BackendHost(name, configure, admin);
-        await host.StartOnAsync(port);
+        await host.StartOnAsync(port, grpc ? 0 : null);
         return host;
     }
 
-    /// <summary>Starts again on the same port after <see cref="StopAsync"/>, like a restarted server.</summary>
-    public Task RestartAsync() => StartOnAsync(Address.Port);
+    /// <summary>Starts again on the same port(s) after <see cref="StopAsync"/>, like a restarted server.</summary>
+    public Task RestartAsync() => StartOnAsync(Address.Port, GrpcAddress?.Port);
 
     public async Task StopAsync()
     {
@@ -64,20 +68,38 @@ internal sealed class BackendHost : IAsyncDisposable
 
     public ValueTask DisposeAsync() => new(StopAsync());
 
-    private async Task StartOnAsync(int port)
+    private async Task StartOnAsync(int port, int? grpcPort)
     {
         string[] args = ["--urls", $"http://127.0.0.1:{port}", "--name", Name];
-        var app = BackendApp.Create(_admin ? [.. args, "--admin-urls", "http://127.0.0.1:0"] : args, b =>
+        if (_admin)
+        {
+            args = [.. args, "--admin-urls", "http://127.0.0.1:0"];
+        }
+
+        if (grpcPort is int grpc)
+        {
+            args = [.. args, "--grpc-urls", $"http://127.0.0.1:{grpc}"];
+        }
+
+        var app = BackendApp.Create(args, b =>
         {
             b.Logging.ClearProviders();
             _configure?.Invoke(b);
         });
         await app.StartAsync();
         _app = app;
-        // Bound in the order given: the workload listener, then the admin one.
-        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.ToList();
-        Assert.Equal(_admin ? 2 : 1, addresses.Count);
-        Address = new Uri(addresses[0] + "/");
-        AdminAddress = _admin ? new Uri(addresses[1] + "/") : null;
+        var listeners = app.Services.GetService<BackendListeners>();
+        if (listeners is null)
+        {
+            Address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single() + "/");
+            AdminAddress = null;
+            GrpcAddress = null;
+        }
+        else
+        {
+            Address = listeners.HttpAddresses.Single();
+            AdminAddress = listeners.AdminAddresses.SingleOrDefault();
+            GrpcAddress = listeners.GrpcAddresses.SingleOrDefault();
+        }
     }
 }

@@ -35,12 +35,13 @@ internal sealed class BalancerFixture : IAsyncDisposable
         Action<JsonObject>? edit = null,
         Action<WebApplicationBuilder>? configure = null,
         Action<WebApplicationBuilder>? configureBackends = null,
-        bool backendAdmin = false)
+        bool backendAdmin = false,
+        bool grpc = false)
     {
         var fixture = new BalancerFixture();
         foreach (var name in new[] { "A", "B", "C" })
         {
-            fixture.Backends.Add(await BackendHost.StartAsync(name, configure: configureBackends, admin: backendAdmin));
+            fixture.Backends.Add(await BackendHost.StartAsync(name, configure: configureBackends, admin: backendAdmin, grpc: grpc));
         }
 
         fixture.WriteConfig(policy, edit);
@@ -89,8 +90,37 @@ internal sealed class BalancerFixture : IAsyncDisposable
                 },
             },
         };
+        if (Backends.All(b => b.GrpcAddress is not null))
+        {
+            AddGrpcCluster(config);
+        }
+
         edit?.Invoke(config);
         return config;
+    }
+
+    /// <summary>The backends' gRPC ports as a second cluster, routed by the services' path prefixes, as in the shipped config.</summary>
+    private void AddGrpcCluster(JsonObject config)
+    {
+        var destinations = new JsonObject();
+        foreach (var backend in Backends)
+        {
+            destinations[backend.Name] = new JsonObject { ["Address"] = backend.GrpcAddress!.ToString() };
+        }
+
+        var proxy = config["ReverseProxy"]!;
+        var routes = proxy["Routes"]!.AsObject();
+        foreach (var (id, service) in new[] { ("grpc-greeter", "sample.v1.Greeter"), ("grpc-counter", "sample.v1.Counter"), ("grpc-health", "grpc.health.v1.Health") })
+        {
+            routes[id] = new JsonObject { ["ClusterId"] = "grpc", ["Match"] = new JsonObject { ["Path"] = $"/{service}/{{**method}}" } };
+        }
+
+        proxy["Clusters"]!["grpc"] = new JsonObject
+        {
+            ["LoadBalancingPolicy"] = (string?)proxy["Clusters"]!["backends"]!["LoadBalancingPolicy"],
+            ["HttpRequest"] = new JsonObject { ["Version"] = "2", ["VersionPolicy"] = "RequestVersionExact" },
+            ["Destinations"] = destinations,
+        };
     }
 
     public void WriteConfig(string policy, Action<JsonObject>? edit = null) => WriteConfig(Config(policy, edit));
