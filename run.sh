@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the product on this machine: three sample backends (A, B, C on 5001-5003) and the balancer
-# (proxy 8080, management 9091) with config/balancer.json. Ctrl-C stops every process it started.
+# Runs the product on this machine: three sample backends (A, B, C on 5001-5003, gRPC on 6001-6003) and
+# the balancer (proxy 8080, gRPC over h2c 8081, management 9091) with config/balancer.json. Ctrl-C stops
+# every process it started.
 #
 # Usage:
 #   ./run.sh [--prometheus] [CONFIG_FILE]   build, start the backends, then the balancer once they answer;
@@ -48,7 +49,8 @@ start_backend() {
     echo "Backend $name is already running (pid $(cat "$out/backend-$name.pid"))."
     return 0
   fi
-  setsid dotnet "$out/backend/SampleBackend.dll" --urls "http://127.0.0.1:$port" --name "$name" >>"$out/backend-$name.log" 2>&1 &
+  setsid dotnet "$out/backend/SampleBackend.dll" --urls "http://127.0.0.1:$port" --grpc-urls "http://127.0.0.1:$((port + 1000))" \
+    --name "$name" >>"$out/backend-$name.log" 2>&1 &
   echo $! >"$out/backend-$name.pid"
 }
 
@@ -143,8 +145,9 @@ dotnet "$out/balancer/Balancer.dll" --config "$config" > >(tee "$out/balancer.lo
 balancer=$!
 printf "Waiting for the balancer..."
 # Its listeners are whatever the config says: read them from its log, and find the management one by
-# its /healthz answer (the proxy forwards /healthz to a backend instead).
-proxy_url="" management_url=""
+# its /healthz answer (the proxy forwards /healthz to a backend instead); an h2c:// listener (HTTP/2 only)
+# gives no HTTP/1.1 answer at all.
+proxy_url="" management_url="" h2c_url=""
 for _ in $(seq $((deadline_s * 5))); do
   kill -0 "$balancer" 2>/dev/null || { echo; echo "The balancer exited; see $out/balancer.log." >&2; exit 1; }
   while read -r url; do
@@ -152,12 +155,14 @@ for _ in $(seq $((deadline_s * 5))); do
     body=$(http_get "${hostport%:*}" "${hostport##*:}" /healthz 2>/dev/null || true)
     if [[ $body == HTTP/1.1\ 200* ]] && ! grep -qi '^X-Backend:' <<<"$body" && [[ $body == *$'\n'ok* ]]; then
       management_url=$url
-    else
+    elif [[ $body != HTTP/1.1\ * ]]; then
+      h2c_url=$url
+    elif [ -z "$proxy_url" ]; then
       proxy_url=$url
     fi
   done < <(sed -n 's/.*Now listening on: \(http:[^ ]*\).*/\1/p' "$out/balancer.log" | sed 's#//0\.0\.0\.0:#//127.0.0.1:#; s#//\[::\]:#//127.0.0.1:#; s#//localhost:#//127.0.0.1:#')
   [ -n "$management_url" ] && [ -n "$proxy_url" ] && break
-  proxy_url="" management_url=""
+  proxy_url="" management_url="" h2c_url=""
   sleep 0.2
 done
 [ -n "$management_url" ] || { echo; echo "The balancer did not answer within $deadline_s s; see $out/balancer.log." >&2; exit 1; }
@@ -175,16 +180,20 @@ if $prometheus; then
   done
 fi
 
+grpc_line=""
+[ -n "$h2c_url" ] && grpc_line="  Balancer (h2c, gRPC):  $h2c_url   try: dotnet $out/backend/SampleBackend.dll --grpc-call $h2c_url
+"
 prometheus_line=""
 $prometheus && prometheus_line="  Prometheus:            http://127.0.0.1:9090/
 "
 cat <<MSG
 
   Balancer (proxy):      $proxy_url/
-  Status page:           $management_url/
+${grpc_line}  Status page:           $management_url/
   Status API:            $management_url/status
   Metrics:               $management_url/metrics
   Backends A, B, C:      http://127.0.0.1:5001/  http://127.0.0.1:5002/  http://127.0.0.1:5003/
+  Their gRPC ports:      127.0.0.1:6001  127.0.0.1:6002  127.0.0.1:6003 (HTTP/2 cleartext)
 ${prometheus_line}  Config (live reload):  $config
   Logs:                  $out/
 

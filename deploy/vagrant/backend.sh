@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A backend VM: the sample backend NAME listening on PORT on every interface, as sample-backend@NAME.
+# A backend VM: the sample backend NAME listening on PORT on every interface, and gRPC on PORT+1000, as
+# sample-backend@NAME.
 # Usage (as root, by Vagrant): backend.sh NAME PORT
 set -euo pipefail
 
@@ -18,7 +19,7 @@ install -d -m 0755 /opt/sample-backend /etc/sample-backend
 cp -a "$publish/." /opt/sample-backend/
 chown -R root:root /opt/sample-backend
 chmod -R u=rwX,go=rX /opt/sample-backend
-echo "ASPNETCORE_URLS=http://0.0.0.0:$port" >"/etc/sample-backend/$name.env"
+printf 'ASPNETCORE_URLS=http://0.0.0.0:%s\nBACKEND_GRPC_URLS=http://0.0.0.0:%s\n' "$port" "$((port + 1000))" >"/etc/sample-backend/$name.env"
 chmod 0644 "/etc/sample-backend/$name.env"
 
 install -m 0644 "$repo/deploy/systemd/sample-backend@.service" /etc/systemd/system/

@@ -41,11 +41,22 @@ public sealed class ComposeConfigServesTests : IAsyncDisposable
         Assert.Equal(["A", "B", "C"], destinations.Select(d => d.Key));
         foreach (var (id, destination) in destinations)
         {
-            var backend = await BackendHost.StartAsync(id);
+            var backend = await BackendHost.StartAsync(id, grpc: true);
             _backends.Add(backend);
             var compose = new Uri((string)destination!["Address"]!);
             Assert.Equal($"backend-{id.ToLowerInvariant()}", compose.Host);
             destination["Address"] = backend.Address.ToString();
+        }
+
+        // The gRPC cluster: the same backends' gRPC ports (5001 -> 6001), probed by the gRPC health protocol.
+        var grpc = config["ReverseProxy"]!["Clusters"]!["grpc"]!["Destinations"]!.AsObject();
+        Assert.Equal(["A", "B", "C"], grpc.Select(d => d.Key));
+        foreach (var (id, destination) in grpc)
+        {
+            var compose = new Uri((string)destination!["Address"]!);
+            Assert.Equal($"backend-{id.ToLowerInvariant()}", compose.Host);
+            Assert.Equal(new Uri(DeployConfig.Destinations()[id]).Port + 1000, compose.Port);
+            destination["Address"] = _backends.Single(b => b.Name == id).GrpcAddress!.ToString();
         }
 
         var path = Path.Combine(_directory, "balancer.json");
@@ -61,11 +72,10 @@ public sealed class ComposeConfigServesTests : IAsyncDisposable
             async () =>
             {
                 var status = JsonNode.Parse(await management.GetStringAsync("/status"))!;
-                var cluster = status["clusters"]!.AsArray().Single(c => (string?)c!["id"] == "backends")!;
-                return cluster["destinations"]!.AsArray().All(d => (string?)d!["health"] == "Up");
+                return status["clusters"]!.AsArray().All(c => c!["destinations"]!.AsArray().All(d => (string?)d!["health"] == "Up"));
             },
             TimeSpan.FromSeconds(20),
-            "all three destinations Up in /status");
+            "all three destinations of both clusters Up in /status");
 
         var counts = new Dictionary<string, int>();
         for (var i = 0; i < 300; i++)

@@ -99,6 +99,9 @@ public sealed class ComposeTests
             Assert.Equal(id, (string?)service!["environment"]!["BACKEND_NAME"]);
             Assert.Equal($"http://0.0.0.0:{uri.Port}", (string?)service["environment"]!["ASPNETCORE_URLS"]);
             Assert.Equal("src/SampleBackend/Dockerfile", (string?)service["build"]!["dockerfile"]);
+            var grpc = new Uri(DeployConfig.Destinations("grpc")[id]);
+            Assert.Equal(uri.Host, grpc.Host);
+            Assert.Equal($"http://0.0.0.0:{grpc.Port}", (string?)service["environment"]!["BACKEND_GRPC_URLS"]);
         }
 
         Assert.Equal("src/Balancer/Dockerfile", (string?)Services()["balancer"]!["build"]!["dockerfile"]);

@@ -14,8 +14,8 @@ internal static class DeployConfig
 
     public static JsonObject Load() => JsonNode.Parse(Repo.Read(Path))!.AsObject();
 
-    /// <summary>Destination id to address, e.g. A to http://backend-a:5001/.</summary>
-    public static Dictionary<string, string> Destinations() =>
-        Load()["ReverseProxy"]!["Clusters"]!["backends"]!["Destinations"]!.AsObject()
+    /// <summary>Destination id to address, e.g. A to http://backend-a:5001/ (cluster <c>grpc</c>: http://backend-a:6001/).</summary>
+    public static Dictionary<string, string> Destinations(string cluster = "backends") =>
+        Load()["ReverseProxy"]!["Clusters"]![cluster]!["Destinations"]!.AsObject()
             .ToDictionary(d => d.Key, d => (string)d.Value!["Address"]!);
 }

@@ -86,6 +86,9 @@ public sealed class VagrantTests
             var destination = new Uri(DeployConfig.Destinations()[name]);
             Assert.Equal(machine, destination.Host);
             Assert.Equal(destination.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), args[1]);
+            // backend.sh serves gRPC on PORT+1000, where the config's grpc cluster sends calls.
+            var grpc = new Uri(DeployConfig.Destinations("grpc")[name]);
+            Assert.Equal((machine, destination.Port + 1000), (grpc.Host, grpc.Port));
         }
 
         foreach (var path in machines.SelectMany(m => Paths(m.Value!)).Distinct())
