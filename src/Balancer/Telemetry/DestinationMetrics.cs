@@ -34,6 +34,11 @@ internal sealed class DestinationMetrics
         _requestBytes = series.RequestBytes.WithLabels(cluster, destination);
         _responseBytes = series.ResponseBytes.WithLabels(cluster, destination);
         _grpcCalls = series.GrpcCalls;
+        // Likewise a success and the status the balancer answers itself, so the gRPC panels show 0, not no data.
+        foreach (var status in new[] { Grpc.GrpcProtocol.Ok, Grpc.GrpcProtocol.Unavailable })
+        {
+            _grpcByStatus[status] = _grpcCalls.WithLabels(cluster, destination, Grpc.GrpcProtocol.Name(status));
+        }
     }
 
     public string Cluster { get; }

@@ -42,7 +42,7 @@ public static class GrpcCallCommand
             return 2;
         }
 
-        using var channel = GrpcChannel.ForAddress(options.Address, new GrpcChannelOptions { HttpHandler = Handler(options.CaFile) });
+        using var channel = GrpcChannel.ForAddress(options.Address, new GrpcChannelOptions { HttpHandler = CreateHandler(options.CaFile) });
         return RunAsync(channel, options, output, error).GetAwaiter().GetResult();
     }
 
@@ -122,7 +122,8 @@ public static class GrpcCallCommand
 
     private static string Backend(Metadata headers) => headers.GetValue("x-backend") ?? "(none)";
 
-    private static SocketsHttpHandler Handler(string? caFile)
+    /// <summary>One HTTP/2 connection per channel; with <paramref name="caFile"/>, that file's certificates are trusted too.</summary>
+    internal static SocketsHttpHandler CreateHandler(string? caFile)
     {
         var handler = new SocketsHttpHandler { EnableMultipleHttp2Connections = false };
         if (caFile is not null)

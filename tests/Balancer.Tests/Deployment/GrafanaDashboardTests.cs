@@ -130,6 +130,22 @@ public sealed class GrafanaDashboardTests
         Assert.Contains(expressions, e => e.Contains("histogram_quantile(0.99,", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void Dashboard_ShowsRequestsByProtocol_GrpcCallsByStatus_AndGrpcErrorsBesideHttpErrors()
+    {
+        var dashboard = Assert.Single(GrafanaDashboards.All());
+        var queries = GrafanaDashboards.Queries(dashboard).ToList();
+
+        var protocol = Assert.Single(queries, q => q.Expr.Contains("balancer_requests_by_protocol_total", StringComparison.Ordinal));
+        Assert.Contains("protocol", protocol.LegendLabels);
+        var grpc = Assert.Single(queries, q => q.Expr.Contains("balancer_destination_grpc_calls_total", StringComparison.Ordinal) && !q.Expr.Contains("!=", StringComparison.Ordinal));
+        Assert.Equal(["destination", "grpc_status"], grpc.LegendLabels);
+        // A gRPC error is an HTTP 200: the error panel shows it from the gRPC status, beside the HTTP classes.
+        var errors = queries.Where(q => (string?)q.Panel["title"] == "Error rate by status class").ToList();
+        Assert.Equal(2, errors.Count);
+        Assert.Contains(errors, q => q.Expr.Contains("grpc_status!=\"OK\"", StringComparison.Ordinal) && q.LegendLabels.SequenceEqual(["grpc_status"]));
+    }
+
     private static IEnumerable<JsonNode?> DatasourceReferences(JsonNode? node) => node switch
     {
         JsonObject o => o.SelectMany(p => p.Key == "datasource" ? [p.Value] : DatasourceReferences(p.Value)),

@@ -19,20 +19,25 @@ public sealed class DashboardLiveTests
     public async Task Dashboard_OnRealPrometheus_EveryPanelQueryReturnsData_UpDownShowsAKilledBackend_LegendLabelsExist()
     {
         var dashboard = Assert.Single(GrafanaDashboards.All());
-        // An https:// listener too, so the certificate expiry panel has a certificate to show.
+        // An https:// listener too, so the certificate expiry panel has a certificate to show, and an h2c one
+        // for gRPC calls to the backends' gRPC ports (a second cluster).
         using var certificates = new TestCertificates();
-        var https = Tls.TlsConfig.Https(certificates.Issue("server", ["balancer.test"]));
+        var https = Tls.TlsConfig.Https(certificates.Issue("server", ["balancer.test"]), "h2c://127.0.0.1:0");
         await using var lb = await BalancerFixture.StartAsync("RoundRobin", config =>
         {
             HealthTestConfig.ActiveAndPassive()(config);
             https(config);
-        });
+        }, grpc: true);
         await using var prometheus = await PrometheusServer.StartAsync(ScrapeConfig(lb), Deadline);
         await Poll.UntilAsync(async () => (await prometheus.QueryAsync("sum(up)")).SingleOrDefault().Value == 4, Deadline, $"all four targets scraped; Prometheus log:{Environment.NewLine}{prometheus}");
 
-        var cluster = Assert.Single(await prometheus.LabelValuesAsync("cluster", "balancer_cluster_policy_info"));
-        Assert.Equal("backends", cluster);
-        var queries = GrafanaDashboards.Queries(dashboard).Select(q => (Query: q, PromQl: GrafanaDashboards.Substitute(q.Expr, cluster))).ToList();
+        var clusters = await prometheus.LabelValuesAsync("cluster", "balancer_cluster_policy_info");
+        Assert.Equal(["backends", "grpc"], clusters.Order());
+        const string cluster = "backends";
+        // Every panel for either cluster: the gRPC panels show 0 for a cluster without gRPC traffic too.
+        var queries = GrafanaDashboards.Queries(dashboard)
+            .SelectMany(q => clusters.Select(c => (Query: q, PromQl: GrafanaDashboards.Substitute(q.Expr, c))))
+            .ToList();
 
         // Before any request, retry or failure: every panel already has its series, and every figure but a
         // latency (there is none without requests) is a number, 0 where nothing happened: "no retries" reads
@@ -54,11 +59,16 @@ public sealed class DashboardLiveTests
                 return notShown.Count == 0;
             },
             () => "every panel query to return a number from start-up; not yet: " + string.Join(" | ", notShown));
-        Assert.Equal(0, (await prometheus.QueryAsync(queries.Single(q => q.Query.Expr.Contains("balancer_retries_total", StringComparison.Ordinal)).PromQl)).Sum(s => s.Value));
+        foreach (var (_, promql) in queries.Where(q => q.Query.Expr.Contains("balancer_retries_total", StringComparison.Ordinal)))
+        {
+            Assert.Equal(0, (await prometheus.QueryAsync(promql)).Sum(s => s.Value));
+        }
 
         await using var traffic = PacedTraffic.Start(lb.Client, TimeSpan.FromMilliseconds(5));
         // 404s from the backends, so the error panel has a status class to show.
         await using var notFound = PacedTraffic.Start(lb.Client, TimeSpan.FromMilliseconds(50), "/no/such/page");
+        // gRPC calls to the second cluster, one in four failing, for the protocol and gRPC panels.
+        await using var grpc = PacedGrpcTraffic.Start(lb.ListenerOf("h2c"), TimeSpan.FromMilliseconds(20));
         // A retry to show on the retries panel: the paced traffic alone may lose the race to the next probe
         // (nothing left to retry once B is known down). A slow GET in flight at B when it dies always is one.
         var slow = Enumerable.Range(0, 6).Select(_ => lb.Client.GetAsync("/delay/3000")).ToList();
