@@ -195,6 +195,30 @@ public sealed class GrpcThroughBalancerTests(ITestOutputHelper output) : IDispos
     }
 
     [Fact]
+    public async Task CallCutOff_WithNoOtherDestination_EndsUnavailable_NotABareHttp502()
+    {
+        await using var lb = await StartAsync(config =>
+        {
+            var destinations = config["ReverseProxy"]!["Clusters"]![Cluster]!["Destinations"]!.AsObject();
+            destinations.Remove("A");
+            destinations.Remove("C");
+        });
+        var b = lb.Backend("B");
+        b.State.DelayMs = 5000;
+        using var channel = Channel(lb, "h2c");
+        using var call = new Greeter.GreeterClient(channel).SayHelloAsync(new HelloRequest());
+        await Poll.UntilAsync(async () => await InFlightAsync(lb, "B") >= 1, Limit, "the call in flight at B");
+
+        await b.KillAsync();
+
+        // A bare 502 would reach the client as UNAVAILABLE "Bad gateway"; the balancer says what happened.
+        var error = await Assert.ThrowsAsync<RpcException>(() => call.ResponseAsync);
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        Assert.StartsWith("the backend failed", error.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(1, (await lb.MetricsAsync()).Value("balancer_destination_grpc_calls_total", ("cluster", Cluster), ("destination", "B"), ("grpc_status", "UNAVAILABLE")));
+    }
+
+    [Fact]
     public async Task FailedCalls_CountByGrpcStatus_ProtocolsCountApart()
     {
         await using var lb = await StartAsync();
