@@ -31,7 +31,12 @@ public static class BackendApp
             builder.Logging.AddFilter("Microsoft.AspNetCore.Server.Kestrel", LogLevel.Error);
         }
 
-        AddGrpc(builder.Services, state);
+        var grpc = listeners?.ServesGrpc == true;
+        if (grpc)
+        {
+            AddGrpc(builder.Services, state);
+        }
+
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         // A backend made unhealthy on purpose would log an error for every gRPC health probe.
         builder.Logging.AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks", LogLevel.None);
@@ -42,13 +47,18 @@ public static class BackendApp
         app.Use(Tag(state, app.Services.GetRequiredService<BackendMetrics>()));
         app.UseWebSockets();
         Map(app, state);
-        MapGrpc(app);
+        if (grpc)
+        {
+            MapGrpc(app);
+        }
+
         return app;
     }
 
     /// <summary>
     /// The gRPC services: the standard grpc.health.v1.Health, answering from the same switch as <c>/health</c>,
-    /// and the sample ones. They answer on any HTTP/2 connection, which in practice is the --grpc-urls port.
+    /// and the sample ones; only with --grpc-urls, so a backend without it starts and routes as lean as before.
+    /// They answer on any HTTP/2 connection, which in practice is the --grpc-urls port.
     /// </summary>
     private static void AddGrpc(IServiceCollection services, BackendState state)
     {

@@ -32,6 +32,9 @@ public sealed class BackendListeners
 
     private IReadOnlyList<BindingAddress> Grpc { get; }
 
+    /// <summary>True when <c>--grpc-urls</c> is given: only then are the gRPC services added.</summary>
+    public bool ServesGrpc => Grpc.Count > 0;
+
     /// <summary>The workload addresses as bound (the real port when 0 was asked for); empty before start.</summary>
     public IReadOnlyList<Uri> HttpAddresses => Bound(_http);
 
