@@ -53,6 +53,24 @@ public sealed class AdminListenerTests
     }
 
     [Fact]
+    public async Task AdminAndGrpcUrlsTogether_EachListenerServesItsOwn()
+    {
+        await using var backend = await BackendHost.StartAsync("A", admin: true, grpc: true);
+        Assert.Equal(3, new[] { backend.Address.Port, backend.AdminAddress!.Port, backend.GrpcAddress!.Port }.Distinct().Count());
+        using var http = new HttpClient();
+
+        using var onWorkloadPort = await http.PostAsync(new Uri(backend.Address, "/admin/delay?ms=100"), null);
+        Assert.Equal(HttpStatusCode.NotFound, onWorkloadPort.StatusCode);
+        using var onAdminPort = await http.PostAsync(new Uri(backend.AdminAddress, "/admin/delay?ms=100"), null);
+        Assert.Equal(HttpStatusCode.OK, onAdminPort.StatusCode);
+        Assert.Equal(100, backend.State.DelayMs);
+
+        using var channel = global::Grpc.Net.Client.GrpcChannel.ForAddress(backend.GrpcAddress);
+        var reply = await new SampleBackend.Rpc.Greeter.GreeterClient(channel).SayHelloAsync(new SampleBackend.Rpc.HelloRequest { Name = "both" });
+        Assert.Equal("A", reply.Backend);
+    }
+
+    [Fact]
     public async Task WithoutAdminUrls_AdminIsNotServedAtAll()
     {
         await using var backend = await BackendHost.StartAsync("A");
