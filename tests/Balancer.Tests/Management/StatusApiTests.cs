@@ -90,6 +90,34 @@ public sealed class StatusApiTests
         Assert.Equal(0, (int)(await DestinationAsync(lb, "C"))["flapsLast10Minutes"]!);
     }
 
+    [Fact]
+    public async Task Status_RequestToAKilledBackend_ShowsItsEjectionAndReturn_WithTimeAndReason()
+    {
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin", c => HealthTestConfig.Cluster(c)["HealthCheck"] = new JsonObject
+        {
+            ["Passive"] = new JsonObject { ["Enabled"] = true, ["Policy"] = "FirstFailure", ["ReactivationPeriod"] = "00:00:02" },
+        });
+        var killedAt = DateTimeOffset.UtcNow;
+        await lb.Backend("B").KillAsync();
+
+        // Round robin sends one of the first three requests to B: refused, retried elsewhere, B ejected.
+        Assert.Equal(3, (await lb.CountBackendsAsync(3)).Values.Sum());
+        await Poll.UntilAsync(async () => (await DestinationAsync(lb, "B"))["passiveEvents"]!.AsArray().Count == 2, TimeSpan.FromSeconds(10), "B's ejection and return");
+
+        var events = (await DestinationAsync(lb, "B"))["passiveEvents"]!.AsArray()
+            .Select(e => (Time: DateTimeOffset.Parse((string)e!["time"]!, System.Globalization.CultureInfo.InvariantCulture), Kind: (string)e["kind"]!, Reason: (string)e["reason"]!))
+            .ToList();
+        Assert.Equal(
+            [("Returned", "passive failure expired after 00:00:02"), ("Ejected", "request failed: refused (out for up to 00:00:02)")],
+            events.Select(e => (e.Kind, e.Reason)));
+        Assert.InRange(events[1].Time, killedAt, events[0].Time);
+        Assert.InRange(events[0].Time - events[1].Time, TimeSpan.FromSeconds(1.9), TimeSpan.FromSeconds(3));
+        // Never Up (no active checks): Unknown -> Down -> Unknown is no flap.
+        Assert.Equal(0, (int)(await DestinationAsync(lb, "B"))["flapsLast10Minutes"]!);
+        Assert.Empty((await DestinationAsync(lb, "B"))["probes"]!.AsArray());
+        Assert.Empty((await DestinationAsync(lb, "A"))["passiveEvents"]!.AsArray());
+    }
+
     private static async Task<JsonNode> DestinationAsync(BalancerFixture lb, string id) =>
         (await lb.StatusAsync())["clusters"]![0]!["destinations"]!.AsArray().Single(d => (string)d!["id"]! == id)!;
 
