@@ -15,6 +15,7 @@ internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider
 {
     private readonly ValidatedJsonConfigurationSource _source;
     private readonly Lock _reloadLock = new();
+    private const string ConfigMapData = "..data";
     private FileSystemWatcher? _watcher;
     private ITimer? _debounce;
     private ITimer? _poll;
@@ -62,7 +63,7 @@ internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider
             var name = Path.GetFileName(_source.Path);
             FileSystemEventHandler onChange = (_, e) =>
             {
-                if (string.Equals(e.Name, name, StringComparison.Ordinal))
+                if (string.Equals(e.Name, name, StringComparison.Ordinal) || e.Name == ConfigMapData)
                 {
                     Schedule();
                 }
@@ -72,7 +73,8 @@ internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider
             _watcher.Deleted += onChange;
             _watcher.Renamed += (_, e) =>
             {
-                if (e.Name == name || e.OldName == name)
+                // A ConfigMap volume changes the file by renaming a new link over its ..data link.
+                if (e.Name == name || e.OldName == name || e.Name == ConfigMapData)
                 {
                     Schedule();
                 }
@@ -104,6 +106,12 @@ internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider
         try
         {
             var info = new FileInfo(_source.Path);
+            // The content behind links (a ConfigMap mounts the file as a link through ..data), not the link itself.
+            if (info.LinkTarget is not null)
+            {
+                info = info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? info;
+            }
+
             return info.Exists ? (info.LastWriteTimeUtc, info.Length) : default;
         }
         catch (IOException)
