@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
+using Bench.Metrics;
 
 namespace Bench.Processes;
 
@@ -24,23 +25,9 @@ internal sealed record RunningBalancer(Target Target, string ConfigPath, int Por
     public async Task<Dictionary<string, double>> CountersAsync(string series, string label)
     {
         using var http = new HttpClient { BaseAddress = Management, Timeout = TimeSpan.FromSeconds(5) };
-        var prefix = $"{series}{{{label}=\"";
-        var values = new Dictionary<string, double>();
-        foreach (var line in (await http.GetStringAsync("/metrics")).Split('\n'))
-        {
-            if (!line.StartsWith(prefix, StringComparison.Ordinal))
-            {
-                continue;
-            }
-
-            var close = line.IndexOf("\"} ", prefix.Length, StringComparison.Ordinal);
-            if (close > 0)
-            {
-                values[line[prefix.Length..close]] = double.Parse(line[(close + 3)..], CultureInfo.InvariantCulture);
-            }
-        }
-
-        return values;
+        return PrometheusText.Parse(await http.GetStringAsync("/metrics"))
+            .Where(s => s.Name == series && s.Labels.Count == 1 && s.Labels.ContainsKey(label))
+            .ToDictionary(s => s.Labels[label], s => s.Value);
     }
 }
 

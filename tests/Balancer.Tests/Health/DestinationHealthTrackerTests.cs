@@ -372,8 +372,8 @@ public sealed class DestinationHealthTrackerTests : IDisposable
     {
         using var stream = new MemoryStream();
         _metrics.Registry.CollectAndExportAsTextAsync(stream).GetAwaiter().GetResult();
-        var series = $"balancer_destination_health_transitions_total{{cluster=\"c\",destination=\"{destination}\",to=\"{to}\"}} ";
-        var line = System.Text.Encoding.UTF8.GetString(stream.ToArray()).Split('\n').SingleOrDefault(l => l.StartsWith(series, StringComparison.Ordinal));
-        return line is null ? 0 : double.Parse(line[series.Length..], System.Globalization.CultureInfo.InvariantCulture);
+        return PrometheusText.Parse(System.Text.Encoding.UTF8.GetString(stream.ToArray()))
+            .Matching($"balancer_destination_health_transitions_total{{cluster=\"c\",destination=\"{destination}\",to=\"{to}\"}}")
+            .Sum(s => s.Value);
     }
 }

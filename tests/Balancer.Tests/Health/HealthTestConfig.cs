@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json.Nodes;
 using Balancer.Tests.Infrastructure;
 
@@ -46,34 +45,17 @@ internal static class HealthTestConfig
         }
     }
 
-    /// <summary>The value of one series in the management <c>/metrics</c>, or null when it is not exposed.</summary>
+    /// <summary>
+    /// The value of one series in the management <c>/metrics</c> (<c>name{label="value",...}</c> with all its
+    /// labels), or null when it is not exposed.
+    /// </summary>
     public static async Task<double?> MetricAsync(BalancerFixture lb, string series)
     {
-        var text = await lb.Management.GetStringAsync("/metrics");
-        foreach (var line in text.Split('\n'))
-        {
-            if (line.StartsWith(series + " ", StringComparison.Ordinal))
-            {
-                return double.Parse(line[(series.Length + 1)..], CultureInfo.InvariantCulture);
-            }
-        }
-
-        return null;
+        var selected = (await lb.MetricsAsync()).Matching(series).ToList();
+        return selected.Count == 0 ? null : selected.Single().Value;
     }
 
-    /// <summary>Sum of every series starting with <paramref name="prefix"/> (e.g. all reasons of a counter).</summary>
-    public static async Task<double> SumAsync(BalancerFixture lb, string prefix)
-    {
-        var text = await lb.Management.GetStringAsync("/metrics");
-        double sum = 0;
-        foreach (var line in text.Split('\n'))
-        {
-            if (line.StartsWith(prefix, StringComparison.Ordinal))
-            {
-                sum += double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
-            }
-        }
-
-        return sum;
-    }
+    /// <summary>Sum of every series <paramref name="selector"/> picks (e.g. all reasons of a counter: <c>name{destination="B"</c>).</summary>
+    public static async Task<double> SumAsync(BalancerFixture lb, string selector) =>
+        (await lb.MetricsAsync()).Matching(selector).Sum(s => s.Value);
 }

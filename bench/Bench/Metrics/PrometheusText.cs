@@ -1,9 +1,9 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 
-namespace Balancer.Tests.Infrastructure;
+namespace Bench.Metrics;
 
-/// <summary>Reads samples out of the Prometheus text exposition format.</summary>
+/// <summary>Reads samples out of the Prometheus text exposition format (the harness and the tests share it).</summary>
 internal static partial class PrometheusText
 {
     public sealed record Sample(string Name, IReadOnlyDictionary<string, string> Labels, double Value);
@@ -41,6 +41,17 @@ internal static partial class PrometheusText
         samples.Single(s => s.Name == name && labels.All(l => s.Labels.TryGetValue(l.Key, out var v) && v == l.Value)).Value;
 
     public static double Sum(this List<Sample> samples, string name) => samples.Where(s => s.Name == name).Sum(s => s.Value);
+
+    /// <summary>
+    /// The samples a selector written as in the exposition picks, <c>name{label="value",...}</c>: that name and at
+    /// least those labels (<c>name{</c> or an unclosed label list selects by the labels given so far).
+    /// </summary>
+    public static IEnumerable<Sample> Matching(this List<Sample> samples, string selector)
+    {
+        var closed = selector.Contains('{', StringComparison.Ordinal) && !selector.EndsWith('}') ? selector.TrimEnd(',') + "}" : selector;
+        var wanted = Parse(closed + " 0").Single();
+        return samples.Where(s => s.Name == wanted.Name && wanted.Labels.All(l => s.Labels.TryGetValue(l.Key, out var v) && v == l.Value));
+    }
 
     [GeneratedRegex(@"^(?<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?<labels>.*)\})?\s+(?<value>\S+)(\s+\d+)?$")]
     private static partial Regex SampleLine();
