@@ -105,7 +105,7 @@ internal static class GrpcHealthProbe
     internal sealed class Handler : DelegatingHandler
     {
         protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
-            request is ProbeRequest && !Resilience.ProbeRequests.IsSkipped(request) ? ProbeAsync(request, cancellationToken) : base.SendAsync(request, cancellationToken);
+            request is ProbeRequest && !Health.ProbeMarks.IsSkipped(request) ? ProbeAsync(request, cancellationToken) : base.SendAsync(request, cancellationToken);
 
         private async Task<HttpResponseMessage> ProbeAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {

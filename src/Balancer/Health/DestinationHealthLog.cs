@@ -1,5 +1,3 @@
-using Balancer.Management;
-
 namespace Balancer.Health;
 
 /// <summary>One active health probe: when it was sent, its outcome, the time to its answer, and its status or error kind.</summary>

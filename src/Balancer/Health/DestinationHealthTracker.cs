@@ -1,7 +1,5 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
-using Balancer.Management;
-using Balancer.Resilience;
 using Balancer.Telemetry;
 using Prometheus;
 using Yarp.ReverseProxy.Health;

@@ -1,4 +1,3 @@
-using Balancer.Resilience;
 using Balancer.Telemetry;
 using Prometheus;
 using Yarp.ReverseProxy.Forwarder;

@@ -39,5 +39,5 @@ internal sealed class ProbeObservingPolicy(IActiveHealthCheckPolicy inner, Desti
     }
 
     private static bool Unsent(DestinationProbingResult result) =>
-        Resilience.ProbeRequests.IsSkipped(result.Response?.RequestMessage) || LocalSocketErrors.IsLocal(result.Exception);
+        ProbeMarks.IsSkipped(result.Response?.RequestMessage) || LocalSocketErrors.IsLocal(result.Exception);
 }

@@ -103,7 +103,7 @@ public static class BalancerHost
             kestrel.ApplicationServices.GetRequiredService<BackendSockets>(),
             kestrel.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger<Listeners>()));
 
-        // Read once, like the pipeline it shapes.
+        // Read once: it decides whether the per-request transforms exist at all.
         var countRequests = builder.Configuration.GetValue(MetricsOptions.EnabledKey, true);
         builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy")).AddBalancerMetrics(countRequests);
         builder.Services.AddEphemeralDataProtection();
@@ -111,8 +111,9 @@ public static class BalancerHost
         builder.Services.AddBalancerHeaders();
         builder.Services.AddSingleton<Yarp.ReverseProxy.Configuration.IConfigChangeListener, ReloadListener>();
         builder.Services.AddHostedService<ConfigReloadLogger>();
-        builder.Services.AddSingleton<StatusApi>();
+        builder.Services.AddBalancerManagement();
         builder.Services.AddBalancerHealth();
+        builder.Services.AddBalancerResilience();
         builder.Services.AddBalancerRuntime();
         builder.Services.AddBalancerTracing(builder.Configuration);
         builder.Services.AddBalancerAccessLog();
@@ -155,10 +156,6 @@ public static class BalancerHost
             proxy.UseSessionAffinity();
             proxy.UseLoadBalancing();
             proxy.UseBalancerAttemptSpans();
-            if (countRequests)
-            {
-                proxy.UseMiddleware<ProxyMetricsMiddleware>();
-            }
             proxy.UsePassiveHealthChecks();
         });
         return app;

@@ -1,4 +1,4 @@
-using Balancer.Management;
+using Balancer.Health;
 using Yarp.ReverseProxy;
 using Yarp.ReverseProxy.Model;
 

@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using Balancer.Health;
-using Balancer.Management;
 using Yarp.ReverseProxy.Model;
 
 namespace Balancer.Resilience;
@@ -56,7 +55,3 @@ internal sealed class DownSignals : IDisposable
         public CancellationTokenSource Replace() => Interlocked.Exchange(ref _source, new CancellationTokenSource());
     }
 }
-
-/// <summary>Thrown in place of the cancellation of a request withdrawn from a destination marked Down.</summary>
-internal sealed class DestinationMarkedDownException(Exception inner)
-    : Exception("The destination was marked down while the request waited for its response; withdrawn to be sent elsewhere.", inner);

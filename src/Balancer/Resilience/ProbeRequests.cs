@@ -16,15 +16,6 @@ namespace Balancer.Resilience;
 /// </summary>
 internal static class ProbeRequests
 {
-    private static readonly HttpRequestOptionsKey<bool> Key = new("Balancer.HealthProbe");
-    private static readonly HttpRequestOptionsKey<ProbeAttempt> AttemptKey = new("Balancer.HealthProbeAttempt");
-
-    public static bool IsProbe(HttpRequestMessage request) => request.Options.TryGetValue(Key, out var probe) && probe;
-
-    public static bool IsSkipped(HttpRequestMessage? request) => request is not null && request.Options.TryGetValue(AttemptKey, out var attempt) && attempt.Skipped;
-
-    public static void Mark(HttpRequestMessage request) => request.Options.Set(Key, true);
-
     /// <summary>
     /// Decorates YARP's probe request factory (internal to YARP) with the mark, and builds the gRPC health
     /// probes of the clusters that ask for them.
@@ -40,7 +31,7 @@ internal static class ProbeRequests
     {
         protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {
-            if (!request.Options.TryGetValue(AttemptKey, out var attempt))
+            if (ProbeMarks.AttemptOf(request) is not { } attempt)
             {
                 return base.SendAsync(request, cancellationToken);
             }
@@ -76,14 +67,7 @@ internal static class ProbeRequests
             var request = Grpc.GrpcHealthProbe.IsEnabled(cluster.Config)
                 ? Grpc.GrpcHealthProbe.CreateRequest(cluster, destination)
                 : inner.CreateRequest(cluster, destination);
-            Mark(request);
-            if (InMaintenance(cluster, destination))
-            {
-                request.Options.Set(AttemptKey, ProbeAttempt.Skip);
-                return request;
-            }
-
-            request.Options.Set(AttemptKey, tracker.ProbeStarting(destination));
+            ProbeMarks.Mark(request, InMaintenance(cluster, destination) ? ProbeAttempt.Skip : tracker.ProbeStarting(destination));
             return request;
         }
 

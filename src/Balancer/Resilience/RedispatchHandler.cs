@@ -1,3 +1,4 @@
+using Balancer.Health;
 using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Model;
 using Yarp.ReverseProxy.Transforms;

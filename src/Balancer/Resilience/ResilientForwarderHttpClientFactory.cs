@@ -80,7 +80,7 @@ internal sealed class ResilientForwarderHttpClientFactory(
         }
         catch (SocketException e) when (Hosting.LocalSocketErrors.IsLocal(e.SocketErrorCode))
         {
-            localErrors.Record(ProbeRequests.IsProbe(connection.InitialRequestMessage) ? Hosting.LocalSocketErrors.Probe : Hosting.LocalSocketErrors.Connect, e);
+            localErrors.Record(ProbeMarks.IsProbe(connection.InitialRequestMessage) ? Hosting.LocalSocketErrors.Probe : Hosting.LocalSocketErrors.Connect, e);
             throw;
         }
 
@@ -124,7 +124,7 @@ internal sealed class ResilientForwarderHttpClientFactory(
 
         public ResiliencePipeline<HttpResponseMessage> For(HttpRequestMessage request)
         {
-            if (ProbeRequests.IsProbe(request) || request.RequestUri is not { } uri)
+            if (ProbeMarks.IsProbe(request) || request.RequestUri is not { } uri)
             {
                 return ResiliencePipeline<HttpResponseMessage>.Empty;
             }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Balancer.Health;
 using Balancer.LoadBalancing;
 using Balancer.Management;
 using Prometheus;

@@ -50,7 +50,7 @@ internal sealed class SlowStartTrigger
     public SlowStartTrigger(DestinationHealthTracker tracker, RuntimeOverrides overrides, TimeProvider time) =>
         tracker.HealthChanged += (cluster, destination, from, to) =>
         {
-            if (from == Management.DestinationHealthView.Down && to != Management.DestinationHealthView.Down)
+            if (from == DestinationHealthView.Down && to != DestinationHealthView.Down)
             {
                 overrides.StartRamp(cluster.ClusterId, destination.DestinationId, time.GetTimestamp());
             }

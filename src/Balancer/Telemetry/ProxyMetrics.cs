@@ -10,7 +10,7 @@ namespace Balancer.Telemetry;
 
 /// <summary>
 /// The per-destination series, under the documented metric names (docs/observability.md). Counters and the histogram are
-/// updated by <see cref="ProxyMetricsMiddleware"/>; the gauges (up, in flight, policy) and the reload
+/// updated by <see cref="ProxyMetricsTransforms"/>; the gauges (up, in flight, policy) and the reload
 /// counts are read from YARP's and our own state when Prometheus scrapes, so they cost nothing per request.
 /// </summary>
 internal sealed class ProxyMetrics

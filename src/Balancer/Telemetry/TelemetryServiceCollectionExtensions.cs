@@ -1,11 +1,11 @@
-using Yarp.ReverseProxy.Transforms;
+using Yarp.ReverseProxy.Transforms.Builder;
 
 namespace Balancer.Telemetry;
 
 public static class TelemetryServiceCollectionExtensions
 {
     /// <summary>
-    /// The per-destination Prometheus series, and the response hook of the per-request ones unless
+    /// The per-destination Prometheus series, and the transforms that record the per-request ones unless
     /// <paramref name="perRequest"/> is false (<see cref="MetricsOptions.Enabled"/>).
     /// </summary>
     public static IReverseProxyBuilder AddBalancerMetrics(this IReverseProxyBuilder proxy, bool perRequest = true)
@@ -13,16 +13,11 @@ public static class TelemetryServiceCollectionExtensions
         proxy.Services.AddSingleton<BalancerMetricsRegistry>();
         proxy.Services.AddSingleton<ProxyMetrics>();
         proxy.Services.AddSingleton<ProtocolMetrics>();
-        if (!perRequest)
+        if (perRequest)
         {
-            return proxy;
+            proxy.Services.AddSingleton<ITransformProvider, ProxyMetricsTransforms>();
         }
 
-        proxy.AddTransforms(static context =>
-        {
-            var time = context.Services.GetRequiredService<TimeProvider>();
-            context.AddResponseTransform(transform => ProxyMetricsMiddleware.OnResponseHeaders(transform, time));
-        });
         return proxy;
     }
 }

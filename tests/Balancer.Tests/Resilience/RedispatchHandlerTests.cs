@@ -77,7 +77,7 @@ public sealed class RedispatchHandlerTests : IAsyncLifetime
 
         // The passive failure expires (Down -> Unknown), and B fails again.
         _time.Advance(Period);
-        Assert.NotEqual("Down", Balancer.Management.DestinationHealthView.Of(_b));
+        Assert.NotEqual("Down", Balancer.Health.DestinationHealthView.Of(_b));
         Assert.False(sentWhileDown.IsCompleted);
         MarkDown(_b);
 

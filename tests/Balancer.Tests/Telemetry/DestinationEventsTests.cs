@@ -1,4 +1,4 @@
-using Balancer.Resilience;
+using Balancer.Health;
 using Balancer.Telemetry;
 
 namespace Balancer.Tests.Telemetry;

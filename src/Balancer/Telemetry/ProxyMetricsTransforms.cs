@@ -1,39 +1,57 @@
 using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Transforms;
+using Yarp.ReverseProxy.Transforms.Builder;
 
 namespace Balancer.Telemetry;
 
 /// <summary>
-/// Records each forwarding attempt at the destination it went to. Sits after load balancing in the proxy
-/// pipeline, so a request retried elsewhere counts once at each destination it tried.
+/// Records each forwarding attempt at the destination it went to: the one place the per-request series are
+/// written. YARP runs these transforms once per attempt, inside the forwarder, so a request retried elsewhere
+/// counts once at each destination it tried.
 /// </summary>
 /// <remarks>
-/// The attempt is recorded by <see cref="OnResponseHeaders"/>, which YARP runs once per attempt: when the
-/// destination's headers arrive, or with no response when the attempt failed. So this middleware needs no
-/// async frame of its own around the forwarding, which cost an allocation per request.
+/// The request transform opens the attempt once the destination is chosen; the response transform closes it when
+/// the destination's headers arrive, or with no response once the attempt failed. No middleware and no async
+/// frame of its own around the forwarding, which cost an allocation per request.
 /// </remarks>
-internal sealed class ProxyMetricsMiddleware(RequestDelegate next, ProxyMetrics metrics, TimeProvider time)
+internal sealed class ProxyMetricsTransforms(IServiceProvider services, TimeProvider time) : ITransformProvider
 {
-    public Task InvokeAsync(HttpContext context)
+    // Resolved at the first request: the metrics read YARP's proxy state, which is built with these transforms.
+    private ProxyMetrics? _metrics;
+
+    public void ValidateRoute(TransformRouteValidationContext context)
     {
-        var feature = context.GetReverseProxyFeature();
-        var available = feature.AvailableDestinations;
-        if (available.Count != 1)
+    }
+
+    public void ValidateCluster(TransformClusterValidationContext context)
+    {
+    }
+
+    public void Apply(TransformBuilderContext context)
+    {
+        context.AddRequestTransform(OnRequest);
+        context.AddResponseTransform(OnResponseHeaders);
+    }
+
+    private ValueTask OnRequest(RequestTransformContext context)
+    {
+        var http = context.HttpContext;
+        var feature = http.GetReverseProxyFeature();
+        if (feature.ProxiedDestination is not { } proxied)
         {
-            // Load balancing leaves exactly the chosen destination; anything else is not forwarded.
-            return next(context);
+            return ValueTask.CompletedTask;
         }
 
-        var destination = metrics.For(feature.Cluster.Config.ClusterId, available[0]);
-        // A retry replaces the previous attempt's record, which its response hook has already counted.
-        var attempt = new ProxyAttempt(destination, time.GetTimestamp());
-        context.Features.Set(attempt);
-        var request = context.Request;
+        // A retry replaces the previous attempt's record, which its response transform has already counted.
+        var metrics = _metrics ??= services.GetRequiredService<ProxyMetrics>();
+        var attempt = new ProxyAttempt(metrics.For(feature.Cluster.Config.ClusterId, proxied), time.GetTimestamp());
+        http.Features.Set(attempt);
+        var request = http.Request;
         if (request.ContentLength is long length)
         {
             attempt.AddRequestBytes(length);
         }
-        else if (context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody == true)
+        else if (http.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody == true)
         {
             // Chunked upload: count what actually streams through, at this attempt's destination only. A retry
             // unwraps the previous attempt's counter, which would otherwise count the same bytes again.
@@ -41,7 +59,7 @@ internal sealed class ProxyMetricsMiddleware(RequestDelegate next, ProxyMetrics 
             request.Body = new CountingStream(body, attempt.AddRequestBytes);
         }
 
-        return next(context);
+        return ValueTask.CompletedTask;
     }
 
     /// <summary>
@@ -49,7 +67,7 @@ internal sealed class ProxyMetricsMiddleware(RequestDelegate next, ProxyMetrics 
     /// the duration histogram measures, and the last chance to count a body of unknown length), or without
     /// a response once the attempt failed.
     /// </summary>
-    public static ValueTask OnResponseHeaders(ResponseTransformContext context, TimeProvider time)
+    private ValueTask OnResponseHeaders(ResponseTransformContext context)
     {
         var http = context.HttpContext;
         var attempt = http.Features.Get<ProxyAttempt>();

@@ -4,7 +4,7 @@ using Polly.CircuitBreaker;
 using Polly.Timeout;
 using Yarp.ReverseProxy.Forwarder;
 
-namespace Balancer.Resilience;
+namespace Balancer.Health;
 
 /// <summary>Why forwarding to a destination failed at transport level, as far as retries care.</summary>
 internal enum FailureKind
@@ -145,3 +145,7 @@ internal static class TransportFailure
         return false;
     }
 }
+
+/// <summary>Thrown in place of the cancellation of a request withdrawn from a destination marked Down.</summary>
+internal sealed class DestinationMarkedDownException(Exception inner)
+    : Exception("The destination was marked down while the request waited for its response; withdrawn to be sent elsewhere.", inner);

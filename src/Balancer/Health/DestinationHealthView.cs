@@ -1,7 +1,7 @@
 using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Model;
 
-namespace Balancer.Management;
+namespace Balancer.Health;
 
 /// <summary>The operator-facing health of a destination, combined from YARP's active and passive states.</summary>
 public static class DestinationHealthView

@@ -1,0 +1,21 @@
+using Balancer.Health;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace Balancer.Resilience;
+
+internal static class ResilienceServiceCollectionExtensions
+{
+    /// <summary>
+    /// The resilient outbound client (circuit breaker, attempt timeout, probes let through), and the withdrawal
+    /// of replay-safe requests from destinations marked Down. Builds on <see cref="HealthServiceCollectionExtensions.AddBalancerHealth"/>,
+    /// which it reports to; the retries themselves are <see cref="RetryMiddleware"/> in the proxy pipeline.
+    /// </summary>
+    public static IServiceCollection AddBalancerResilience(this IServiceCollection services)
+    {
+        services.AddSingleton<IForwarderHttpClientFactory, ResilientForwarderHttpClientFactory>();
+        services.AddSingleton<DownSignals>();
+        services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, RedispatchHandler.MarkingTransformProvider>();
+        services.MarkHealthProbes();
+        return services;
+    }
+}
