@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The load balancer VM: the balancer as the 'balancer' systemd service, proxy on 8080 (HTTP) and 8443
-# (HTTPS), management on 9091. The config is installed once from deploy/config/balancer.json; later edits to
+# A load balancer VM (lb1, lb2; keepalived.sh shares the floating address between them): the balancer as
+# the 'balancer' systemd service, proxy on 8080 (HTTP) and 8443 (HTTPS), management on 9091. The config is installed once from deploy/config/balancer.json; later edits to
 # /etc/balancer/balancer.json on the VM are kept across re-provisioning and applied live by the running balancer.
 # Usage (as root, by Vagrant): lb.sh NAME [NAME...]   the names and addresses clients use for this VM, put
 # in the self-signed certificate made when /etc/balancer/tls/ has none.

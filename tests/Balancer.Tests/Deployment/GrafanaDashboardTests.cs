@@ -146,6 +146,23 @@ public sealed class GrafanaDashboardTests
         Assert.Contains(errors, q => q.Expr.Contains("grpc_status!=\"OK\"", StringComparison.Ordinal) && q.LegendLabels.SequenceEqual(["grpc_status"]));
     }
 
+    [Fact]
+    public void Dashboard_ShowsEachBalancerInstance_ItsRequestsPerSecond_AndWhetherItServes()
+    {
+        var dashboard = Assert.Single(GrafanaDashboards.All());
+        var queries = GrafanaDashboards.Queries(dashboard).ToList();
+
+        var rps = Assert.Single(queries, q => q.Expr.StartsWith("sum by (instance) (rate(balancer_destination_requests_total", StringComparison.Ordinal));
+        Assert.Equal(["instance"], rps.LegendLabels);
+        var serving = Assert.Single(queries, q => q.Expr.Contains("balancer_ready", StringComparison.Ordinal));
+        Assert.Equal(["instance"], serving.LegendLabels);
+        Assert.Equal("stat", (string?)serving.Panel["type"]);
+        var values = Assert.Single(serving.Panel["fieldConfig"]!["defaults"]!["mappings"]!.AsArray(), m => (string?)m!["type"] == "value")!["options"]!;
+        Assert.Equal(
+            ["0 NOT READY", "1 STANDBY", "2 LEAVING", "3 SERVING"],
+            values.AsObject().OrderBy(v => v.Key, StringComparer.Ordinal).Select(v => $"{v.Key} {(string?)v.Value!["text"]}"));
+    }
+
     private static IEnumerable<JsonNode?> DatasourceReferences(JsonNode? node) => node switch
     {
         JsonObject o => o.SelectMany(p => p.Key == "datasource" ? [p.Value] : DatasourceReferences(p.Value)),

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Balancer.Tests.HighAvailability;
 
 namespace Balancer.Tests.Deployment;
 
@@ -9,10 +10,14 @@ namespace Balancer.Tests.Deployment;
 /// </summary>
 public sealed class VagrantTests
 {
-    // The paper's Wireshark table: load balancer .103, Flask A .109, B .113, C .110. The monitor is ours.
+    // The paper's Wireshark table: load balancer .103, Flask A .109, B .113, C .110. The balancer address
+    // floats between lb1 and lb2 (keepalived); their own addresses and the monitor are ours.
+    private const string Floating = "192.168.56.103";
+
     private static readonly Dictionary<string, string> Topology = new()
     {
-        ["lb"] = "192.168.56.103",
+        ["lb1"] = "192.168.56.111",
+        ["lb2"] = "192.168.56.112",
         ["backend-a"] = "192.168.56.109",
         ["backend-b"] = "192.168.56.113",
         ["backend-c"] = "192.168.56.110",
@@ -29,7 +34,7 @@ public sealed class VagrantTests
     }
 
     [Fact]
-    public void Vagrantfile_DefinesThePapersFiveMachines_OnTheHostOnlyNetwork_WithModestResources()
+    public void Vagrantfile_DefinesTwoBalancersAndThePapersOtherMachines_OnTheHostOnlyNetwork_WithModestResources()
     {
         var machines = Machines();
 
@@ -62,10 +67,12 @@ public sealed class VagrantTests
                 Assert.Equal(ip, lines[other][0]);
             }
 
-            // The names deploy/config/balancer.json and prometheus.yml use for the machines.
-            Assert.Contains("balancer", lines["lb"]);
+            // The floating address by the paper's name; prometheus.yml scrapes each balancer VM by its own
+            // name, so "balancer" (the compose service) must not resolve to the floating address as well.
+            Assert.Equal(["192.168.56.103", "lb"], lines["lb"]);
+            Assert.DoesNotContain(lines.Values, l => l.Contains("balancer"));
             Assert.Contains("prometheus", lines["monitor"]);
-            Assert.True(lines.Count == Topology.Count, $"{name}: {hosts}");
+            Assert.True(lines.Count == Topology.Count + 1, $"{name}: {hosts}");
         }
     }
 
@@ -74,7 +81,11 @@ public sealed class VagrantTests
     {
         var machines = Machines();
 
-        Assert.Equal(["deploy/vagrant/common.sh", "deploy/vagrant/dotnet.sh", "deploy/vagrant/lb.sh"], Paths(machines["lb"]!));
+        foreach (var lb in new[] { "lb1", "lb2" })
+        {
+            Assert.Equal(["deploy/vagrant/common.sh", "deploy/vagrant/dotnet.sh", "deploy/vagrant/lb.sh", "deploy/vagrant/keepalived.sh"], Paths(machines[lb]!));
+        }
+
         Assert.Equal(["deploy/vagrant/common.sh", "deploy/vagrant/monitor.sh"], Paths(machines["monitor"]!));
         foreach (var (machine, name) in new[] { ("backend-a", "A"), ("backend-b", "B"), ("backend-c", "C") })
         {
@@ -98,10 +109,12 @@ public sealed class VagrantTests
     }
 
     [Fact]
-    public void LbVm_GetsACertificate_ForItsAddressAndNames_WhereTheShippedConfigReadsIt_BeforeTheConfigIsChecked()
+    public void LbVms_GetACertificate_ForTheFloatingAndTheirOwnAddressAndNames_WhereTheShippedConfigReadsIt_BeforeTheConfigIsChecked()
     {
-        var args = Provision(Machines()["lb"]!, "deploy/vagrant/lb.sh")["args"]!.AsArray().Select(a => a!.GetValue<string>());
-        Assert.Equal([Topology["lb"], "lb", "balancer"], args);
+        foreach (var lb in new[] { "lb1", "lb2" })
+        {
+            Assert.Equal([Floating, "lb", "balancer", lb, Topology[lb]], Args(Machines()[lb]!, "deploy/vagrant/lb.sh"));
+        }
 
         // lb.sh hands its arguments to the script as the certificate's names, the key to the unit's group,
         // into the folder of the shipped config's Tls paths; before --check-config, which loads the pair.
@@ -111,6 +124,63 @@ public sealed class VagrantTests
         Assert.Equal(Path.GetDirectoryName(DeployConfig.CertificatePath), Path.GetDirectoryName(DeployConfig.KeyPath));
         Assert.InRange(make, 0, lines.FindIndex(l => l.Contains("--check-config", StringComparison.Ordinal)) - 1);
         Assert.InRange(lines.FindIndex(l => l.StartsWith("systemd-sysusers", StringComparison.Ordinal)), 0, make - 1);
+    }
+
+    [Fact]
+    public void LbVms_ShareTheFloatingAddress_ByUnicastToEachOther_Lb1Preferred()
+    {
+        var machines = Machines();
+
+        Assert.Equal(["lb1", Topology["lb1"], $"{Floating}/24", "150", Topology["lb2"]], Args(machines["lb1"]!, "deploy/vagrant/keepalived.sh"));
+        Assert.Equal(["lb2", Topology["lb2"], $"{Floating}/24", "100", Topology["lb1"]], Args(machines["lb2"]!, "deploy/vagrant/keepalived.sh"));
+    }
+
+    [Fact]
+    public void Prometheus_ScrapesEachBalancerVm_ByItsOwnName_WithItsInstanceLabel()
+    {
+        var balancer = Repo.Yaml(Repo.Read("prometheus.yml"))["scrape_configs"]!.AsArray().Single(j => (string?)j!["job_name"] == "balancer")!;
+        var groups = balancer["static_configs"]!.AsArray()
+            .Where(g => g!["labels"] is not null)
+            .ToDictionary(g => (string)g!["labels"]!["instance"]!, g => g!["targets"]!.AsArray().Select(t => (string)t!).ToArray());
+
+        Assert.Equal(["lb1", "lb2"], groups.Keys.Order(StringComparer.Ordinal));
+        // Each at the management listener of the config the VMs run.
+        var management = new Uri((string)DeployConfig.Load()["Balancer"]!["Management"]!["Listen"]!);
+        Assert.All(groups, g => Assert.Equal([$"{g.Key}:{management.Port}"], g.Value));
+    }
+
+    /// <summary>
+    /// keepalived.sh as lb1 provisions it, in a namespace with lb1's address on an interface of another name
+    /// than the VM's: it finds the interface by the address, and keepalived accepts what it renders.
+    /// </summary>
+    [NamespaceFact]
+    public async Task KeepalivedScript_RendersAConfigKeepalivedAccepts_OnTheInterfaceCarryingTheOwnAddress()
+    {
+        var args = Args(Machines()["lb1"]!, "deploy/vagrant/keepalived.sh");
+        await using var lab = NetworkLab.Create();
+        var host = lab.AddHost("vlb1", $"{Topology["lb1"]}/24");
+        var scripts = Repo.PathOf("deploy/keepalived");
+        var directory = Directory.CreateTempSubdirectory("vagrant-keepalived-").FullName;
+        try
+        {
+            var conf = lab.Run(host, ["env", $"REPO={Repo.PathOf(".")}", $"LB_SCRIPTS={scripts}", "LB_SCRIPT_USER=root", "bash", Repo.PathOf("deploy/vagrant/keepalived.sh"), "--render", .. args]);
+            var file = Path.Combine(directory, "keepalived.conf");
+            File.WriteAllText(file, conf);
+
+            // Throws with keepalived's complaints when it exits non-zero.
+            lab.Run(host, "keepalived", "--config-test", "--log-console", "--use-file", file);
+
+            Assert.Contains("router_id lb1\n", conf, StringComparison.Ordinal);
+            Assert.Contains("interface eth0\n", conf, StringComparison.Ordinal);
+            Assert.Contains("priority 150\n", conf, StringComparison.Ordinal);
+            Assert.Contains($"unicast_src_ip {Topology["lb1"]}\n    unicast_peer {{\n        {Topology["lb2"]}\n    }}", conf, StringComparison.Ordinal);
+            Assert.Contains($"{Floating}/24 dev eth0", conf, StringComparison.Ordinal);
+            Assert.Contains($"script \"{scripts}/check_balancer.sh http://127.0.0.1:9091/readyz\"", conf, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
     }
 
     [Fact]
@@ -130,7 +200,7 @@ public sealed class VagrantTests
         // deploy/keepalived has its own check (KeepalivedConfigTests): two of its scripts are POSIX sh.
         var scripts = Directory.GetFiles(Repo.PathOf("deploy"), "*.sh", SearchOption.AllDirectories)
             .Where(p => !p.StartsWith(Repo.PathOf("deploy/keepalived"), StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList();
-        Assert.Equal(["self-signed-cert.sh", "backend.sh", "common.sh", "dotnet.sh", "lb.sh", "monitor.sh", "publish.sh"], scripts.Select(Path.GetFileName));
+        Assert.Equal(["self-signed-cert.sh", "backend.sh", "common.sh", "dotnet.sh", "keepalived.sh", "lb.sh", "monitor.sh", "publish.sh"], scripts.Select(Path.GetFileName));
 
         var result = Repo.Run("shellcheck", ["--severity=style", "--shell=bash", .. scripts]);
 
@@ -183,6 +253,9 @@ public sealed class VagrantTests
 
     private static string[] Paths(JsonNode machine) =>
         [.. machine["provisions"]!.AsArray().Select(p => (string)p!["path"]!)];
+
+    private static string[] Args(JsonNode machine, string path) =>
+        [.. Provision(machine, path)["args"]!.AsArray().Select(a => a!.GetValue<string>())];
 
     private static JsonNode Provision(JsonNode machine, string path) =>
         machine["provisions"]!.AsArray().Single(p => (string?)p!["path"] == path)!;
