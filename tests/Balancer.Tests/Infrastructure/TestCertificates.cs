@@ -33,10 +33,11 @@ internal sealed class TestCertificates : IDisposable
     public string CaPath { get; }
 
     /// <summary>A server certificate and its key; the serial is returned as hex, the way openssl and .NET print it.</summary>
-    public Issued Issue(string name, string[]? dnsNames = null, DateTimeOffset? notBefore = null, DateTimeOffset? notAfter = null)
+    /// <remarks><paramref name="crlUri"/> adds a CRL distribution point, which TLS scanners expect of a public certificate.</remarks>
+    public Issued Issue(string name, string[]? dnsNames = null, DateTimeOffset? notBefore = null, DateTimeOffset? notAfter = null, string? crlUri = null)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var (certificatePem, serial) = Sign(key, dnsNames ?? ["localhost"], notBefore, notAfter);
+        var (certificatePem, serial) = Sign(key, dnsNames ?? ["localhost"], notBefore, notAfter, crlUri);
         var issued = new Issued(Path.Combine(Directory, name + ".crt"), Path.Combine(Directory, name + ".key"), serial, certificatePem, key.ExportPkcs8PrivateKeyPem());
         File.WriteAllText(issued.CertificatePath, issued.CertificatePem);
         File.WriteAllText(issued.KeyPath, issued.KeyPem);
@@ -47,7 +48,7 @@ internal sealed class TestCertificates : IDisposable
     public Issued Renew(Issued current, string[]? dnsNames = null, DateTimeOffset? notBefore = null)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var (certificatePem, serial) = Sign(key, dnsNames ?? ["localhost"], notBefore, null);
+        var (certificatePem, serial) = Sign(key, dnsNames ?? ["localhost"], notBefore, null, null);
         return current with { Serial = serial, CertificatePem = certificatePem, KeyPem = key.ExportPkcs8PrivateKeyPem() };
     }
 
@@ -57,7 +58,7 @@ internal sealed class TestCertificates : IDisposable
         System.IO.Directory.Delete(Directory, recursive: true);
     }
 
-    private (string Pem, string Serial) Sign(ECDsa key, string[] dnsNames, DateTimeOffset? notBefore, DateTimeOffset? notAfter)
+    private (string Pem, string Serial) Sign(ECDsa key, string[] dnsNames, DateTimeOffset? notBefore, DateTimeOffset? notAfter, string? crlUri)
     {
         var request = new CertificateRequest($"CN={dnsNames[0]}", key, HashAlgorithmName.SHA256);
         var names = new SubjectAlternativeNameBuilder();
@@ -71,6 +72,11 @@ internal sealed class TestCertificates : IDisposable
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
+        if (crlUri is not null)
+        {
+            request.CertificateExtensions.Add(CertificateRevocationListBuilder.BuildCrlDistributionPointExtension([crlUri]));
+        }
+
         var serial = BitConverter.GetBytes(Interlocked.Increment(ref _serial));
         Array.Reverse(serial);
         using var certificate = request.Create(Ca, notBefore ?? DateTimeOffset.UtcNow.AddHours(-1), notAfter ?? DateTimeOffset.UtcNow.AddDays(90), serial);
