@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The monitoring VM: Prometheus (Ubuntu package) with the repository's prometheus.yml, and Grafana
 # (Grafana's apt repository) provisioned from grafana/provisioning and grafana/dashboards: the same files
-# the compose stack mounts. Names in them (balancer, backend-a..c, prometheus) resolve through the
+# the compose stack mounts. Names in them (lb1, lb2, backend-a..c, prometheus) resolve through the
 # topology block common.sh wrote to /etc/hosts.
 set -euo pipefail
 
