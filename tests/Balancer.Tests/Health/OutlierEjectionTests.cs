@@ -24,6 +24,7 @@ public sealed class OutlierEjectionTests(ITestOutputHelper output)
         await WaitForHealthAsync(lb, "D", "Up", TimeSpan.FromSeconds(10));
 
         var (ok, cut, other) = (0, 0, 0);
+        var otherStatuses = new List<string>();
         using var client = new HttpClient { BaseAddress = lb.ProxyAddress, Timeout = TimeSpan.FromSeconds(10) };
         using var pace = new PeriodicTimer(TimeSpan.FromMilliseconds(100));
         var clock = Stopwatch.StartNew();
@@ -40,6 +41,7 @@ public sealed class OutlierEjectionTests(ITestOutputHelper output)
                 else
                 {
                     other++;
+                    otherStatuses.Add($"{(int)response.StatusCode} {string.Join(",", response.Headers.TryGetValues("X-Backend", out var by) ? by : [])}");
                 }
             }
             catch (HttpRequestException)
@@ -50,7 +52,7 @@ public sealed class OutlierEjectionTests(ITestOutputHelper output)
 
         var downs = await MetricAsync(lb, "balancer_destination_health_transitions_total{cluster=\"backends\",destination=\"D\",to=\"down\"}") ?? 0;
         var truncated = await MetricAsync(lb, "balancer_destination_truncated_responses_total{cluster=\"backends\",destination=\"D\"}");
-        output.WriteLine($"30 s at 10/s: {ok} ok, {cut} broken, {other} other; D served {broken.Served} requests, went down {downs} times; truncated counted {truncated}");
+        output.WriteLine($"30 s at 10/s: {ok} ok, {cut} broken, {other} other; D served {broken.Served} requests, went down {downs} times; truncated counted {truncated}; other answers: {string.Join("; ", otherStatuses)}");
 
         Assert.Equal(0, other);
         Assert.InRange(cut, 1, 5);
