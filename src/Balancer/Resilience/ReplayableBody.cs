@@ -12,6 +12,8 @@ internal sealed class ReplayableBody(Stream inner, long limit) : Stream
     private int _length;
     private int _position;
     private bool _overflowed;
+    private int _attempt;
+    private Task<int>? _innerRead;
 
     /// <summary>True while everything read so far is kept.</summary>
     public bool CanReplay => !_overflowed;
@@ -38,19 +40,28 @@ internal sealed class ReplayableBody(Stream inner, long limit) : Stream
             throw new InvalidOperationException("The body outgrew the replay limit.");
         }
 
+        _attempt++;
         _position = 0;
     }
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
+        // YARP does not wait for a failed attempt's body copy to end before the next attempt starts, so the old
+        // copy may still be reading the client's body, which allows one read at a time: wait for it; what it
+        // got is kept for this attempt.
+        if (_innerRead is { IsCompleted: false } previous)
+        {
+            await ((Task)previous).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+
         if (_position < _length)
         {
             return FromKept(buffer.Span);
         }
 
-        var read = await inner.ReadAsync(buffer, cancellationToken);
-        Keep(buffer.Span[..read]);
-        return read;
+        var read = ReadInnerAsync(buffer, _attempt, cancellationToken);
+        _innerRead = read;
+        return await read;
     }
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
@@ -66,7 +77,7 @@ internal sealed class ReplayableBody(Stream inner, long limit) : Stream
         }
 
         var read = inner.Read(buffer);
-        Keep(buffer[..read]);
+        Keep(buffer[..read], advance: true);
         return read;
     }
 
@@ -88,7 +99,15 @@ internal sealed class ReplayableBody(Stream inner, long limit) : Stream
         return count;
     }
 
-    private void Keep(ReadOnlySpan<byte> read)
+    private async Task<int> ReadInnerAsync(Memory<byte> buffer, int attempt, CancellationToken cancellationToken)
+    {
+        var read = await inner.ReadAsync(buffer, cancellationToken);
+        Keep(buffer.Span[..read], advance: attempt == _attempt);
+        return read;
+    }
+
+    /// <summary>Keeps what was read; <paramref name="advance"/> is false for a read of an attempt given up, whose bytes the current attempt has yet to get.</summary>
+    private void Keep(ReadOnlySpan<byte> read, bool advance)
     {
         if (_overflowed || read.IsEmpty)
         {
@@ -110,6 +129,9 @@ internal sealed class ReplayableBody(Stream inner, long limit) : Stream
 
         read.CopyTo(_kept.AsSpan(_length));
         _length += read.Length;
-        _position = _length;
+        if (advance)
+        {
+            _position = _length;
+        }
     }
 }

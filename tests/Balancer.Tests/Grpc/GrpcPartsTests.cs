@@ -89,6 +89,31 @@ public sealed class GrpcPartsTests
     }
 
     [Fact]
+    public async Task ReplayableBody_RewoundWhileTheGivenUpAttemptStillReads_ReadsTheClientBodyOneAtATime_AndLosesNothing()
+    {
+        // A pipe's stream, like Kestrel's request body, refuses a second read while one is pending.
+        var pipe = new System.IO.Pipelines.Pipe();
+        var body = new ReplayableBody(pipe.Reader.AsStream(), limit: 4096);
+        await pipe.Writer.WriteAsync(new byte[] { 1, 2, 3 });
+        var buffer = new byte[16];
+        Assert.Equal(3, await body.ReadAsync(buffer));
+
+        // The first attempt's copy waits for more of the client's body when its destination fails.
+        var givenUp = body.ReadAsync(new byte[16]).AsTask();
+        Assert.False(givenUp.IsCompleted);
+        body.Rewind();
+        var retried = new MemoryStream();
+        var copy = body.CopyToAsync(retried, 16);
+        await pipe.Writer.WriteAsync(new byte[] { 4, 5 });
+        await pipe.Writer.CompleteAsync();
+        await copy;
+
+        Assert.Equal(2, await givenUp);
+        Assert.Equal(new byte[] { 1, 2, 3, 4, 5 }, retried.ToArray());
+        Assert.True(body.CanReplay);
+    }
+
+    [Fact]
     public async Task ReplayableBody_PastTheLimit_StillPassesEverything_ButCannotReplay()
     {
         var source = new byte[5000];
