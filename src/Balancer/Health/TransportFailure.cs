@@ -64,8 +64,26 @@ internal static class TransportFailure
         // Not ResponseHeaders: the destination answered, and that error comes from copying its headers.
         ForwarderError.Request or ForwarderError.RequestBodyDestination or ForwarderError.ResponseBodyDestination
             => FromException(exception),
+        ForwarderError.RequestBodyClient when DestinationCutTheBody(exception, out var send) => FromException(send),
         _ => FailureKind.None,
     };
+
+    /// <summary>
+    /// YARP blames the client for a request body whose read was cancelled because the destination's connection
+    /// failed meanwhile (it reports the body's error and the send's together): when the body's error is only
+    /// that cancellation and the send failed in transport, the destination is at fault.
+    /// </summary>
+    private static bool DestinationCutTheBody(Exception? exception, out Exception? send)
+    {
+        send = null;
+        if (exception is AggregateException { InnerExceptions: [OperationCanceledException body, HttpRequestException failed] } && !IsClientSide(body))
+        {
+            send = failed;
+            return true;
+        }
+
+        return false;
+    }
 
     /// <summary>
     /// Why a health probe's send failed: YARP cancels a probe that outlives the cluster's probe timeout, so a

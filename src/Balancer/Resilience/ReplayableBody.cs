@@ -5,109 +5,101 @@ namespace Balancer.Resilience;
 /// failed can be sent again from the first byte. It tees rather than reading the whole body before
 /// forwarding: a streaming gRPC call's body need not end before its response begins, and a unary call's
 /// body has no <c>Content-Length</c> to decide on. Past the limit it keeps nothing more and cannot replay.
+/// Each attempt reads through its own <see cref="Attempt"/>: YARP does not wait for a failed attempt's body
+/// copy to end before the next attempt starts, so a given-up copy may still be reading.
 /// </summary>
-internal sealed class ReplayableBody(Stream inner, long limit) : Stream
+internal sealed class ReplayableBody(Stream inner, long limit)
 {
+    // The client's stream allows one read at a time, and a given-up copy can race the current attempt to it.
+    private readonly SemaphoreSlim _reading = new(1, 1);
     private byte[] _kept = [];
     private int _length;
-    private int _position;
     private bool _overflowed;
-    private int _attempt;
-    private Task<int>? _innerRead;
+    private Attempt? _current;
 
     /// <summary>True while everything read so far is kept.</summary>
     public bool CanReplay => !_overflowed;
 
-    public override bool CanRead => true;
+    /// <summary>The body for the first attempt.</summary>
+    public Stream First() => _current = new Attempt(this);
 
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
-    /// <summary>The next read starts again at the first byte: what was kept, then the rest of the body.</summary>
-    public void Rewind()
+    /// <summary>
+    /// The body for the next attempt: what was kept, then the rest of the client's body. The previous
+    /// attempt's body stops at its next read; a read of it already waiting for the client keeps what it gets.
+    /// </summary>
+    public Stream Next()
     {
         if (_overflowed)
         {
             throw new InvalidOperationException("The body outgrew the replay limit.");
         }
 
-        _attempt++;
-        _position = 0;
+        var next = new Attempt(this);
+        Volatile.Write(ref _current, next);
+        return next;
     }
 
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    private async ValueTask<int> ReadAsync(Attempt attempt, Memory<byte> buffer, CancellationToken cancellationToken)
     {
-        // YARP does not wait for a failed attempt's body copy to end before the next attempt starts, so the old
-        // copy may still be reading the client's body, which allows one read at a time: wait for it; what it
-        // got is kept for this attempt.
-        if (_innerRead is { IsCompleted: false } previous)
+        await _reading.WaitAsync(cancellationToken);
+        try
         {
-            await ((Task)previous).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (TryFromKept(attempt, buffer.Span, out var kept))
+            {
+                return kept;
+            }
+
+            var read = await inner.ReadAsync(buffer, cancellationToken);
+            Keep(attempt, buffer.Span[..read]);
+            return read;
+        }
+        finally
+        {
+            _reading.Release();
+        }
+    }
+
+    private int Read(Attempt attempt, Span<byte> buffer)
+    {
+        _reading.Wait();
+        try
+        {
+            if (TryFromKept(attempt, buffer, out var kept))
+            {
+                return kept;
+            }
+
+            var read = inner.Read(buffer);
+            Keep(attempt, buffer[..read]);
+            return read;
+        }
+        finally
+        {
+            _reading.Release();
+        }
+    }
+
+    private bool TryFromKept(Attempt attempt, Span<byte> buffer, out int count)
+    {
+        if (attempt != Volatile.Read(ref _current))
+        {
+            throw new OperationCanceledException("The attempt was given up and its body is being sent again.");
         }
 
-        if (_position < _length)
+        count = 0;
+        if (_overflowed || attempt.Offset >= _length)
         {
-            return FromKept(buffer.Span);
+            return false;
         }
 
-        var read = ReadInnerAsync(buffer, _attempt, cancellationToken);
-        _innerRead = read;
-        return await read;
+        count = Math.Min(buffer.Length, _length - attempt.Offset);
+        _kept.AsSpan(attempt.Offset, count).CopyTo(buffer);
+        attempt.Offset += count;
+        return true;
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-    public override int Read(Span<byte> buffer)
-    {
-        if (_position < _length)
-        {
-            return FromKept(buffer);
-        }
-
-        var read = inner.Read(buffer);
-        Keep(buffer[..read], advance: true);
-        return read;
-    }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    private int FromKept(Span<byte> buffer)
-    {
-        var count = Math.Min(buffer.Length, _length - _position);
-        _kept.AsSpan(_position, count).CopyTo(buffer);
-        _position += count;
-        return count;
-    }
-
-    private async Task<int> ReadInnerAsync(Memory<byte> buffer, int attempt, CancellationToken cancellationToken)
-    {
-        var read = await inner.ReadAsync(buffer, cancellationToken);
-        Keep(buffer.Span[..read], advance: attempt == _attempt);
-        return read;
-    }
-
-    /// <summary>Keeps what was read; <paramref name="advance"/> is false for a read of an attempt given up, whose bytes the current attempt has yet to get.</summary>
-    private void Keep(ReadOnlySpan<byte> read, bool advance)
+    /// <summary>Keeps what was read; an attempt given up meanwhile leaves the bytes for the next one to get.</summary>
+    private void Keep(Attempt reader, ReadOnlySpan<byte> read)
     {
         if (_overflowed || read.IsEmpty)
         {
@@ -118,7 +110,7 @@ internal sealed class ReplayableBody(Stream inner, long limit) : Stream
         {
             _overflowed = true;
             _kept = [];
-            _length = _position = 0;
+            _length = 0;
             return;
         }
 
@@ -129,9 +121,49 @@ internal sealed class ReplayableBody(Stream inner, long limit) : Stream
 
         read.CopyTo(_kept.AsSpan(_length));
         _length += read.Length;
-        if (advance)
+        if (reader == Volatile.Read(ref _current))
         {
-            _position = _length;
+            reader.Offset = _length;
         }
+    }
+
+    private sealed class Attempt(ReplayableBody body) : Stream
+    {
+        /// <summary>How much of what was kept this attempt has read.</summary>
+        public int Offset;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position
+        {
+            get => throw new NotSupportedException();
+            set => throw new NotSupportedException();
+        }
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            body.ReadAsync(this, buffer, cancellationToken);
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            body.ReadAsync(this, buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override int Read(byte[] buffer, int offset, int count) => body.Read(this, buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer) => body.Read(this, buffer);
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

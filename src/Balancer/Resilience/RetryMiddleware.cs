@@ -66,7 +66,7 @@ internal sealed partial class RetryMiddleware
             else if (request.ContentLength is null && options.GrpcIdempotent && Grpc.GrpcProtocol.IsGrpc(request))
             {
                 kept = new ReplayableBody(request.Body, options.MaxBufferedBodyBytes);
-                request.Body = kept;
+                request.Body = kept.First();
                 body = Body.Kept;
             }
             else
@@ -152,7 +152,7 @@ internal sealed partial class RetryMiddleware
             context.Features.Set<IForwarderErrorFeature>(null);
             if (kept is not null && kept.CanReplay)
             {
-                kept.Rewind();
+                context.Request.Body = kept.Next();
             }
             else if (context.Request.Body.CanSeek)
             {

@@ -69,41 +69,39 @@ public sealed class GrpcPartsTests
     }
 
     [Fact]
-    public async Task ReplayableBody_Rewound_GivesTheSameBytes_ThenTheRestOfTheBody()
+    public async Task ReplayableBody_NextAttempt_GivesTheSameBytes_ThenTheRestOfTheBody()
     {
         var source = Enumerable.Range(0, 1000).Select(i => (byte)i).ToArray();
         var body = new ReplayableBody(new MemoryStream(source), limit: 4096);
 
         var first = new byte[300];
-        Assert.Equal(300, await body.ReadAsync(first));
-        body.Rewind();
+        Assert.Equal(300, await body.First().ReadAsync(first));
         var all = new MemoryStream();
-        await body.CopyToAsync(all, 7);
+        await body.Next().CopyToAsync(all, 7);
 
         Assert.True(body.CanReplay);
         Assert.Equal(source, all.ToArray());
-        body.Rewind();
         var again = new MemoryStream();
-        body.CopyTo(again);
+        body.Next().CopyTo(again);
         Assert.Equal(source, again.ToArray());
     }
 
     [Fact]
-    public async Task ReplayableBody_RewoundWhileTheGivenUpAttemptStillReads_ReadsTheClientBodyOneAtATime_AndLosesNothing()
+    public async Task ReplayableBody_NextAttemptWhileTheGivenUpAttemptStillReads_ReadsTheClientBodyOneAtATime_AndLosesNothing()
     {
         // A pipe's stream, like Kestrel's request body, refuses a second read while one is pending.
         var pipe = new System.IO.Pipelines.Pipe();
         var body = new ReplayableBody(pipe.Reader.AsStream(), limit: 4096);
+        var givenUpBody = body.First();
         await pipe.Writer.WriteAsync(new byte[] { 1, 2, 3 });
         var buffer = new byte[16];
-        Assert.Equal(3, await body.ReadAsync(buffer));
+        Assert.Equal(3, await givenUpBody.ReadAsync(buffer));
 
         // The first attempt's copy waits for more of the client's body when its destination fails.
-        var givenUp = body.ReadAsync(new byte[16]).AsTask();
+        var givenUp = givenUpBody.ReadAsync(new byte[16]).AsTask();
         Assert.False(givenUp.IsCompleted);
-        body.Rewind();
         var retried = new MemoryStream();
-        var copy = body.CopyToAsync(retried, 16);
+        var copy = body.Next().CopyToAsync(retried, 16);
         await pipe.Writer.WriteAsync(new byte[] { 4, 5 });
         await pipe.Writer.CompleteAsync();
         await copy;
@@ -111,6 +109,52 @@ public sealed class GrpcPartsTests
         Assert.Equal(2, await givenUp);
         Assert.Equal(new byte[] { 1, 2, 3, 4, 5 }, retried.ToArray());
         Assert.True(body.CanReplay);
+
+        // The given-up copy's next read would race the retry for the client's stream: it ends instead.
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => givenUpBody.ReadAsync(new byte[16]).AsTask());
+    }
+
+    [Fact]
+    public async Task ReplayableBody_ManyGivenUpCopiesReadingAtOnce_NeverReadTheClientStreamConcurrently()
+    {
+        // Copies of given-up attempts keep reading on other threads while later attempts start: the client's
+        // stream (a pipe, which throws on a second pending read) must see one read at a time, and the last
+        // attempt must get every byte in order.
+        var source = Enumerable.Range(0, 3000).Select(i => (byte)i).ToArray();
+        var pipe = new System.IO.Pipelines.Pipe();
+        var body = new ReplayableBody(pipe.Reader.AsStream(), limit: 4096);
+        var feeder = Task.Run(async () =>
+        {
+            for (var i = 0; i < source.Length; i += 100)
+            {
+                await pipe.Writer.WriteAsync(source.AsMemory(i, 100));
+                await Task.Yield();
+            }
+
+            await pipe.Writer.CompleteAsync();
+        });
+        var givenUp = new List<Task>();
+        for (var attempt = 0; attempt < 20; attempt++)
+        {
+            var stream = attempt == 0 ? body.First() : body.Next();
+            givenUp.Add(Task.Run(async () =>
+            {
+                try
+                {
+                    await stream.CopyToAsync(Stream.Null, 64);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+            }));
+        }
+
+        var last = new MemoryStream();
+        await body.Next().CopyToAsync(last, 50);
+        await feeder;
+        await Task.WhenAll(givenUp);
+
+        Assert.Equal(source, last.ToArray());
     }
 
     [Fact]
@@ -121,11 +165,11 @@ public sealed class GrpcPartsTests
         var body = new ReplayableBody(new MemoryStream(source), limit: 4096);
 
         var all = new MemoryStream();
-        await body.CopyToAsync(all, 1000);
+        await body.First().CopyToAsync(all, 1000);
 
         Assert.Equal(source, all.ToArray());
         Assert.False(body.CanReplay);
-        Assert.Throws<InvalidOperationException>(body.Rewind);
+        Assert.Throws<InvalidOperationException>(() => body.Next());
     }
 
     [Fact]

@@ -128,8 +128,17 @@ public sealed class GrpcThroughBalancerTests(ITestOutputHelper output) : IDispos
         await Poll.UntilAsync(() => Total() >= 300, TimeSpan.FromSeconds(20), "gRPC load to flow");
         // Calls in flight at B when it dies are the hard case (the request went out, no answer came back):
         // slowed down, B is sure to hold some at the kill.
-        lb.Backend("B").State.DelayMs = 3000;
+        lb.Backend("B").State.DelayMs = 60_000;
         await Poll.UntilAsync(async () => await InFlightAsync(lb, "B") >= 2, Limit, "calls in flight at B");
+        int ServedByB()
+        {
+            lock (succeeded)
+            {
+                return succeeded.GetValueOrDefault("B");
+            }
+        }
+
+        var servedByBAtKill = ServedByB();
         var killed = Stopwatch.StartNew();
         await lb.Backend("B").KillAsync();
         await WaitForHealthAsync(lb, "B", "Down", Limit);
@@ -141,7 +150,7 @@ public sealed class GrpcThroughBalancerTests(ITestOutputHelper output) : IDispos
 
         var retries = (await lb.MetricsAsync()).Where(s => s.Name == "balancer_retries_total" && s.Labels.GetValueOrDefault("cluster") == Cluster && s.Labels.GetValueOrDefault("destination") == "B")
             .ToDictionary(s => s.Labels["reason"], s => s.Value);
-        output.WriteLine($"calls ok: {string.Join(", ", succeeded.OrderBy(s => s.Key))}; failed: {failures.Count}; B down in /status {down.TotalMilliseconds:0} ms after the kill; retries off B by reason: {string.Join(", ", retries)}");
+        output.WriteLine($"calls ok: {string.Join(", ", succeeded.OrderBy(s => s.Key))}; failed: {failures.Count}; B answered {ServedByB() - servedByBAtKill} after the kill; B down in /status {down.TotalMilliseconds:0} ms after the kill; retries off B by reason: {string.Join(", ", retries)}");
         Assert.True(failures.Count == 0, string.Join("; ", failures.Take(5)));
         Assert.True(succeeded.GetValueOrDefault("B") > 0, "B served nothing before it was killed");
         // The calls cut off at B were sent again, their bodies replayed.
