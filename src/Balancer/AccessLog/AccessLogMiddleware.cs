@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Microsoft.AspNetCore.Http.Features;
-using Balancer.Health;
 using Balancer.LoadBalancing;
 using Balancer.Resilience;
 using Balancer.Telemetry;

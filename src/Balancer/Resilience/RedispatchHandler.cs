@@ -1,4 +1,4 @@
-using Balancer.Health;
+using Balancer.Telemetry;
 using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Model;
 using Yarp.ReverseProxy.Transforms;

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Balancer.Configuration;
 using Balancer.Health;
+using Balancer.Telemetry;
 using Microsoft.Extensions.Http.Resilience;
 using Microsoft.Extensions.Options;
 using Polly;

@@ -46,15 +46,12 @@ internal sealed class ProxyMetricsTransforms(IServiceProvider services, TimeProv
         var metrics = _metrics ??= services.GetRequiredService<ProxyMetrics>();
         var attempt = new ProxyAttempt(metrics.For(feature.Cluster.Config.ClusterId, proxied), time.GetTimestamp());
         http.Features.Set(attempt);
-        var request = http.Request;
-        if (request.ContentLength is long length)
+        if (http.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody == true)
         {
-            attempt.AddRequestBytes(length);
-        }
-        else if (http.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody == true)
-        {
-            // Chunked upload: count what actually streams through, at this attempt's destination only. A retry
-            // unwraps the previous attempt's counter, which would otherwise count the same bytes again.
+            // Counted as it is read to be sent, whether its length is declared or not: a destination that refused
+            // the connection got nothing of it. A retry unwraps the previous attempt's counter, which would
+            // otherwise count the same bytes again.
+            var request = http.Request;
             var body = request.Body is CountingStream previous ? previous.Inner : request.Body;
             request.Body = new CountingStream(body, attempt.AddRequestBytes);
         }

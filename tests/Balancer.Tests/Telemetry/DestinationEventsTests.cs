@@ -1,4 +1,3 @@
-using Balancer.Health;
 using Balancer.Telemetry;
 
 namespace Balancer.Tests.Telemetry;

@@ -4,7 +4,7 @@ using Polly.CircuitBreaker;
 using Polly.Timeout;
 using Yarp.ReverseProxy.Forwarder;
 
-namespace Balancer.Health;
+namespace Balancer.Telemetry;
 
 /// <summary>Why forwarding to a destination failed at transport level, as far as retries care.</summary>
 internal enum FailureKind
@@ -29,7 +29,7 @@ internal enum FailureKind
 
     /// <summary>
     /// The destination was marked Down while the request waited for its response headers, and the balancer
-    /// withdrew the request to send it elsewhere (<see cref="DownSignals"/>).
+    /// withdrew the request to send it elsewhere.
     /// </summary>
     MarkedDown,
 

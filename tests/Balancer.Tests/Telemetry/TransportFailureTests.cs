@@ -1,9 +1,9 @@
 using System.Net.Http;
-using Balancer.Health;
+using Balancer.Telemetry;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Forwarder;
 
-namespace Balancer.Tests.Health;
+namespace Balancer.Tests.Telemetry;
 
 [Trait("Category", "Unit")]
 public sealed class TransportFailureTests
