@@ -58,6 +58,7 @@ public static class ConfigValidator
         CheckPositiveTimeSpan(balancer.GetSection("Shutdown:DrainDelay"), errors, zeroAllowed: true);
         CheckBool(balancer.GetSection("Tracing:Detailed"), errors);
         CheckBool(balancer.GetSection("Metrics:Enabled"), errors);
+        CheckBool(balancer.GetSection("Metrics:PerDestinationHistograms"), errors);
         CheckFraction(balancer.GetSection("Tracing:SampleRatio"), zeroAllowed: true, errors);
         CheckRate(balancer.GetSection("Tracing:MaxTracesPerSecond"), errors);
 

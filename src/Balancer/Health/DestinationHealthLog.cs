@@ -97,15 +97,26 @@ internal sealed class DestinationHealthLog
         }
     }
 
-    /// <summary>A fixed-size buffer that drops its oldest item to take a new one; not thread-safe.</summary>
+    /// <summary>
+    /// A buffer of at most <c>capacity</c> items that drops its oldest to take a new one; not thread-safe. It grows
+    /// as items come, so a destination that never flaps or gets ejected holds no array for them (a cluster
+    /// of thousands of quiet destinations pays nothing for a log sized for the noisy one).
+    /// </summary>
     private sealed class Ring<T>(int capacity)
     {
-        private readonly T[] _items = new T[capacity];
+        private T[] _items = [];
         private int _next;
         private int _count;
 
         public void Add(T item)
         {
+            if (_count == _items.Length && _items.Length < capacity)
+            {
+                // Still filling from index 0 (nothing was dropped yet), so the order survives the copy.
+                Array.Resize(ref _items, Math.Min(capacity, Math.Max(4, _items.Length * 2)));
+                _next = _count;
+            }
+
             _items[_next] = item;
             _next = (_next + 1) % _items.Length;
             _count = Math.Min(_count + 1, _items.Length);

@@ -44,8 +44,15 @@ internal static class ManagementApp
 
     private static Task WriteStatus(HttpContext context)
     {
-        var status = context.RequestServices.GetRequiredService<StatusApi>().Snapshot();
+        var (query, error) = StatusQuery.Parse(context.Request.Query);
         context.Response.Headers.CacheControl = "no-store";
+        if (query is null)
+        {
+            context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            return context.Response.WriteAsJsonAsync(new { error }, Json);
+        }
+
+        var status = context.RequestServices.GetRequiredService<StatusApi>().Snapshot(query);
         return context.Response.WriteAsJsonAsync(status, Json);
     }
 

@@ -9,24 +9,39 @@ namespace Balancer.Management;
 /// <summary>Builds the <c>GET /status</c> document from YARP's live state and our own statistics.</summary>
 internal sealed class StatusApi(IProxyStateLookup proxyState, ConfigReloadTracker reloads, ProxyMetrics metrics, IDestinationHealthHistory history, Tls.CertificateStore certificates, TimeProvider time, RateLimiting.ClientLimits limits, Runtime.DestinationRuntimeViews runtime)
 {
-    public StatusDocument Snapshot()
+    public StatusDocument Snapshot() => Snapshot(StatusQuery.All);
+
+    /// <summary>The document with, per cluster, only the destinations <paramref name="query"/> selects.</summary>
+    public StatusDocument Snapshot(StatusQuery query)
     {
         var now = metrics.CurrentSecond();
         var clusters = new List<ClusterStatus>();
         foreach (var cluster in proxyState.GetClusters())
         {
             var config = cluster.Model.Config;
-            var destinations = new List<DestinationStatus>();
+            // Filtered and paged before the statistics are read: a page of a large cluster costs a page.
+            var matching = new List<(Yarp.ReverseProxy.Model.DestinationState Destination, string Health, Runtime.DestinationRuntime State)>();
             foreach (var destination in cluster.Destinations.Values)
+            {
+                var health = DestinationHealthView.Of(destination);
+                var state = runtime.Of(cluster, destination);
+                if (query.Matches(destination.DestinationId, destination.Model.Config.Address, health, state.State))
+                {
+                    matching.Add((destination, health, state));
+                }
+            }
+
+            matching.Sort(static (a, b) => string.CompareOrdinal(a.Destination.DestinationId, b.Destination.DestinationId));
+            var destinations = new List<DestinationStatus>();
+            foreach (var (destination, health, state) in matching.Skip(query.Offset).Take(query.Limit ?? int.MaxValue))
             {
                 var stats = metrics.For(cluster.ClusterId, destination);
                 var latency = stats.Window.LatencyMilliseconds(now);
-                var state = runtime.Of(cluster, destination);
                 var explained = history.Explain(destination);
                 destinations.Add(new DestinationStatus(
                     destination.DestinationId,
                     destination.Model.Config.Address,
-                    DestinationHealthView.Of(destination),
+                    health,
                     DestinationWeight.Of(destination.Model.Config),
                     destination.ConcurrentRequestCount,
                     stats.Total,
@@ -46,10 +61,11 @@ internal sealed class StatusApi(IProxyStateLookup proxyState, ConfigReloadTracke
                 });
             }
 
-            destinations.Sort(static (a, b) => string.CompareOrdinal(a.Id, b.Id));
             clusters.Add(new ClusterStatus(cluster.ClusterId, PolicyNames.Canonical(config.LoadBalancingPolicy), destinations)
             {
                 RateLimited = limits.LimitedIn(cluster.ClusterId),
+                DestinationCount = cluster.Destinations.Count,
+                Matching = matching.Count,
             });
         }
 
@@ -101,6 +117,12 @@ public sealed record ClusterStatus(string Id, string Policy, IReadOnlyList<Desti
 {
     /// <summary>Requests answered 429 by the per-client limits since start-up.</summary>
     public long RateLimited { get; init; }
+
+    /// <summary>Destinations in the cluster's config, whatever the filter.</summary>
+    public int DestinationCount { get; init; }
+
+    /// <summary>Destinations the filter (<c>state</c>, <c>name</c>) selects, before <c>offset</c> and <c>limit</c>.</summary>
+    public int Matching { get; init; }
 }
 
 /// <summary>

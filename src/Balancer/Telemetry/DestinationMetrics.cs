@@ -13,7 +13,9 @@ internal sealed class DestinationMetrics
     public const string ErrorCode = "error";
 
     private readonly Counter _requests;
-    private readonly Counter.Child?[] _byStatus = new Counter.Child?[600];
+    // The codes seen so far, searched in order: a destination answers a handful of codes, and an array indexed
+    // by every possible code would cost kilobytes per destination in a cluster of thousands.
+    private volatile StatusChild[] _byStatus;
     private readonly Counter.Child _errors;
     private readonly Histogram.Child _duration;
     private readonly Counter.Child _requestBytes;
@@ -29,8 +31,9 @@ internal sealed class DestinationMetrics
         _requests = series.Requests;
         _errors = _requests.WithLabels(cluster, destination, ErrorCode);
         // The commonest code exists from start-up too, so rate() works before the first request.
-        _byStatus[200] = _requests.WithLabels(cluster, destination, "200");
-        _duration = series.Duration.WithLabels(cluster, destination);
+        _byStatus = [new StatusChild(200, _requests.WithLabels(cluster, destination, "200"))];
+        // Without per-destination histograms every destination of the cluster observes into the cluster's one.
+        _duration = series.PerDestinationHistograms ? series.Duration.WithLabels(cluster, destination) : series.Duration.WithLabels(cluster);
         _requestBytes = series.RequestBytes.WithLabels(cluster, destination);
         _responseBytes = series.ResponseBytes.WithLabels(cluster, destination);
         _grpcCalls = series.GrpcCalls;
@@ -89,12 +92,20 @@ internal sealed class DestinationMetrics
             return _errors;
         }
 
-        if (status >= _byStatus.Length)
+        var known = _byStatus;
+        foreach (var entry in known)
         {
-            return _requests.WithLabels(Cluster, Destination, status.ToString(CultureInfo.InvariantCulture));
+            if (entry.Status == status)
+            {
+                return entry.Child;
+            }
         }
 
-        // A benign race: two threads may both resolve the same child, which prometheus-net returns once.
-        return _byStatus[status] ??= _requests.WithLabels(Cluster, Destination, status.ToString(CultureInfo.InvariantCulture));
+        // A benign race: two threads may both add the same code; prometheus-net returns the same child to both.
+        var child = _requests.WithLabels(Cluster, Destination, status.ToString(CultureInfo.InvariantCulture));
+        _byStatus = [.. known, new StatusChild(status, child)];
+        return child;
     }
+
+    private sealed record StatusChild(int Status, Counter.Child Child);
 }

@@ -12,4 +12,14 @@ public sealed class MetricsOptions
     /// process's own. For setups that scrape nothing, and to measure what the counting costs. Read at start-up.
     /// </summary>
     public bool Enabled { get; set; } = true;
+
+    public const string PerDestinationHistogramsKey = "Balancer:Metrics:PerDestinationHistograms";
+
+    /// <summary>
+    /// Whether request durations are kept per destination (<c>balancer_destination_request_duration_seconds</c>,
+    /// 18 series each) or only per cluster (<c>balancer_cluster_request_duration_seconds</c>). Off is for clusters
+    /// of hundreds or thousands of destinations, where the per-destination buckets are most of <c>/metrics</c>;
+    /// the per-destination counters stay either way. Read at start-up.
+    /// </summary>
+    public bool PerDestinationHistograms { get; set; } = true;
 }

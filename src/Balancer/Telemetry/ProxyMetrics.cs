@@ -34,7 +34,7 @@ internal sealed class ProxyMetrics
     private readonly Counter _retries;
     private readonly Counter _healthTransitions;
 
-    public ProxyMetrics(BalancerMetricsRegistry metrics, IProxyStateLookup proxyState, ConfigReloadTracker reloads, TimeProvider time)
+    public ProxyMetrics(BalancerMetricsRegistry metrics, IProxyStateLookup proxyState, ConfigReloadTracker reloads, TimeProvider time, Microsoft.Extensions.Options.IOptions<BalancerOptions> options)
     {
         _proxyState = proxyState;
         _reloads = reloads;
@@ -44,10 +44,16 @@ internal sealed class ProxyMetrics
             "balancer_destination_requests_total",
             "Requests proxied to the destination, by HTTP status (code=\"error\" for transport failures). Each retry attempt counts at the destination it went to; health probes are not counted.",
             new CounterConfiguration { LabelNames = ["cluster", "destination", "code"] });
-        Duration = factory.CreateHistogram(
-            "balancer_destination_request_duration_seconds",
-            "Time from sending the request to the destination until its response headers arrived (until the failure, for transport errors).",
-            new HistogramConfiguration { LabelNames = DestinationLabels, Buckets = DurationBuckets });
+        PerDestinationHistograms = options.Value.Metrics.PerDestinationHistograms;
+        Duration = PerDestinationHistograms
+            ? factory.CreateHistogram(
+                "balancer_destination_request_duration_seconds",
+                "Time from sending the request to the destination until its response headers arrived (until the failure, for transport errors).",
+                new HistogramConfiguration { LabelNames = DestinationLabels, Buckets = DurationBuckets })
+            : factory.CreateHistogram(
+                "balancer_cluster_request_duration_seconds",
+                "Time from sending the request to a destination of the cluster until its response headers arrived (until the failure, for transport errors). Kept per cluster instead of per destination (Balancer:Metrics:PerDestinationHistograms false).",
+                new HistogramConfiguration { LabelNames = ["cluster"], Buckets = DurationBuckets });
         RequestBytes = factory.CreateCounter(
             "balancer_destination_request_bytes_total",
             "Request body bytes sent to the destination.",
@@ -85,7 +91,13 @@ internal sealed class ProxyMetrics
 
     internal Counter Requests { get; }
 
+    /// <summary>
+    /// The request duration histogram: labelled by cluster and destination, or by cluster alone when
+    /// <see cref="PerDestinationHistograms"/> is false.
+    /// </summary>
     internal Histogram Duration { get; }
+
+    internal bool PerDestinationHistograms { get; }
 
     internal Counter RequestBytes { get; }
 
@@ -142,18 +154,13 @@ internal sealed class ProxyMetrics
                 var clusterId = cluster.ClusterId;
                 var policy = PolicyNames.Canonical(cluster.Model.Config.LoadBalancingPolicy);
                 policies[clusterId] = policy;
-                var available = cluster.DestinationsState.AvailableDestinations;
+                // A set, not a scan of the list per destination: a scrape of thousands of destinations stays linear.
+                var available = new HashSet<DestinationState>(cluster.DestinationsState.AvailableDestinations, ReferenceEqualityComparer.Instance);
                 foreach (var destination in cluster.Destinations.Values)
                 {
                     seen.Add((clusterId, destination.DestinationId));
                     For(clusterId, destination);
-                    var eligible = false;
-                    for (var i = 0; i < available.Count; i++)
-                    {
-                        eligible |= ReferenceEquals(available[i], destination);
-                    }
-
-                    _up.WithLabels(clusterId, destination.DestinationId).Set(eligible ? 1 : 0);
+                    _up.WithLabels(clusterId, destination.DestinationId).Set(available.Contains(destination) ? 1 : 0);
                     _active.WithLabels(clusterId, destination.DestinationId).Set(destination.ConcurrentRequestCount);
                 }
             }
@@ -163,6 +170,11 @@ internal sealed class ProxyMetrics
                 if (!policies.TryGetValue(clusterId, out var current) || !string.Equals(current, policy, StringComparison.Ordinal))
                 {
                     _policy.RemoveLabelled(clusterId, policy);
+                }
+
+                if (current is null && !PerDestinationHistograms)
+                {
+                    Duration.RemoveLabelled(clusterId);
                 }
             }
 
@@ -174,45 +186,58 @@ internal sealed class ProxyMetrics
             }
         }
 
+        var gone = new HashSet<(string, string)>();
         foreach (var key in _byId.Keys)
         {
-            if (!seen.Contains(key) && _byId.TryRemove(key, out var gone))
+            if (!seen.Contains(key) && _byId.TryRemove(key, out _))
             {
-                Forget(gone);
+                gone.Add(key);
             }
+        }
+
+        if (gone.Count > 0)
+        {
+            Forget(gone);
         }
 
         _configReloads.WithLabels("success").IncTo(_reloads.Successes);
         _configReloads.WithLabels("failure").IncTo(_reloads.Failures);
     }
 
-    private void Forget(DestinationMetrics gone)
+    /// <summary>Removes the series of destinations that left the config, in one pass over each labelled counter.</summary>
+    private void Forget(HashSet<(string Cluster, string Destination)> gone)
     {
-        var (cluster, destination) = (gone.Cluster, gone.Destination);
         foreach (var counter in new[] { Requests, GrpcCalls })
         {
             foreach (var labels in counter.GetAllLabelValues())
             {
-                if (labels[0] == cluster && labels[1] == destination)
+                if (gone.Contains((labels[0], labels[1])))
                 {
                     counter.RemoveLabelled(labels);
                 }
             }
         }
 
-        Duration.RemoveLabelled(cluster, destination);
-        RequestBytes.RemoveLabelled(cluster, destination);
-        ResponseBytes.RemoveLabelled(cluster, destination);
-        _up.RemoveLabelled(cluster, destination);
-        _active.RemoveLabelled(cluster, destination);
-        foreach (var reason in DestinationEvents.RetryReasons)
+        foreach (var (cluster, destination) in gone)
         {
-            _retries.RemoveLabelled(cluster, destination, reason);
-        }
+            if (PerDestinationHistograms)
+            {
+                Duration.RemoveLabelled(cluster, destination);
+            }
 
-        foreach (var state in DestinationEvents.HealthStates)
-        {
-            _healthTransitions.RemoveLabelled(cluster, destination, state);
+            RequestBytes.RemoveLabelled(cluster, destination);
+            ResponseBytes.RemoveLabelled(cluster, destination);
+            _up.RemoveLabelled(cluster, destination);
+            _active.RemoveLabelled(cluster, destination);
+            foreach (var reason in DestinationEvents.RetryReasons)
+            {
+                _retries.RemoveLabelled(cluster, destination, reason);
+            }
+
+            foreach (var state in DestinationEvents.HealthStates)
+            {
+                _healthTransitions.RemoveLabelled(cluster, destination, state);
+            }
         }
     }
 }

@@ -88,6 +88,8 @@ public sealed class InvalidConfigTests(InvalidConfigTests.RunningBalancer runnin
             c => c["Balancer"]!["Tracing"] = new JsonObject { ["SampleRatio"] = 1.5 }),
         new("metrics switch not a bool", "Balancer:Metrics:Enabled", "'sometimes' is not true or false",
             c => c["Balancer"]!["Metrics"] = new JsonObject { ["Enabled"] = "sometimes" }),
+        new("histogram switch not a bool", "Balancer:Metrics:PerDestinationHistograms", "'per cluster' is not true or false",
+            c => c["Balancer"]!["Metrics"] = new JsonObject { ["PerDestinationHistograms"] = "per cluster" }),
         new("trace cap negative", "Balancer:Tracing:MaxTracesPerSecond", "'-1' must be a number of traces a second, 0 or more (0: no cap)",
             c => c["Balancer"]!["Tracing"] = new JsonObject { ["MaxTracesPerSecond"] = -1 }),
         new("access log directory missing", "Balancer:AccessLog:Path", "the directory of '/no/such/directory/access.log' does not exist",

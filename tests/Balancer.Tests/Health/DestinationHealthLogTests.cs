@@ -38,6 +38,25 @@ public sealed class DestinationHealthLogTests
         Assert.Equal(DestinationHealthLog.FlapsKept, log.Snapshot(T0.AddSeconds(2)).Flaps);
     }
 
+    [Theory]
+    [InlineData(3)]
+    [InlineData(5)]
+    [InlineData(20)]
+    [InlineData(37)]
+    public void Probes_NewestFirst_WhileTheLogGrowsAndAfterItWraps(int added)
+    {
+        var log = new DestinationHealthLog();
+        for (var i = 0; i < added; i++)
+        {
+            log.AddProbe(new ProbeRecord(T0.AddSeconds(i), ProbeRecord.Success, i, 200, null));
+        }
+
+        var kept = Math.Min(added, DestinationHealthLog.ProbesKept);
+        Assert.Equal(
+            Enumerable.Range(added - kept, kept).Reverse().Select(i => T0.AddSeconds(i)),
+            log.Snapshot(T0).Probes.Select(p => p.Time));
+    }
+
     [Fact]
     public async Task ConcurrentWritersAndReaders_EverySnapshotIsWhole_20KeptAtTheEnd()
     {

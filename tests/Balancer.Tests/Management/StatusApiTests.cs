@@ -54,6 +54,44 @@ public sealed class StatusApiTests
     }
 
     [Fact]
+    public async Task Status_1000Destinations_FilteredByStateAndName_PagedWithOffsetAndLimit_BadQueryIs400()
+    {
+        await using var lb = await LargeCluster.StartAsync();
+        await LargeCluster.WaitForDeadDownAsync(lb);
+
+        async Task<(string[] Ids, int Matching, int Count)> QueryAsync(string query)
+        {
+            var cluster = JsonNode.Parse(await lb.Management.GetStringAsync("/status" + query))!["clusters"]![0]!;
+            return ([.. cluster["destinations"]!.AsArray().Select(d => (string)d!["id"]!)], (int)cluster["matching"]!, (int)cluster["destinationCount"]!);
+        }
+
+        var dead = await QueryAsync("?state=Down");
+        Assert.Equal(LargeCluster.DeadIds, dead.Ids);
+        Assert.Equal((10, 1000), (dead.Matching, dead.Count));
+        var down = await QueryAsync("?state=down&name=D01");
+        Assert.Equal(["d0107"], down.Ids);
+        Assert.Equal(1, down.Matching);
+        var named = await QueryAsync("?name=d00");
+        Assert.Equal(100, named.Matching);
+        Assert.Equal(Enumerable.Range(0, 100).Select(i => $"d{i:0000}"), named.Ids);
+        var page = await QueryAsync("?state=Up&offset=100&limit=50");
+        Assert.Equal(990, page.Matching);
+        Assert.Equal(50, page.Ids.Length);
+        Assert.Equal("d0101", page.Ids[0]);
+        Assert.All(page.Ids, id => Assert.DoesNotContain(id, LargeCluster.DeadIds));
+        Assert.Equal(1000, (await QueryAsync("")).Ids.Length);
+        Assert.Empty((await QueryAsync("?state=Maintenance")).Ids);
+
+        foreach (var (query, key) in new[] { ("?state=Sideways", "state"), ("?limit=0", "limit"), ("?offset=-1", "offset"), ("?limit=ten", "limit") })
+        {
+            using var response = await lb.Management.GetAsync("/status" + query);
+            Assert.Equal(System.Net.HttpStatusCode.BadRequest, response.StatusCode);
+            var error = (string)JsonNode.Parse(await response.Content.ReadAsStringAsync())!["error"]!;
+            Assert.StartsWith(key + ":", error, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task Status_KilledThenRestartedBackend_ShowsItsFailedProbesWithTheError_AndTwoFlaps()
     {
         await using var lb = await BalancerFixture.StartAsync("RoundRobin", HealthTestConfig.ActiveAndPassive());

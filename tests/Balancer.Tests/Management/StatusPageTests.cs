@@ -36,14 +36,17 @@ public sealed class StatusPageTests(ITestOutputHelper output)
         Assert.Contains("default-src 'none'", csp, StringComparison.Ordinal);
         Assert.Contains("connect-src 'self'", csp, StringComparison.Ordinal);
         Assert.Contains("script-src 'sha256-", csp, StringComparison.Ordinal);
-        // Works offline: nothing loaded from elsewhere; read-only: nothing to submit (its only buttons, made by the script, open a row).
+        // Works offline: nothing loaded from elsewhere; read-only: nothing to submit (its only buttons, made by the
+        // script, open a row or turn a page; its only input and select filter what it reads).
         Assert.DoesNotMatch("(src|href)=\"(https?:)?//", html);
         Assert.DoesNotContain("<form", html, StringComparison.OrdinalIgnoreCase);
         Assert.DoesNotContain("<button", html, StringComparison.OrdinalIgnoreCase);
-        Assert.DoesNotContain("<input", html, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(
+            ["input filter-name search", "select filter-state "],
+            System.Text.RegularExpressions.Regex.Matches(html, "<(input|select) id=\"([^\"]+)\"(?:[^>]*type=\"([a-z]+)\")?").Select(m => $"{m.Groups[1]} {m.Groups[2]} {m.Groups[3]}"));
         Assert.DoesNotContain("EventSource", html, StringComparison.Ordinal);
         Assert.DoesNotContain("WebSocket", html, StringComparison.Ordinal);
-        Assert.Contains("fetch(\"status\"", html, StringComparison.Ordinal);
+        Assert.Contains("fetch(`status?${query()}`", html, StringComparison.Ordinal);
         Assert.False(response.Headers.Contains("X-Backend"));
     }
 
@@ -216,6 +219,49 @@ public sealed class StatusPageTests(ITestOutputHelper output)
         await browser.PressEnterAsync();
         await browser.WaitForAsync($"{ADetails} === null", TimeSpan.FromSeconds(5), "A's details closed");
         Assert.Equal("false", await browser.EvaluateAsync<string>("document.querySelector('tr[data-destination=\"A\"] button.open').getAttribute('aria-expanded')"));
+        Assert.Empty(browser.PageErrors);
+    }
+
+    [Fact]
+    public async Task Page_InChromium_1000Destinations_ShowsPagesOf100_FiltersByStateAndName_DoesNotReinsertRowsEachPoll()
+    {
+        const string Rows = "[...document.querySelectorAll('tr[data-destination]')].map(r => r.dataset.destination).join(',')";
+        const string Shown = "document.querySelector('section.cluster .pager .shown').textContent";
+        await using var lb = await LargeCluster.StartAsync();
+        await LargeCluster.WaitForDeadDownAsync(lb);
+        await using var browser = await HeadlessChromium.LaunchAsync();
+
+        await browser.NavigateAsync(lb.ManagementAddress);
+        await browser.WaitForAsync($"{Shown} === 'Showing 1\u2013100 of 1,000'", TimeSpan.FromSeconds(10), "the first page of 100", Shown);
+        Assert.Equal(string.Join(',', Enumerable.Range(0, 100).Select(i => $"d{i:0000}")), await browser.EvaluateAsync<string>(Rows));
+
+        // Polls keep coming (probe times change every second), yet rows already shown are updated in place, not re-inserted.
+        await browser.EvaluateAsync<bool>(
+            "(window.__moves = 0, window.__polls = 0, new MutationObserver(m => window.__moves += m.length).observe(document.querySelector('section.cluster tbody'), { childList: true })," +
+            " new MutationObserver(() => window.__polls++).observe(document.getElementById('updated'), { childList: true, characterData: true, subtree: true }), true)");
+        await browser.WaitForAsync("window.__polls >= 3", TimeSpan.FromSeconds(15), "three polls");
+        Assert.Equal(0, await browser.EvaluateAsync<int>("window.__moves"));
+
+        await browser.EvaluateAsync<bool>("document.querySelector('section.cluster button.next').click() === undefined");
+        await browser.WaitForAsync($"{Shown} === 'Showing 101\u2013200 of 1,000'", TimeSpan.FromSeconds(10), "the second page", Shown);
+        Assert.StartsWith("d0100,d0101,", await browser.EvaluateAsync<string>(Rows), StringComparison.Ordinal);
+
+        await browser.EvaluateAsync<bool>("(document.getElementById('filter-state').value = 'Down', document.getElementById('filter-state').dispatchEvent(new Event('change')), true)");
+        await browser.WaitForAsync($"{Rows} === '{string.Join(',', LargeCluster.DeadIds)}'", TimeSpan.FromSeconds(10), "the ten Down destinations", Rows);
+        Assert.Equal("Showing 1\u201310 of 10 (10 of 1,000 match the filter)", await browser.EvaluateAsync<string>(Shown));
+        Assert.Equal(Enumerable.Repeat("DOWN", 10), await browser.EvaluateAsync<string[]>("[...document.querySelectorAll('tr[data-destination] .badge:not(.state)')].map(b => b.textContent)"));
+        Assert.Equal("?state=Down", await browser.EvaluateAsync<string>("location.search"));
+
+        await browser.EvaluateAsync<bool>("(document.getElementById('filter-name').value = 'd05', document.getElementById('filter-name').dispatchEvent(new Event('input')), true)");
+        await browser.WaitForAsync($"{Rows} === 'd0507'", TimeSpan.FromSeconds(10), "only d0507", Rows);
+
+        await browser.EvaluateAsync<bool>("(document.getElementById('filter-state').value = '', document.getElementById('filter-state').dispatchEvent(new Event('change')), true)");
+        await browser.WaitForAsync($"{Shown} === 'Showing 1\u2013100 of 100 (100 of 1,000 match the filter)'", TimeSpan.FromSeconds(10), "the hundred d05xx", Shown);
+        Assert.Equal(string.Join(',', Enumerable.Range(500, 100).Select(i => $"d{i:0000}")), await browser.EvaluateAsync<string>(Rows));
+
+        // The filter in the page's address is applied at load: an operator can share the view.
+        await browser.NavigateAsync(new Uri(lb.ManagementAddress, "/?state=Down&name=d09"));
+        await browser.WaitForAsync($"{Rows} === 'd0907'", TimeSpan.FromSeconds(10), "d0907 from the address's filter", Rows);
         Assert.Empty(browser.PageErrors);
     }
 

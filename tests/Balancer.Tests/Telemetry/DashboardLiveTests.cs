@@ -15,8 +15,11 @@ public sealed class DashboardLiveTests
 {
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(30);
 
-    [Fact]
-    public async Task Dashboard_OnRealPrometheus_EveryPanelQueryReturnsData_UpDownShowsAKilledBackend_LegendLabelsExist()
+    /// <param name="perDestinationHistograms">False: the latency panel reads the cluster's histogram instead.</param>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Dashboard_OnRealPrometheus_EveryPanelQueryReturnsData_UpDownShowsAKilledBackend_LegendLabelsExist(bool perDestinationHistograms)
     {
         var dashboard = Assert.Single(GrafanaDashboards.All());
         // An https:// listener too, so the certificate expiry panel has a certificate to show, and an h2c one
@@ -27,6 +30,7 @@ public sealed class DashboardLiveTests
         {
             HealthTestConfig.ActiveAndPassive()(config);
             https(config);
+            config["Balancer"]!["Metrics"] = new JsonObject { ["PerDestinationHistograms"] = perDestinationHistograms };
         }, grpc: true);
         await using var prometheus = await PrometheusServer.StartAsync(ScrapeConfig(lb), Deadline);
         await Poll.UntilAsync(async () => (await prometheus.QueryAsync("sum(up)")).SingleOrDefault().Value == 4, Deadline, $"all four targets scraped; Prometheus log:{Environment.NewLine}{prometheus}");
@@ -120,6 +124,12 @@ public sealed class DashboardLiveTests
                     $"legend '{query.Legend}' names {label}, which the series {{{string.Join(",", series.Labels)}}} of {query.Describe} lacks"));
             }
         }
+
+        var latency = GrafanaDashboards.Substitute(
+            GrafanaDashboards.Queries(dashboard).First(q => q.Expr.StartsWith("histogram_quantile(0.99,", StringComparison.Ordinal)).Expr, cluster);
+        Assert.Equal(
+            perDestinationHistograms ? ["A", "B", "C"] : ["all destinations"],
+            (await prometheus.QueryAsync(latency)).Select(s => s.Labels["destination"]).Order());
 
         // Operators' states read apart from DOWN on the same panel: C drained, A in maintenance.
         using (await lb.Management.PostAsync("/api/destinations/backends/C/drain", null))

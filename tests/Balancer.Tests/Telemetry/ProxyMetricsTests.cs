@@ -68,6 +68,35 @@ public sealed class ProxyMetricsTests
     }
 
     [Fact]
+    public async Task PerDestinationHistogramsOff_CountersStayPerDestination_DurationsGoToTheClusterHistogram()
+    {
+        await using var full = await BalancerFixture.StartAsync("RoundRobin");
+        await using var lb = await BalancerFixture.StartAsync(
+            "RoundRobin",
+            edit: c => c["Balancer"]!["Metrics"] = new System.Text.Json.Nodes.JsonObject { ["PerDestinationHistograms"] = false });
+        var seriesPerDestination = (await ScrapeAsync(full)).Count(s => s.Labels.GetValueOrDefault("destination") == "A");
+        Assert.Equal(seriesPerDestination - 18, (await ScrapeAsync(lb)).Count(s => s.Labels.GetValueOrDefault("destination") == "A"));
+
+        for (var i = 0; i < 30; i++)
+        {
+            await lb.GetBackendAsync();
+        }
+
+        var text = await lb.Management.GetStringAsync("/metrics");
+        var samples = PrometheusText.Parse(text);
+        foreach (var destination in new[] { "A", "B", "C" })
+        {
+            Assert.Equal(10, samples.Value("balancer_destination_requests_total", ("destination", destination), ("code", "200")));
+        }
+
+        Assert.DoesNotContain(samples, s => s.Name.StartsWith("balancer_destination_request_duration_seconds", StringComparison.Ordinal));
+        Assert.Equal(30, samples.Value("balancer_cluster_request_duration_seconds_count", ("cluster", "backends")));
+        Assert.Equal(30, samples.Value("balancer_cluster_request_duration_seconds_bucket", ("cluster", "backends"), ("le", "+Inf")));
+        var check = Repo.Run("promtool", ["check", "metrics"], stdin: text);
+        Assert.True(check.ExitCode == 0 && check.Stdout.Trim().Length == 0 && check.Stderr.Trim().Length == 0, check.ToString());
+    }
+
+    [Fact]
     public async Task Metrics_After300Requests_RequestsTotalMovesByExactly300_100PerDestination()
     {
         await using var lb = await BalancerFixture.StartAsync("RoundRobin");

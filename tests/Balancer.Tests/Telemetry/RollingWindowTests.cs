@@ -69,6 +69,20 @@ public sealed class RollingWindowTests
     }
 
     [Fact]
+    public void Latency_KeptInTenSecondBlocks_TheBlockInProgressAndTheFiveBefore()
+    {
+        var window = new RollingWindow();
+        // Second 19 is in the block 10-19; at 70 the blocks kept are 20-29 .. 70-79.
+        window.Record(19, 0.5);
+        window.Record(25, 0.001);
+
+        Assert.InRange(window.LatencyMilliseconds(69)!.Value.P99, 500 / 1.1, 500 * 1.1);
+        Assert.InRange(window.LatencyMilliseconds(70)!.Value.P99, 1 / 1.1, 1 * 1.1);
+        Assert.Null(window.LatencyMilliseconds(80));
+        Assert.Null(new RollingWindow().LatencyMilliseconds(0));
+    }
+
+    [Fact]
     public void Record_ReusedSlotOfANewMinute_StartsFromZero()
     {
         var window = new RollingWindow();
