@@ -78,8 +78,11 @@ internal sealed partial class CertificateStore : IHostedService, IDisposable
     }
 
     /// <summary>Kestrel's per-connection TLS callback: the certificate for the name the client asked for.</summary>
-    public ValueTask<SslServerAuthenticationOptions> OnConnection(TlsHandshakeCallbackContext context) =>
-        ValueTask.FromResult(Select(context.ClientHelloInfo.ServerName).Options);
+    public ValueTask<SslServerAuthenticationOptions> OnConnection(TlsHandshakeCallbackContext context)
+    {
+        var certificate = Select(context.ClientHelloInfo.ServerName);
+        return ValueTask.FromResult(_options.CurrentValue.Tls.StrictCiphers ? certificate.StrictOptions : certificate.Options);
+    }
 
     /// <summary>The exact name's certificate, else the wildcard one for its parent domain, else the default.</summary>
     public ServerCertificate Select(string? serverName)

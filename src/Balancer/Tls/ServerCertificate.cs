@@ -21,16 +21,12 @@ internal sealed class ServerCertificate
         Source = source;
         Leaf = leaf;
         // Built once, so a handshake does not build the chain again; offline: no fetching of intermediates.
+        // Without a cipher suite policy the runtime keeps one OpenSSL context per certificate context and
+        // reuses it for every handshake, which also lets clients resume their sessions by ticket; with a
+        // policy it builds and configures a new OpenSSL context for each connection, and none resumes.
         var context = SslStreamCertificateContext.Create(leaf, chain, offline: true);
-        Options = new SslServerAuthenticationOptions
-        {
-            ServerCertificateContext = context,
-            EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
-            ApplicationProtocols = Alpn,
-            CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
-            AllowRenegotiation = false,
-            CipherSuitesPolicy = StrongCiphers.Policy,
-        };
+        Options = HandshakeOptions(context, cipherSuites: null);
+        StrictOptions = HandshakeOptions(context, StrictCiphers.Policy);
         DnsNames = [.. leaf.Extensions.OfType<X509SubjectAlternativeNameExtension>().SelectMany(e => e.EnumerateDnsNames())];
     }
 
@@ -40,6 +36,9 @@ internal sealed class ServerCertificate
 
     /// <summary>Handshake options served with this certificate; shared by every connection, never changed.</summary>
     public SslServerAuthenticationOptions Options { get; }
+
+    /// <summary>As <see cref="Options"/>, TLS 1.2 limited to <see cref="StrictCiphers"/> (<c>Balancer:Tls:StrictCiphers</c>).</summary>
+    public SslServerAuthenticationOptions StrictOptions { get; }
 
     public IReadOnlyList<string> DnsNames { get; }
 
@@ -134,6 +133,16 @@ internal sealed class ServerCertificate
         static (ServerCertificate?, string?, bool) Fail(string error) => (null, error, false);
     }
 
+    private static SslServerAuthenticationOptions HandshakeOptions(SslStreamCertificateContext context, CipherSuitesPolicy? cipherSuites) => new()
+    {
+        ServerCertificateContext = context,
+        EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+        ApplicationProtocols = Alpn,
+        CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+        AllowRenegotiation = false,
+        CipherSuitesPolicy = cipherSuites,
+    };
+
     private static AsymmetricAlgorithm? ReadKey(string pem)
     {
         // The label does not always tell the algorithm (PKCS#8 "PRIVATE KEY" holds either), so try both.
@@ -172,9 +181,11 @@ internal sealed class ServerCertificate
 
 /// <summary>
 /// TLS 1.3's suites and TLS 1.2's forward-secret AEAD suites only: what current server hardening guides
-/// keep (no CBC, no RSA key exchange). Linux and macOS only; elsewhere the system's defaults apply.
+/// keep (no CBC, no RSA key exchange). Without it, TLS 1.2 also offers the runtime's ECDHE suites with
+/// AES-CBC and SHA-256/384 after the AES-GCM ones (the server's order wins, so only clients without GCM
+/// get CBC) and no ChaCha20-Poly1305. Linux and macOS only; elsewhere the system's defaults apply.
 /// </summary>
-internal static class StrongCiphers
+internal static class StrictCiphers
 {
     public static CipherSuitesPolicy? Policy { get; } = OperatingSystem.IsWindows() ? null : Create();
 

@@ -26,6 +26,13 @@ public sealed class TlsOptions
     /// <summary>The <c>Strict-Transport-Security</c> header on HTTPS responses.</summary>
     public HstsOptions Hsts { get; set; } = new();
 
+    /// <summary>
+    /// Limit TLS 1.2 to ECDHE with AES-GCM or ChaCha20-Poly1305 (no CBC suites). Off by default: with a
+    /// cipher suite list of its own, each full handshake costs a new OpenSSL context and sessions cannot
+    /// be resumed.
+    /// </summary>
+    public bool StrictCiphers { get; set; }
+
     /// <summary>CA certificates (PEM bundle) trusted for <c>https://</c> destinations besides the system's. Read at start-up.</summary>
     public string? BackendCaBundlePath { get; set; }
 }

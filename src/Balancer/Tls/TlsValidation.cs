@@ -46,6 +46,7 @@ internal static partial class TlsValidation
         }
 
         CheckBool(tls.GetSection("RedirectHttp"), errors);
+        CheckBool(tls.GetSection("StrictCiphers"), errors);
         CheckBool(tls.GetSection("Hsts:Enabled"), errors);
         CheckBool(tls.GetSection("Hsts:IncludeSubDomains"), errors);
         CheckBool(tls.GetSection("Hsts:Preload"), errors);

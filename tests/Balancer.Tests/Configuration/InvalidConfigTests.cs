@@ -68,6 +68,8 @@ public sealed class InvalidConfigTests(InvalidConfigTests.RunningBalancer runnin
             c => c["Balancer"]!["Tls"] = new JsonObject { ["Sni"] = new JsonObject { ["bad_host"] = new JsonObject { ["CertificatePath"] = "/a.crt", ["KeyPath"] = "/a.key" } } }),
         new("hsts max age not a time", "Balancer:Tls:Hsts:MaxAge", "'1y' is not a time span of 0 or more",
             c => c["Balancer"]!["Tls"] = new JsonObject { ["Hsts"] = new JsonObject { ["MaxAge"] = "1y" } }),
+        new("strict ciphers not a bool", "Balancer:Tls:StrictCiphers", "'sometimes' is not true or false",
+            c => c["Balancer"]!["Tls"] = new JsonObject { ["StrictCiphers"] = "sometimes" }),
         new("redirect without https listener", "Balancer:Tls:RedirectHttp", "redirects need an https:// listener",
             c => c["Balancer"]!["Tls"] = new JsonObject { ["RedirectHttp"] = true }),
         new("management listener on a host name", "Balancer:Management:Listen", "host 'example.com' is not an IP address, localhost or *",

@@ -92,5 +92,48 @@ public sealed class HttpsListenerTests : IDisposable
         Assert.Contains("New, TLSv1.3, Cipher is TLS_", tls13.Output, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("-tls1_3", "TLSv1.3")]
+    [InlineData("-tls1_2", "TLSv1.2")]
+    public async Task Https_ClientResumesItsSession_ByTicket(string protocolFlag, string protocol)
+    {
+        var certificate = _certificates.Issue("server");
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin", TlsConfig.Https(certificate));
+        var connect = $"127.0.0.1:{lb.ListenerOf("https").Port}";
+        var session = Path.Combine(_certificates.Directory, $"session{protocolFlag}.pem");
+        // -ign_eof and a request that closes the connection: the client reads until the server closes, so
+        // the session ticket sent after the handshake has arrived before it saves the session.
+        const string request = "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+
+        var first = await CommandLine.RunAsync("openssl", ["s_client", "-connect", connect, protocolFlag, "-ign_eof", "-sess_out", session], TimeSpan.FromSeconds(20), input: request);
+        var second = await CommandLine.RunAsync("openssl", ["s_client", "-connect", connect, protocolFlag, "-ign_eof", "-sess_in", session], TimeSpan.FromSeconds(20), input: request);
+
+        Assert.Contains($"New, {protocol}, Cipher is ", first.Output, StringComparison.Ordinal);
+        Assert.Contains($"Reused, {protocol}, Cipher is ", second.Output, StringComparison.Ordinal);
+        Assert.Contains("HTTP/1.1 200 OK", second.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task StrictCiphers_TurnedOnLive_RefusesCbcSuites_KeepsAead()
+    {
+        var certificate = _certificates.Issue("server");
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin", TlsConfig.Https(certificate));
+        var connect = $"127.0.0.1:{lb.ListenerOf("https").Port}";
+        async Task<string> Tls12Async(string cipher) =>
+            (await CommandLine.RunAsync("openssl", ["s_client", "-connect", connect, "-tls1_2", "-cipher", cipher], TimeSpan.FromSeconds(20), input: "")).Output;
+        const string Cbc = "ECDHE-ECDSA-AES128-SHA256";
+
+        Assert.Contains($"New, TLSv1.2, Cipher is {Cbc}", await Tls12Async(Cbc), StringComparison.Ordinal);
+        lb.WriteConfig("RoundRobin", config =>
+        {
+            TlsConfig.Https(certificate)(config);
+            TlsConfig.Tls(config)["StrictCiphers"] = true;
+        });
+
+        await Poll.UntilAsync(async () => (await Tls12Async(Cbc)).Contains("Cipher is (NONE)", StringComparison.Ordinal), TimeSpan.FromSeconds(10), "a CBC suite refused");
+        Assert.Contains("New, TLSv1.2, Cipher is ECDHE-ECDSA-AES128-GCM-SHA256", await Tls12Async("ECDHE-ECDSA-AES128-GCM-SHA256"), StringComparison.Ordinal);
+        Assert.Contains("New, TLSv1.2, Cipher is ECDHE-ECDSA-CHACHA20-POLY1305", await Tls12Async("ECDHE-ECDSA-CHACHA20-POLY1305"), StringComparison.Ordinal);
+    }
+
     public void Dispose() => _certificates.Dispose();
 }
