@@ -12,7 +12,7 @@ namespace Balancer.Configuration;
 /// </summary>
 /// <remarks>
 /// The IpHash share is measured, not derived: a fixed sample of IPv4 and IPv6 addresses goes through the
-/// policy's own hashing (<see cref="RendezvousHash"/>) under both destination sets. File weights only: runtime
+/// policy's own hashing (<see cref="MaglevTable.Picker"/>: rendezvous, or a table for a large cluster) under both destination sets. File weights only: runtime
 /// overrides are the operator's and stay in force across the reload either way.
 /// </remarks>
 public static class ConfigPreview
@@ -56,6 +56,8 @@ public static class ConfigPreview
             return 1;
         }
 
+        var oldPick = MaglevTable.Picker(oldHashes, oldWeights);
+        var newPick = MaglevTable.Picker(newHashes, newWeights);
         var random = new Random(20_240_601);
         Span<byte> v4 = stackalloc byte[4];
         Span<byte> v6 = stackalloc byte[16];
@@ -65,8 +67,8 @@ public static class ConfigPreview
             Span<byte> bytes = i % 2 == 0 ? v4 : v6;
             random.NextBytes(bytes);
             var key = RendezvousHash.HashAddress(new IPAddress(bytes));
-            var was = oldIds[RendezvousHash.Pick(key, oldHashes, oldWeights)];
-            var will = newIds[RendezvousHash.Pick(key, newHashes, newWeights)];
+            var was = oldIds[oldPick(key)];
+            var will = newIds[newPick(key)];
             if (!string.Equals(was, will, StringComparison.OrdinalIgnoreCase))
             {
                 moved++;

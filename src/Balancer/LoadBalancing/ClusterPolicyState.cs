@@ -4,12 +4,15 @@ using Yarp.ReverseProxy.Model;
 namespace Balancer.LoadBalancing;
 
 /// <summary>
-/// What one policy remembers about one cluster: its last destination snapshot and a rotating counter.
-/// Held per policy instance (not in statics) so that clusters and test hosts never share state.
+/// What one policy remembers about one cluster: its last destination snapshot, a rotating counter and,
+/// for IpHash over a large cluster, the newest lookup table. Held per policy instance (not in statics) so that
+/// clusters and test hosts never share state.
 /// </summary>
-internal sealed class ClusterPolicyState
+internal sealed class ClusterPolicyState(Action<Action> runBuild)
 {
     private DestinationSet? _set;
+    private BuiltTable? _table;
+    private int _building;
     private uint _counter;
 
     /// <summary>The snapshot kept for the cluster's own available set, if one was built.</summary>
@@ -20,10 +23,10 @@ internal sealed class ClusterPolicyState
     /// without a lock when it is stale); any other list, such as the destinations a retry has left, gets a
     /// snapshot of its own that is not kept, so a retry never evicts what the next ordinary request needs.
     /// </summary>
-    public DestinationSet SetFor(ClusterState cluster, IReadOnlyList<DestinationState> available, EffectiveWeights weights, bool slowStart)
+    public DestinationSet SetFor(ClusterState cluster, IReadOnlyList<DestinationState> available, EffectiveWeights weights, DestinationSet.PickKind kind)
     {
         var current = Volatile.Read(ref _set);
-        var set = DestinationSet.For(current, cluster, available, weights, slowStart);
+        var set = DestinationSet.For(current, cluster, available, weights, kind);
         if (!ReferenceEquals(set, current) && ReferenceEquals(available, cluster.DestinationsState.AvailableDestinations))
         {
             // Losing this race only means another request's equivalent snapshot wins.
@@ -31,6 +34,41 @@ internal sealed class ClusterPolicyState
         }
 
         return set;
+    }
+
+    /// <summary>The newest lookup table built for this cluster, and the snapshot it was built from (possibly an older one).</summary>
+    public BuiltTable? LatestTable => Volatile.Read(ref _table);
+
+    /// <summary>
+    /// Builds a lookup table for the cached snapshot on the thread pool, unless one exists or is being built:
+    /// a table of a large cluster takes tens of milliseconds, which no request should wait for. Meanwhile picks
+    /// use the previous table where it still names an available destination. Builds for snapshots that changed
+    /// again while one ran are coalesced into one for the newest.
+    /// </summary>
+    public void RequestTable(DestinationSet set)
+    {
+        if (!ReferenceEquals(set, Cached) || ReferenceEquals(LatestTable?.Set, set) || Interlocked.CompareExchange(ref _building, 1, 0) != 0)
+        {
+            return;
+        }
+
+        runBuild(BuildTables);
+    }
+
+    private void BuildTables()
+    {
+        try
+        {
+            // A snapshot cached while this runs finds _building set and returns; the loop takes it instead.
+            while (Cached is { } set && !ReferenceEquals(LatestTable?.Set, set))
+            {
+                Volatile.Write(ref _table, new BuiltTable(set, new MaglevTable(set.IdHashes, set.Weights)));
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _building, 0);
+        }
     }
 
     /// <summary>Returns the counter's next value; wraps around harmlessly.</summary>
@@ -50,10 +88,19 @@ internal sealed class ClusterPolicyState
     {
         private readonly ConditionalWeakTable<ClusterState, ClusterPolicyState> _states = new();
 
+        /// <summary>Runs a table build; the thread pool, or, in tests, whatever decides when builds happen.</summary>
+        public Action<Action> RunBuild { get; set; } = static build => ThreadPool.UnsafeQueueUserWorkItem(static b => b(), build, preferLocal: false);
+
         public ClusterPolicyState For(ClusterState cluster) =>
-            _states.TryGetValue(cluster, out var state) ? state : _states.GetValue(cluster, static _ => new ClusterPolicyState());
+            _states.TryGetValue(cluster, out var state) ? state : _states.GetValue(cluster, _ => new ClusterPolicyState(build => RunBuild(build)));
 
         /// <summary>The snapshot kept for <paramref name="cluster"/>, for tests to check what a request left behind.</summary>
         public DestinationSet? CachedSet(ClusterState cluster) => _states.TryGetValue(cluster, out var state) ? state.Cached : null;
+
+        /// <summary>The newest lookup table of <paramref name="cluster"/>, for tests to wait for a build.</summary>
+        public BuiltTable? CachedTable(ClusterState cluster) => _states.TryGetValue(cluster, out var state) ? state.LatestTable : null;
     }
+
+    /// <summary>A lookup table and the snapshot whose destinations its slots index.</summary>
+    public sealed record BuiltTable(DestinationSet Set, MaglevTable Table);
 }

@@ -31,9 +31,18 @@ internal sealed class EffectiveWeights(RuntimeOverrides overrides, TimeProvider 
     {
         var expires = long.MaxValue;
         var now = slowStart ? time.GetTimestamp() : 0;
+        var plain = !overrides.Touches(cluster.ClusterId);
         for (var i = 0; i < destinations.Length; i++)
         {
             var destination = destinations[i];
+            if (plain)
+            {
+                // No override and no ramp in this cluster: the file's weight, at full strength.
+                var file = DestinationWeight.Of(destination.Model.Config);
+                weights[i] = slowStart ? SlowStart.ScaledWeight(file, SlowStart.Steps) : file;
+                continue;
+            }
+
             var weight = WeightOf(cluster.ClusterId, destination);
             if (!slowStart)
             {

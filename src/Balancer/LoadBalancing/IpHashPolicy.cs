@@ -6,8 +6,15 @@ namespace Balancer.LoadBalancing;
 
 /// <summary>
 /// Sends each client IP to the same destination by weighted rendezvous hashing over the available
-/// destinations (see <see cref="RendezvousHash"/> for why rendezvous).
+/// destinations (see <see cref="RendezvousHash"/> for why rendezvous), or, above
+/// <see cref="MaglevTable.MinDestinations"/> destinations, through a weighted Maglev table.
 /// </summary>
+/// <remarks>
+/// A table is built off the request path after each change (<see cref="ClusterPolicyState.RequestTable"/>).
+/// Until it is ready, a client keeps the destination the previous table gives it while that destination is
+/// still available; only clients without one (their destination left, or no table yet) are placed by
+/// rendezvous hashing, which is exact and needs nothing built but costs O(N) per pick.
+/// </remarks>
 internal sealed class IpHashPolicy(ClientIpResolver clientIp, EffectiveWeights weights) : ILoadBalancingPolicy
 {
     private readonly ClusterPolicyState.Table _clusters = new();
@@ -23,10 +30,28 @@ internal sealed class IpHashPolicy(ClientIpResolver clientIp, EffectiveWeights w
             return null;
         }
 
-        // No slow start: a ramp would move clients twice, away and back, for no gain.
-        var set = _clusters.For(cluster).SetFor(cluster, availableDestinations, weights, slowStart: false);
+        var state = _clusters.For(cluster);
+        var set = state.SetFor(cluster, availableDestinations, weights, DestinationSet.PickKind.IpHash);
         var address = clientIp.Resolve(context);
         var key = address is null ? 0 : RendezvousHash.HashAddress(address);
+        if (set.UsesTable)
+        {
+            var built = state.LatestTable;
+            if (!ReferenceEquals(built?.Set, set))
+            {
+                state.RequestTable(set);
+            }
+
+            if (built is not null)
+            {
+                var destination = built.Set.Destinations[built.Table.Lookup(key)];
+                if (ReferenceEquals(built.Set, set) || set.Contains(destination))
+                {
+                    return destination;
+                }
+            }
+        }
+
         return set.Destinations[RendezvousHash.Pick(key, set.IdHashes, set.Weights)];
     }
 }

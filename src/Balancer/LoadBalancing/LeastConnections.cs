@@ -37,4 +37,53 @@ public static class LeastConnections
         // Unreachable for a schedule built from these weights (every destination has a slot).
         return (best, 1);
     }
+
+    /// <summary>
+    /// The same rule for clusters too large for an unrolled schedule, in one pass with no allocation: the
+    /// smallest <c>inFlight[i] / weights[i]</c>, ties to the destination whose turn in <paramref name="turns"/> is
+    /// due first. Turns run earliest deadline first by weight, so tied destinations share picks by weight.
+    /// </summary>
+    public static int PickAtScale(ReadOnlySpan<int> inFlight, ReadOnlySpan<int> weights, Turns turns)
+    {
+        var due = turns.Due;
+        var best = 0;
+        for (var i = 1; i < inFlight.Length; i++)
+        {
+            var load = (long)inFlight[i] * weights[best] - (long)inFlight[best] * weights[i];
+            if (load < 0 || (load == 0 && due[i] * weights[best] < due[best] * weights[i]))
+            {
+                best = i;
+            }
+        }
+
+        turns.Take(best, weights[best]);
+        return best;
+    }
+
+    /// <summary>
+    /// Whose turn it is among tied destinations: destination i's next turn is due at <c>Due[i] / weight</c>.
+    /// Updated without a lock: two concurrent picks may take the same turn, which costs one repeated
+    /// destination, as the pick-then-increment race of the in-flight counts already does.
+    /// </summary>
+    public sealed class Turns
+    {
+        private double _now;
+
+        public Turns(int count)
+        {
+            Due = new long[count];
+            Array.Fill(Due, 1L);
+        }
+
+        internal long[] Due { get; }
+
+        internal void Take(int index, int weight)
+        {
+            // A destination that was not tied for a long time (busy) keeps no credit for the turns it missed:
+            // it rejoins at the current time, else it would take every tie until it caught up.
+            var now = Math.Max(_now, Due[index] / (double)weight);
+            _now = now;
+            Due[index] = Math.Max(Due[index], (long)(now * weight)) + 1;
+        }
+    }
 }

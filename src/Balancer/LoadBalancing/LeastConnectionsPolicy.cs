@@ -1,3 +1,4 @@
+using System.Buffers;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.LoadBalancing;
 using Yarp.ReverseProxy.Model;
@@ -31,17 +32,33 @@ internal sealed class LeastConnectionsPolicy(EffectiveWeights weights) : ILoadBa
         }
 
         var state = _clusters.For(cluster);
-        var set = state.SetFor(cluster, availableDestinations, weights, slowStart: true);
+        var set = state.SetFor(cluster, availableDestinations, weights, DestinationSet.PickKind.LeastConnections);
         var destinations = set.Destinations;
-        Span<int> inFlight = count <= StackLimit ? stackalloc int[count] : new int[count];
-        for (var i = 0; i < count; i++)
+        int[]? rented = null;
+        Span<int> inFlight = count <= StackLimit ? stackalloc int[count] : (rented = ArrayPool<int>.Shared.Rent(count)).AsSpan(0, count);
+        try
         {
-            inFlight[i] = destinations[i].ConcurrentRequestCount;
-        }
+            for (var i = 0; i < count; i++)
+            {
+                inFlight[i] = destinations[i].ConcurrentRequestCount;
+            }
 
-        var position = state.Peek();
-        var (index, advance) = LeastConnections.Pick(inFlight, set.Weights, set.Schedule, position);
-        state.Advance(position, (uint)advance);
-        return destinations[index];
+            if (set.Schedule is not { } schedule)
+            {
+                return destinations[LeastConnections.PickAtScale(inFlight, set.Weights, set.Turns!)];
+            }
+
+            var position = state.Peek();
+            var (index, advance) = LeastConnections.Pick(inFlight, set.Weights, schedule, position);
+            state.Advance(position, (uint)advance);
+            return destinations[index];
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<int>.Shared.Return(rented);
+            }
+        }
     }
 }

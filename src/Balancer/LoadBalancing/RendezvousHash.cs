@@ -18,7 +18,15 @@ namespace Balancer.LoadBalancing;
 public static class RendezvousHash
 {
     /// <summary>Stable 64-bit hash of a destination id.</summary>
-    public static ulong HashId(string destinationId) => XxHash3.HashToUInt64(Encoding.UTF8.GetBytes(destinationId));
+    public static ulong HashId(string destinationId)
+    {
+        // Snapshots of large clusters hash every id: short ones (nearly all) without an allocation.
+        const int StackLimit = 256;
+        var length = Encoding.UTF8.GetMaxByteCount(destinationId.Length);
+        Span<byte> bytes = length <= StackLimit ? stackalloc byte[StackLimit] : new byte[length];
+        var written = Encoding.UTF8.GetBytes(destinationId, bytes);
+        return XxHash3.HashToUInt64(bytes[..written]);
+    }
 
     /// <summary>
     /// Stable 64-bit hash of an IP address. IPv4-mapped IPv6 addresses hash as their IPv4 form, so a
@@ -77,7 +85,7 @@ public static class RendezvousHash
     }
 
     /// <summary>MurmurHash3's 64-bit finaliser: a cheap bijective mix with full avalanche.</summary>
-    private static ulong Mix(ulong x)
+    internal static ulong Mix(ulong x)
     {
         x ^= x >> 33;
         x *= 0xff51afd7ed558ccdUL;

@@ -4,7 +4,11 @@ using Yarp.ReverseProxy.Model;
 
 namespace Balancer.LoadBalancing;
 
-/// <summary>Smooth weighted round robin over the available destinations, by effective weight.</summary>
+/// <summary>
+/// Smooth weighted round robin over the available destinations, by effective weight: one unrolled period of
+/// NGINX's order walked with an atomic counter while the period is short, earliest deadline first otherwise
+/// (see <see cref="DestinationSet"/>).
+/// </summary>
 internal sealed class RoundRobinPolicy(EffectiveWeights weights) : ILoadBalancingPolicy
 {
     private readonly ClusterPolicyState.Table _clusters = new();
@@ -21,8 +25,40 @@ internal sealed class RoundRobinPolicy(EffectiveWeights weights) : ILoadBalancin
         }
 
         var state = _clusters.For(cluster);
-        var set = state.SetFor(cluster, availableDestinations, weights, slowStart: true);
-        var schedule = set.Schedule;
-        return set.Destinations[schedule[(int)(state.Next() % (uint)schedule.Length)]];
+        var set = state.SetFor(cluster, availableDestinations, weights, DestinationSet.PickKind.RoundRobin);
+        if (set.Schedule is { } schedule)
+        {
+            return set.Destinations[schedule[(int)(state.Next() % (uint)schedule.Length)]];
+        }
+
+        if (ReferenceEquals(set, state.Cached))
+        {
+            return set.Destinations[set.Deadlines!.Next()];
+        }
+
+        // A set built for one pick (the destinations a retry has left) would start its order at the heaviest
+        // destination every time; a weighted draw keyed by the cluster's counter spreads retries by weight.
+        return set.Destinations[WeightedDraw(set.Weights, RendezvousHash.Mix(state.Next()))];
+    }
+
+    private static int WeightedDraw(int[] weights, ulong random)
+    {
+        long total = 0;
+        foreach (var weight in weights)
+        {
+            total += weight;
+        }
+
+        var target = (long)(random % (ulong)total);
+        for (var i = 0; i < weights.Length; i++)
+        {
+            target -= weights[i];
+            if (target < 0)
+            {
+                return i;
+            }
+        }
+
+        return weights.Length - 1;
     }
 }

@@ -7,10 +7,29 @@ namespace Balancer.LoadBalancing;
 /// Running the classic algorithm per request needs every destination's running score updated together,
 /// which means a lock on the request path. The sequence it produces is periodic (period = sum of the
 /// weights divided by their GCD), so we compute one period once per membership change and let requests
-/// walk it with a single atomic increment.
+/// walk it with a single atomic increment. The build costs one step per destination per position of the
+/// period, so it is used only while that stays under <see cref="MaxBuildSteps"/>; larger clusters, or weights
+/// whose period is long, are picked by <see cref="EarliestDeadlineFirst"/> instead.
 /// </remarks>
 public static class SmoothWeightedRoundRobin
 {
+    /// <summary>The largest period times destination count unrolled: about a tenth of a millisecond of work.</summary>
+    public const long MaxBuildSteps = 1 << 17;
+
+    /// <summary>Whether the period of <paramref name="weights"/> is short enough to unroll (see <see cref="MaxBuildSteps"/>).</summary>
+    public static bool FitsUnrolled(ReadOnlySpan<int> weights)
+    {
+        var gcd = 0;
+        long total = 0;
+        foreach (var w in weights)
+        {
+            gcd = Gcd(gcd, w);
+            total += w;
+        }
+
+        return gcd == 0 || (total / gcd) * weights.Length <= MaxBuildSteps;
+    }
+
     /// <summary>Returns one period of the pick order as indices into <paramref name="weights"/>.</summary>
     public static int[] BuildSchedule(ReadOnlySpan<int> weights)
     {

@@ -103,6 +103,32 @@ internal sealed class RuntimeOverrides
         Interlocked.Increment(ref _generation);
     }
 
+    /// <summary>
+    /// Whether any override or ramp names <paramref name="clusterId"/>: when none does, a policy rebuilding the
+    /// snapshot of a cluster of thousands skips a lookup per destination.
+    /// </summary>
+    public bool Touches(string clusterId)
+    {
+        var prefix = clusterId + "\n";
+        foreach (var key in _overrides.Keys)
+        {
+            if (key.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        foreach (var key in _rampStarts.Keys)
+        {
+            if (key.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     public long? RampStart(string clusterId, string destinationId) =>
         _rampStarts.TryGetValue(Key(clusterId, destinationId), out var start) ? start : null;
 

@@ -109,6 +109,77 @@ public sealed class LeastConnectionsTests
         Assert.Equal("B", picked.DestinationId);
     }
 
+    [Fact]
+    public void AtScale_ReturnsTheDestinationWithFewestInFlightPerWeight()
+    {
+        // 6/3 = 2 beats 3/1 = 3 and 5/2 = 2.5.
+        Assert.Equal(0, LeastConnections.PickAtScale([6, 3, 5], [3, 1, 2], new LeastConnections.Turns(3)));
+        Assert.Equal(2, LeastConnections.PickAtScale([5, 3, 1, 4], [1, 1, 1, 1], new LeastConnections.Turns(4)));
+    }
+
+    [Fact]
+    public void AtScale_EqualTies_RotateInIndexOrder()
+    {
+        Assert.Equal([0, 1, 2, 0, 1, 2], PicksAtScale([2, 2, 2], [1, 1, 1], 6));
+    }
+
+    [Fact]
+    public void AtScale_Weights5To1_Idle_SplitsTiesFiveToOne_Interleaved()
+    {
+        var picks = PicksAtScale([0, 0], [5, 1], 600);
+
+        Assert.Equal(500, picks.Count(p => p == 0));
+        Assert.Equal(100, picks.Count(p => p == 1));
+        Assert.DoesNotContain("000000", string.Concat(picks));
+    }
+
+    [Fact]
+    public void AtScale_InFlight1_1_7_Held_SplitsTiesExactlyInHalf_ThenTheIdledOneGetsNoBacklog()
+    {
+        var turns = new LeastConnections.Turns(3);
+        var held = PicksAtScale([1, 1, 7], [1, 1, 1], 10_000, turns);
+        Assert.Equal([5000, 5000, 0], [held.Count(p => p == 0), held.Count(p => p == 1), held.Count(p => p == 2)]);
+
+        // C was busy for 10,000 picks: when it ties again it takes its share, not 5,000 turns in a row.
+        var after = PicksAtScale([1, 1, 1], [1, 1, 1], 3000, turns);
+        Assert.InRange(after.Count(p => p == 2), 1000, 1001);
+        Assert.InRange(after.Count(p => p == 0), 999, 1000);
+    }
+
+    [Fact]
+    public void AtScale_InFlightHeld_TiedWeights3_1_WithABusyThird_10000Picks_SplitByWeight()
+    {
+        var picks = PicksAtScale([3, 1, 9], [3, 1, 1], 10_000);
+
+        Assert.Equal([7500, 2500, 0], [picks.Count(p => p == 0), picks.Count(p => p == 1), picks.Count(p => p == 2)]);
+    }
+
+    [Fact]
+    public void AtScale_10000Destinations_Idle_1000RandomWeights_PickAllocatesNothing_AndSplitsByWeight()
+    {
+        var random = new Random(25);
+        var weights = Enumerable.Range(0, 10_000).Select(_ => random.Next(1, 1001)).ToArray();
+        var inFlight = new int[weights.Length];
+        var turns = new LeastConnections.Turns(weights.Length);
+        var counts = new int[weights.Length];
+        LeastConnections.PickAtScale(inFlight, weights, turns);
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 10_000; i++)
+        {
+            counts[LeastConnections.PickAtScale(inFlight, weights, turns)]++;
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.True(counts[Array.IndexOf(weights, weights.Max())] > counts[Array.IndexOf(weights, weights.Min())]);
+    }
+
+    private static int[] PicksAtScale(int[] inFlight, int[] weights, int count, LeastConnections.Turns? turns = null)
+    {
+        turns ??= new LeastConnections.Turns(weights.Length);
+        return [.. Enumerable.Range(0, count).Select(_ => LeastConnections.PickAtScale(inFlight, weights, turns))];
+    }
+
     /// <summary>Picks with the in-flight counts held, advancing the position as the policy does.</summary>
     private static int[] Picks(int[] inFlight, int[] weights, int count)
     {

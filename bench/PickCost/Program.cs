@@ -1,0 +1,144 @@
+using System.Globalization;
+using System.Net;
+using System.Runtime.InteropServices;
+using Balancer.LoadBalancing;
+using Balancer.Tests.LoadBalancing;
+using Microsoft.AspNetCore.Http;
+using Yarp.ReverseProxy.Model;
+
+namespace PickCost;
+
+/// <summary>
+/// Measures, per policy and cluster size (weights 1-1000 from a seeded generator), what a change of the available
+/// set costs the request that meets it, what a pick costs afterwards, and what the IpHash table build costs off
+/// the request path. Medians of several rounds; single thread. Times are the thread's CPU time, not wall time,
+/// so that other processes on a busy machine do not count. Usage: PickCost [destination counts...]
+/// </summary>
+public static partial class Program
+{
+    private const int Rounds = 9;
+
+    public static void Main(string[] args)
+    {
+        if (args.Length > 0 && args[0] == "disruption")
+        {
+            Disruption(int.Parse(args[1], CultureInfo.InvariantCulture), [.. args.Skip(2).Select(a => int.Parse(a, CultureInfo.InvariantCulture))]);
+            return;
+        }
+
+        int[] sizes = args.Length > 0 ? [.. args.Select(a => int.Parse(a, CultureInfo.InvariantCulture))] : [100, 1000, 3000, 10_000];
+        Console.WriteLine("| Destinations | Policy | Change: the request that meets it (median / worst, ms) | Pick after (ns) | Off the request path |");
+        Console.WriteLine("|---:|---|---:|---:|---|");
+        foreach (var size in sizes)
+        {
+            foreach (var name in new[] { "RoundRobin", "LeastConnections", "IpHash" })
+            {
+                Measure(size, name);
+            }
+        }
+    }
+
+    /// <summary>How many of 1,000,000 client keys change destination when one of <paramref name="count"/> leaves, per table size.</summary>
+    private static void Disruption(int count, int[] sizes)
+    {
+        var random = new Random(35);
+        var hashes = Enumerable.Range(0, count).Select(i => RendezvousHash.HashId($"destination-{i}")).ToArray();
+        var weights = Enumerable.Range(0, count).Select(_ => random.Next(1, 1001)).ToArray();
+        var gone = count / 2;
+        var keys = Enumerable.Range(0, 1_000_000).Select(i => RendezvousHash.Mix((ulong)i + 12345)).ToArray();
+        foreach (var size in sizes.Length > 0 ? sizes : [MaglevTable.SizeFor(count)])
+        {
+            var before = new MaglevTable(hashes, weights, size);
+            var after = new MaglevTable([.. hashes.Where((_, i) => i != gone)], [.. weights.Where((_, i) => i != gone)], size);
+            int own = 0, others = 0;
+            foreach (var key in keys)
+            {
+                var was = before.Lookup(key);
+                var now = after.Lookup(key);
+                now = now >= gone ? now + 1 : now;
+                own += was == gone ? 1 : 0;
+                others += was != gone && now != was ? 1 : 0;
+            }
+
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{count} destinations, table {size}: {own / 1e4:0.000}% own, {others / 1e4:0.000}% others"));
+        }
+    }
+
+    private static void Measure(int size, string name)
+    {
+        var random = new Random(size);
+        var all = Destinations.Make([.. Enumerable.Range(0, size).Select(i => ($"destination-{i}", random.Next(1, 1001)))]);
+        var changes = new List<double>();
+        var builds = new List<double>();
+        double pickNs = 0;
+        var context = new DefaultHttpContext { Connection = { RemoteIpAddress = IPAddress.Parse("192.0.2.7") } };
+        for (var round = 0; round < Rounds; round++)
+        {
+            var (policy, clusters) = Destinations.Policy(name);
+            var pending = new List<Action>();
+            clusters.RunBuild = pending.Add;
+            var cluster = new ClusterState("c");
+            Destinations.Available(cluster, all);
+            policy.PickDestination(context, cluster, all);
+            pending.ForEach(b => b());
+            pending.Clear();
+
+            // One destination leaves, as on a health change: YARP hands over a new list.
+            DestinationState[] changed = [.. all.Where((_, i) => i != round)];
+            Destinations.Available(cluster, changed);
+            var clock = CpuClock.StartNew();
+            policy.PickDestination(context, cluster, changed);
+            changes.Add(clock.Elapsed.TotalMilliseconds);
+            clock.Restart();
+            pending.ForEach(b => b());
+            if (pending.Count > 0)
+            {
+                builds.Add(clock.Elapsed.TotalMilliseconds);
+            }
+
+            const int Picks = 20_000;
+            clock.Restart();
+            for (var i = 0; i < Picks; i++)
+            {
+                context.Connection.RemoteIpAddress = new IPAddress((uint)i * 2654435761u);
+                policy.PickDestination(context, cluster, changed);
+            }
+
+            pickNs = clock.Elapsed.TotalNanoseconds / Picks;
+        }
+
+        changes.Sort();
+        builds.Sort();
+        var offPath = builds.Count == 0 ? "nothing" : $"table build {builds[builds.Count / 2]:0.0} ms";
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"| {size:N0} | {name} | {changes[changes.Count / 2]:0.000} / {changes[^1]:0.000} | {pickNs:0} | {offPath} |"));
+    }
+
+    /// <summary>The calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID).</summary>
+    private sealed partial class CpuClock
+    {
+        private TimeSpan _start = Now();
+
+        public TimeSpan Elapsed => Now() - _start;
+
+        public static CpuClock StartNew() => new();
+
+        public void Restart() => _start = Now();
+
+        private static TimeSpan Now()
+        {
+            _ = ClockGetTime(3, out var spec);
+            return TimeSpan.FromTicks(spec.Seconds * TimeSpan.TicksPerSecond + spec.Nanoseconds / 100);
+        }
+
+        [LibraryImport("libc", EntryPoint = "clock_gettime")]
+        private static partial int ClockGetTime(int clock, out TimeSpec spec);
+
+        [StructLayout(LayoutKind.Sequential)]
+        private struct TimeSpec
+        {
+            public long Seconds;
+            public long Nanoseconds;
+        }
+    }
+}
