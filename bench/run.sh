@@ -4,7 +4,8 @@
 # bench/results/<experiments>/report.md with SVG charts (full/ for the default set; a new run replaces the old).
 #
 # Usage: bench/run.sh [experiment...] [--smoke] [--duration S] [--mixed-duration S] [--runs N] [--warmup S] [--out DIR]
-#   experiments: distribution qos rates heterogeneous mixed race race-tls overhead observability (default: these), soak (only when named)
+#   experiments: distribution qos rates heterogeneous mixed race race-tls overhead observability (default: these), soak and scale (only when named)
+#   scale: 3 to 10,000 destinations (smoke: 3, 100, 300); --duration sets its wrk runs (default 10 s, smoke 2 s)
 #   --smoke            a few seconds per experiment, soak included (CI); numbers are not measurements
 #   --soak-duration S  the soak (default 600), --soak-reload-every S (30), --soak-restart-every S (120)
 #   --duration S       seconds per timed run (race, overhead, heterogeneous, rate steps; default 10, overhead 5, smoke 1)

@@ -9,10 +9,16 @@ internal sealed class Options
     public static readonly string[] DefaultExperiments = ["distribution", "qos", "rates", "heterogeneous", "mixed", "race", "race-tls", "overhead", "observability"];
 
     /// <summary>
-    /// Every experiment. The soak (10 minutes) runs only when named, so the default run does not double in
-    /// length; a smoke run without names checks every experiment, the soak included.
+    /// What a smoke run without names checks: the default set and the soak. The soak (10 minutes) runs only
+    /// when named in a full run, so the default run does not double in length.
     /// </summary>
-    public static readonly string[] AllExperiments = [.. DefaultExperiments, "soak"];
+    public static readonly string[] SmokeExperiments = [.. DefaultExperiments, "soak"];
+
+    /// <summary>
+    /// Every experiment. The scale experiment (thousands of destinations, about 10 minutes) runs only when
+    /// named, in a smoke run too: it would more than double the smoke run that CI makes.
+    /// </summary>
+    public static readonly string[] AllExperiments = [.. SmokeExperiments, "scale"];
 
     public List<string> Experiments { get; } = [];
 
@@ -103,7 +109,10 @@ internal sealed class Options
     public int PaperRequests => Smoke ? 100 : 1000;
 
     /// <summary>What this mode runs when no experiment is named.</summary>
-    public IReadOnlyList<string> DefaultSet => Smoke ? AllExperiments : DefaultExperiments;
+    public IReadOnlyList<string> DefaultSet => Smoke ? SmokeExperiments : DefaultExperiments;
+
+    /// <summary>The destination counts of the scale experiment: 3 to 10,000; smoke 3, 100, 300.</summary>
+    public int[] ScaleCounts => Smoke ? [3, 100, 300] : [3, 100, 1000, 3000, 10000];
 
     public static Options Parse(IReadOnlyList<string> args)
     {

@@ -23,6 +23,7 @@ public static class Program
         ["overhead"] = Overhead.RunAsync,
         ["observability"] = Observability.RunAsync,
         ["soak"] = Soak.RunAsync,
+        ["scale"] = Scale.RunAsync,
     };
 
     public static async Task<int> Main(string[] args)

@@ -212,10 +212,42 @@ internal sealed class Lab : IDisposable
         _http.Dispose();
     }
 
-    private async Task<RunningBalancer> StartBalancerProcessAsync(string name, string policy, TlsFiles? tls, string[] settings)
+    /// <summary>
+    /// As <see cref="StartRunningBalancerAsync(string, string, string[])"/>, with the config edited first (a
+    /// cluster of thousands of destinations, other health-check intervals).
+    /// </summary>
+    public Task<RunningBalancer> StartRunningBalancerAsync(string name, string policy, Action<JsonObject> edit, params string[] settings) =>
+        StartBalancerProcessAsync(name, policy, tls: null, settings, edit);
+
+    /// <summary>Plain YARP on the config <paramref name="edit"/> makes of the balancer's (it reads Balancer:Listen and ReverseProxy).</summary>
+    public async Task<Target> StartBareYarpAsync(string name, Action<JsonObject> edit)
+    {
+        var port = FreePort();
+        var config = WriteConfig(name + ".json", Edited(ProxyConfigs.Balancer(port, FreePort(), "RoundRobin", Backends), edit));
+        var process = _processes.Start(name, _options.ProxyCpus, "dotnet", [Dll("bench/BareYarp", "BareYarp"), "--config", config]);
+        return await ReadyAsync(name, port, process);
+    }
+
+    /// <summary>Writes a config the running balancer reloads (it watches its file).</summary>
+    public static void Rewrite(RunningBalancer balancer, Action<JsonObject> edit) =>
+        File.WriteAllText(balancer.ConfigPath, Edited(File.ReadAllText(balancer.ConfigPath), edit));
+
+    private static string Edited(string config, Action<JsonObject>? edit)
+    {
+        if (edit is null)
+        {
+            return config;
+        }
+
+        var tree = JsonNode.Parse(config)!.AsObject();
+        edit(tree);
+        return tree.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
+    }
+
+    private async Task<RunningBalancer> StartBalancerProcessAsync(string name, string policy, TlsFiles? tls, string[] settings, Action<JsonObject>? edit = null)
     {
         var (port, management) = (FreePort(), FreePort());
-        var config = WriteConfig(name + ".json", ProxyConfigs.Balancer(port, management, policy, Backends, tls));
+        var config = WriteConfig(name + ".json", Edited(ProxyConfigs.Balancer(port, management, policy, Backends, tls), edit));
         var process = _processes.Start(name, _options.ProxyCpus, "dotnet", [Dll("src/Balancer", "Balancer"), "--config", config, .. settings]);
         await WaitReadyAsync(name + " management", new Uri($"http://127.0.0.1:{management}/healthz"), process);
         return new RunningBalancer(await ReadyAsync(name, port, process, tls is null ? "http" : "https"), config, port, management);

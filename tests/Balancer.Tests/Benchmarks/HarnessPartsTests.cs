@@ -114,8 +114,10 @@ public sealed class HarnessPartsTests
 
         Assert.Equal(Options.DefaultExperiments, options.Experiments);
         Assert.DoesNotContain("soak", options.Experiments);
-        Assert.Equal(Options.AllExperiments, Options.Parse(["--smoke"]).Experiments);
-        Assert.Contains("soak", Options.AllExperiments);
+        Assert.Equal(Options.SmokeExperiments, Options.Parse(["--smoke"]).Experiments);
+        Assert.Contains("soak", Options.SmokeExperiments);
+        Assert.DoesNotContain("scale", Options.SmokeExperiments);
+        Assert.Equal(["scale"], Options.Parse(["scale", "--smoke"]).Experiments);
         Assert.Equal(TimeSpan.FromMinutes(10), Options.Parse(["soak"]).SoakRunDuration);
         Assert.Equal((TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(2)), (options.SoakReloadInterval, options.SoakRestartInterval));
         Assert.Equal(3, options.RepeatedRuns);

@@ -1,0 +1,294 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Bench.Load;
+using Bench.Processes;
+using Bench.Reporting;
+using Bench.Stats;
+
+namespace Bench.Experiments;
+
+/// <summary>
+/// One cluster of 3 to 10,000 destinations, all pointing at the three sample backends, with random weights
+/// 1-1000 (seeded): what the balancer holds per destination (RSS, beside plain YARP on the same config), what
+/// <c>/metrics</c> weighs and how long a scrape takes under load, RPS and p99 under wrk, and the worst latency a
+/// client sees while the config is reloaded (every weight changed) and while 20 destinations change state.
+/// </summary>
+internal static class Scale
+{
+    private const int Seed = 22;
+    private const int Connections = 32;
+    private const int Changes = 20;
+    private const int Scrapes = 3;
+    private const double ScrapeTargetMs = 200;
+    private const double MemoryTargetKb = 10;
+    private const double ReloadTargetSeconds = 2;
+    private const double ReloadStallTargetMs = 10;
+    private const double ChangeTargetMs = 1;
+    private static readonly TimeSpan SettleTimeout = TimeSpan.FromSeconds(120);
+    private static readonly TimeSpan Quiet = TimeSpan.FromSeconds(1);
+
+    public static async Task RunAsync(Lab lab, Report report)
+    {
+        var options = lab.Options;
+        var duration = TimeSpan.FromSeconds(options.Duration ?? (options.Smoke ? 2 : 10));
+        var results = new List<Result>();
+        foreach (var count in options.ScaleCounts)
+        {
+            Console.Out.WriteLine($"[{DateTime.UtcNow:HH:mm:ss}]   scale: {count} destinations");
+            results.Add(await MeasureAsync(lab, count, duration));
+        }
+
+        var smallest = results[0];
+        var table = new Table(["destinations", "start-up (s)", "all Up after (s)", "RSS (MB)", "plain YARP RSS (MB)", "RSS per destination above plain YARP (KB)",
+            "/metrics (MB)", "/metrics lines", "scrape under load, median (ms)", "RPS", "p99 (ms)", "failed (%)"]);
+        var changes = new Table(["destinations", "worst at rest (ms)", "p99 at rest (ms)", "reload applied in (s)", "worst during reload (ms)", "failed during reload",
+            "worst during 20 changes (ms)", "failed during changes"]);
+        foreach (var r in results)
+        {
+            table.Row(Format.Number(r.Count), r.StartSeconds, r.SettledSeconds, Mb(r.RssBytes), Mb(r.BareRssBytes), PerDestinationKb(r, smallest),
+                Mb(r.MetricsBytes), r.MetricsLines, r.ScrapeMs, r.Load.RequestsPerSecond, r.Load.P99Ms, r.Load.FailedPercent);
+            changes.Row(Format.Number(r.Count), r.AtRest.WorstMs, r.AtRest.P99Ms, r.ReloadSeconds, r.Reload.WorstMs, r.Reload.Failed, r.Burst.WorstMs, r.Burst.Failed);
+        }
+
+        report.Add("scale: thousands of destinations")
+            .Text($"One RoundRobin cluster of {string.Join(", ", results.Select(r => Format.Number(r.Count)))} destinations (d00000, d00001, ...), each pointing at one of the three " +
+                  $"sample backends in turn, weights 1-1000 drawn with seed {Seed}; active health checks every 5 s (timeout 2 s), so that 10,000 destinations " +
+                  "are probed 2,000 times a second rather than 5,000. Per count, a fresh balancer: start-up until it answers, then until `/status?state=Up` " +
+                  $"counts every destination; wrk `-c{Connections} -d{duration.TotalSeconds:0}s` on `GET /`, scraping `/metrics` {Scrapes} times one after another " +
+                  "from a third of the way in (the median time, the whole body read); RSS after the load. Then plain YARP (`bench/BareYarp`) on the same config under " +
+                  $"the same wrk run, for its RSS: the balancer's memory per destination above YARP's is (balancer(N) - balancer({Format.Number(smallest.Count)})) - " +
+                  $"(YARP(N) - YARP({Format.Number(smallest.Count)})), divided by the destinations added.")
+            .Table(table)
+            .Text("A client sending one request at a time (one connection) measures the latency a change adds: at rest for 2 s; while the config file is " +
+                  $"replaced by one with every weight drawn again (seed {Seed + 1}), from the write until 1 s after `/status` shows the reload applied; while " +
+                  $"{Changes} state changes go through the runtime API one after another (drain and enable, d00000 to d00009 in turn: each takes a destination out " +
+                  "of the available set or puts it back), until 1 s after the last.")
+            .Table(changes);
+
+        var largest = results[^1];
+        var scrapeAt = results.LastOrDefault(r => r.Count <= 3000) ?? largest;
+        var memory = PerDestinationKb(largest, smallest);
+        report.Targets.Add(new TargetCheck("scale", $"per-destination memory <= {MemoryTargetKb} KB above plain YARP's (RSS, {Format.Number(largest.Count)} destinations)",
+            $"{Format.Number(memory)} KB", memory <= MemoryTargetKb));
+        report.Targets.Add(new TargetCheck("scale", $"`/metrics` scrape under load < {ScrapeTargetMs} ms ({Format.Number(scrapeAt.Count)} destinations)",
+            $"{Format.Number(scrapeAt.ScrapeMs)} ms ({Format.Number(scrapeAt.MetricsLines)} lines, {Mb(scrapeAt.MetricsBytes).ToString("0.#", CultureInfo.InvariantCulture)} MB)", scrapeAt.ScrapeMs < ScrapeTargetMs));
+        var reloadStall = largest.Reload.WorstMs - largest.AtRest.WorstMs;
+        report.Targets.Add(new TargetCheck("scale", $"reload of {Format.Number(largest.Count)} destinations applied within {ReloadTargetSeconds} s, no failed request, no request more than {ReloadStallTargetMs} ms slower than the worst at rest",
+            $"applied in {Format.Number(largest.ReloadSeconds)} s, {largest.Reload.Failed} failed, worst {Format.Number(largest.Reload.WorstMs)} ms (at rest {Format.Number(largest.AtRest.WorstMs)} ms)",
+            largest.ReloadSeconds <= ReloadTargetSeconds && largest.Reload.Failed == 0 && reloadStall <= ReloadStallTargetMs));
+        var changeStall = largest.Burst.WorstMs - largest.AtRest.WorstMs;
+        report.Targets.Add(new TargetCheck("scale", $"{Changes} state changes at {Format.Number(largest.Count)} destinations add < {ChangeTargetMs} ms to any request (worst during vs worst at rest), none fails",
+            $"worst {Format.Number(largest.Burst.WorstMs)} ms vs {Format.Number(largest.AtRest.WorstMs)} ms at rest, {largest.Burst.Failed} failed",
+            changeStall < ChangeTargetMs && largest.Burst.Failed == 0));
+    }
+
+    private static async Task<Result> MeasureAsync(Lab lab, int count, TimeSpan duration)
+    {
+        var destinations = Destinations(count, lab.Backends, Seed);
+        var started = Stopwatch.StartNew();
+        var balancer = await lab.StartRunningBalancerAsync($"scale-{count}", "RoundRobin", destinations);
+        var startSeconds = started.Elapsed.TotalSeconds;
+        using var management = new HttpClient { BaseAddress = balancer.Management, Timeout = TimeSpan.FromSeconds(60) };
+        Result result;
+        try
+        {
+            await UntilAsync(async () => (await ClusterAsync(management, "?state=Up&limit=1"))["matching"]!.GetValue<int>() == count, $"all {count} destinations Up");
+            var settledSeconds = started.Elapsed.TotalSeconds;
+            var atRest = await ProbeAsync(balancer.Target.Url, _ => Task.Delay(TimeSpan.FromSeconds(2)));
+
+            var load = lab.WrkAsync(balancer.Target.Url, Connections, duration);
+            await Task.Delay(duration / 3);
+            var scrapes = new List<(double Ms, long Bytes, int Lines)>();
+            for (var i = 0; i < Scrapes; i++)
+            {
+                var watch = Stopwatch.StartNew();
+                var text = await management.GetStringAsync("/metrics");
+                scrapes.Add((watch.Elapsed.TotalMilliseconds, System.Text.Encoding.UTF8.GetByteCount(text), text.Count(c => c == '\n')));
+            }
+
+            var wrk = await load;
+            var rss = ProcStat.RssBytes(balancer.Target.Pid);
+
+            double reloadSeconds = double.NaN;
+            var reload = await ProbeAsync(balancer.Target.Url, async _ =>
+            {
+                var before = (await StatusAsync(management, "?limit=1"))["lastReload"]?.ToJsonString();
+                var written = Stopwatch.StartNew();
+                Rewrite(balancer, Destinations(count, lab.Backends, Seed + 1));
+                await UntilAsync(
+                    async () => (await StatusAsync(management, "?limit=1"))["lastReload"] is { } last && last.ToJsonString() != before && (string?)last["result"] == "success",
+                    "the reload applied");
+                reloadSeconds = written.Elapsed.TotalSeconds;
+                await Task.Delay(Quiet);
+            });
+
+            var burst = await ProbeAsync(balancer.Target.Url, async _ =>
+            {
+                for (var i = 0; i < Changes; i++)
+                {
+                    var id = $"d{i / 2 % count:00000}";
+                    using var response = await management.PostAsync($"/api/destinations/backends/{id}/{(i % 2 == 0 ? "drain" : "enable")}", null);
+                    response.EnsureSuccessStatusCode();
+                }
+
+                await Task.Delay(Quiet);
+            });
+
+            result = new Result(count, startSeconds, settledSeconds, rss, 0, scrapes.Max(s => s.Bytes), scrapes.Max(s => s.Lines),
+                LatencyStats.Median(scrapes.Select(s => s.Ms)), wrk, atRest, reloadSeconds, reload, burst);
+        }
+        finally
+        {
+            lab.Stop(balancer.Target);
+        }
+
+        var bare = await lab.StartBareYarpAsync($"scale-{count}-yarp", destinations);
+        try
+        {
+            await lab.WrkAsync(bare.Url, Connections, duration);
+            return result with { BareRssBytes = ProcStat.RssBytes(bare.Pid) };
+        }
+        finally
+        {
+            lab.Stop(bare);
+        }
+    }
+
+    /// <summary>The cluster's destinations: d00000 to d(N-1), the backends in turn, weights 1-1000 from <paramref name="seed"/>; probes every 5 s.</summary>
+    private static Action<JsonObject> Destinations(int count, IReadOnlyList<Backend> backends, int seed) => config =>
+    {
+        var random = new Random(seed);
+        var cluster = config["ReverseProxy"]!["Clusters"]!["backends"]!.AsObject();
+        var destinations = new JsonObject();
+        for (var i = 0; i < count; i++)
+        {
+            destinations[$"d{i:00000}"] = new JsonObject
+            {
+                ["Address"] = backends[i % backends.Count].Url.ToString(),
+                ["Metadata"] = new JsonObject { ["Weight"] = random.Next(1, 1001).ToString(CultureInfo.InvariantCulture) },
+            };
+        }
+
+        cluster["Destinations"] = destinations;
+        var active = cluster["HealthCheck"]!["Active"]!.AsObject();
+        active["Interval"] = "00:00:05";
+        active["Timeout"] = "00:00:02";
+    };
+
+    /// <summary>Replaces the config file at once (a new file moved over it), so the balancer never reads a half-written one of several MB.</summary>
+    private static void Rewrite(RunningBalancer balancer, Action<JsonObject> edit)
+    {
+        var next = balancer.ConfigPath + ".next";
+        File.Copy(balancer.ConfigPath, next, overwrite: true);
+        Lab.Rewrite(balancer with { ConfigPath = next }, edit);
+        File.Move(next, balancer.ConfigPath, overwrite: true);
+    }
+
+    /// <summary>
+    /// One request at a time to <paramref name="url"/> while <paramref name="during"/> runs (after a quiet second
+    /// to start from): the worst and the 99th percentile latency, and the requests that failed.
+    /// </summary>
+    private static async Task<Probe> ProbeAsync(Uri url, Func<CancellationToken, Task> during)
+    {
+        using var client = new HttpClient(new SocketsHttpHandler { UseProxy = false, MaxConnectionsPerServer = 1 }) { Timeout = TimeSpan.FromSeconds(10) };
+        using var stop = new CancellationTokenSource();
+        var latencies = new List<double>();
+        var failed = 0;
+        var recording = false;
+        var sender = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var watch = Stopwatch.StartNew();
+                try
+                {
+                    using var response = await client.GetAsync(url, HttpCompletionOption.ResponseContentRead);
+                    if (!response.IsSuccessStatusCode && Volatile.Read(ref recording))
+                    {
+                        Interlocked.Increment(ref failed);
+                    }
+                }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                {
+                    if (Volatile.Read(ref recording))
+                    {
+                        Interlocked.Increment(ref failed);
+                    }
+                }
+
+                if (Volatile.Read(ref recording))
+                {
+                    lock (latencies)
+                    {
+                        latencies.Add(watch.Elapsed.TotalMilliseconds);
+                    }
+                }
+            }
+        });
+        await Task.Delay(Quiet);
+        Volatile.Write(ref recording, true);
+        try
+        {
+            await during(stop.Token);
+        }
+        finally
+        {
+            Volatile.Write(ref recording, false);
+            await stop.CancelAsync();
+            await sender;
+        }
+
+        double[] sorted;
+        lock (latencies)
+        {
+            sorted = [.. latencies.Order()];
+        }
+
+        return sorted.Length == 0
+            ? throw new InvalidOperationException("The probing client completed no request.")
+            : new Probe(sorted[^1], LatencyStats.Percentile(sorted, 99), failed, sorted.Length);
+    }
+
+    private static async Task<JsonNode> StatusAsync(HttpClient management, string query) =>
+        JsonNode.Parse(await management.GetStringAsync("/status" + query))!;
+
+    private static async Task<JsonNode> ClusterAsync(HttpClient management, string query) =>
+        (await StatusAsync(management, query))["clusters"]![0]!;
+
+    private static async Task UntilAsync(Func<Task<bool>> condition, string what)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            if (deadline.Elapsed > SettleTimeout)
+            {
+                throw new TimeoutException($"Timed out after {SettleTimeout.TotalSeconds:0} s waiting for {what}.");
+            }
+
+            await Task.Delay(50);
+        }
+    }
+
+    private static double Mb(long bytes) => bytes / 1024.0 / 1024.0;
+
+    private static double PerDestinationKb(Result r, Result smallest) =>
+        r.Count == smallest.Count ? 0 : ((r.RssBytes - smallest.RssBytes) - (r.BareRssBytes - smallest.BareRssBytes)) / 1024.0 / (r.Count - smallest.Count);
+
+    private sealed record Probe(double WorstMs, double P99Ms, int Failed, int Requests);
+
+    private sealed record Result(
+        int Count,
+        double StartSeconds,
+        double SettledSeconds,
+        long RssBytes,
+        long BareRssBytes,
+        long MetricsBytes,
+        int MetricsLines,
+        double ScrapeMs,
+        WrkResult Load,
+        Probe AtRest,
+        double ReloadSeconds,
+        Probe Reload,
+        Probe Burst);
+}
