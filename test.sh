@@ -12,7 +12,7 @@ if [ "${1:-}" = --fast ]; then
   shift
 fi
 
-packages=(prometheus chromium slowhttptest shellcheck docker-compose ruby systemd wrk nginx haproxy curl openssl nghttp2-client testssl.sh keepalived iproute2)
+packages=(prometheus chromium slowhttptest shellcheck docker-compose ruby systemd wrk nginx haproxy curl openssl nghttp2-client testssl.sh keepalived iproute2 nodejs)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,6 +22,12 @@ if [ ${#missing[@]} -gt 0 ] && ! $fast; then
   echo "Installing: ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The Kubernetes schema check's npm packages (kubernetes-models), when the lock file changed or they are missing.
+schema=tests/kubernetes-schema
+if ! $fast && { [ ! -d "$schema/node_modules/kubernetes-models" ] || [ "$schema/package-lock.json" -nt "$schema/node_modules/.package-lock.json" ]; }; then
+  npm ci --prefix "$schema" --no-audit --no-fund --loglevel=error
 fi
 
 dotnet restore --nologo

@@ -56,6 +56,11 @@ render "$@" >"$conf.new"
 keepalived --config-test --use-file "$conf.new"
 mv "$conf.new" "$conf"
 
+# The balancer behind the floating address: answers of requests in flight at a move still get out.
+install -D -m 0644 "$repo/deploy/systemd/balancer-floating-address.conf" /etc/systemd/system/balancer.service.d/floating-address.conf
+systemctl daemon-reload
+systemctl restart balancer
+
 systemctl enable keepalived
 systemctl restart keepalived
 echo "keepalived: $name ($own on $interface, priority $priority) shares $vip with $*; holder: ip -brief addr show $interface"

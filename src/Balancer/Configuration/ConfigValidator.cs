@@ -56,6 +56,7 @@ public static class ConfigValidator
         CheckInteger(balancer.GetSection("OutlierDetection:SuccessfulProbesToReturn"), 1, 100, errors);
         CheckPositiveTimeSpan(balancer.GetSection("ShutdownTimeout"), errors);
         CheckPositiveTimeSpan(balancer.GetSection("Shutdown:DrainDelay"), errors, zeroAllowed: true);
+        CheckBool(balancer.GetSection("Shutdown:FloatingAddress"), errors);
         CheckBool(balancer.GetSection("Tracing:Detailed"), errors);
         CheckBool(balancer.GetSection("Metrics:Enabled"), errors);
         CheckBool(balancer.GetSection("Metrics:PerDestinationHistograms"), errors);

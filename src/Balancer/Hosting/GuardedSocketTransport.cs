@@ -27,10 +27,12 @@ internal sealed class GuardedSocketTransportFactory : IConnectionListenerFactory
     private readonly DescriptorReserve _reserve;
     private readonly LocalSocketErrors _errors;
     private readonly SocketConnectionContextFactory _connections;
+    private readonly ILogger? _movedAddressLogger;
 
-    public GuardedSocketTransportFactory(IOptions<SocketTransportOptions> options, DescriptorReserve reserve, LocalSocketErrors errors, ILoggerFactory loggers)
+    public GuardedSocketTransportFactory(IOptions<SocketTransportOptions> options, IOptions<Configuration.BalancerOptions> balancer, DescriptorReserve reserve, LocalSocketErrors errors, ILoggerFactory loggers)
     {
         _options = options.Value;
+        _movedAddressLogger = balancer.Value.Shutdown.FloatingAddress ? loggers.CreateLogger(typeof(Readiness.MovedAddressAnswers)) : null;
         _reserve = reserve;
         _errors = errors;
         _connections = new SocketConnectionContextFactory(
@@ -63,6 +65,11 @@ internal sealed class GuardedSocketTransportFactory : IConnectionListenerFactory
 
         try
         {
+            if (_movedAddressLogger is not null)
+            {
+                Readiness.MovedAddressAnswers.Allow(socket, _movedAddressLogger);
+            }
+
             socket.Listen(_options.Backlog);
         }
         catch

@@ -12,4 +12,12 @@ public sealed class ShutdownOptions
     /// accepting at once. Read at start-up.
     /// </summary>
     public TimeSpan DrainDelay { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// This instance serves an address that moves between peers (keepalived's floating address). Connections
+    /// accepted on it can still send their answers after the address moved away, so requests in flight at the
+    /// move complete instead of timing out (Linux: <c>IP_TRANSPARENT</c> on the listening sockets, which needs
+    /// <c>CAP_NET_RAW</c> or <c>CAP_NET_ADMIN</c>; without it a warning is logged). Read at start-up.
+    /// </summary>
+    public bool FloatingAddress { get; set; }
 }

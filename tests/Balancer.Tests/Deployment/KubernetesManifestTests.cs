@@ -6,8 +6,9 @@ using Balancer.Tests.Infrastructure;
 namespace Balancer.Tests.Deployment;
 
 /// <summary>
-/// deploy/kubernetes, loaded as YAML (Ruby's YAML library, turned into JSON) and checked field by field
-/// against the balancer's own config: no Kubernetes cluster or schema validator runs here.
+/// deploy/kubernetes, validated against the Kubernetes OpenAPI schema (kubernetes-models from npm, offline, see
+/// tests/kubernetes-schema), then loaded as YAML (Ruby's YAML library, turned into JSON) and checked field by
+/// field against the balancer's own config. No Kubernetes cluster runs here.
 /// </summary>
 public sealed class KubernetesManifestTests
 {
@@ -20,6 +21,43 @@ public sealed class KubernetesManifestTests
             ["ConfigMap/balancer-config", "Deployment/balancer", "PodDisruptionBudget/balancer", "Service/balancer", "Service/balancer-management"],
             Documents.Value.Select(d => $"{d["kind"]}/{d["metadata"]!["name"]}").Order(StringComparer.Ordinal));
         Assert.All(Documents.Value, d => Assert.False(string.IsNullOrEmpty((string?)d["apiVersion"])));
+    }
+
+    [Fact]
+    public void Manifests_PassTheKubernetesSchema()
+    {
+        var files = Directory.GetFiles(Repo.PathOf("deploy/kubernetes"), "*.yaml").Order(StringComparer.Ordinal).ToList();
+
+        var result = ValidateSchema(files);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal(Documents.Value.Count, result.Stdout.Split('\n').Count(l => l.EndsWith(": valid", StringComparison.Ordinal)));
+    }
+
+    [Theory]
+    [InlineData("  replicas: 2\n", "  replicas: two\n", "/spec/replicas must be integer")]
+    [InlineData("containerPort: 8080", "containerPort: \"8080\"", "/containerPort must be integer")]
+    [InlineData("apiVersion: apps/v1", "apiVersion: apps/v2", "no schema for apps/v2 Deployment")]
+    public void SchemaCheck_RejectsADeploymentThatBreaksTheSchema_NamingTheField(string valid, string broken, string reason)
+    {
+        var original = Repo.Read("deploy/kubernetes/deployment.yaml");
+        Assert.Contains(valid, original, StringComparison.Ordinal);
+        var directory = Directory.CreateTempSubdirectory("k8s-schema-").FullName;
+        try
+        {
+            var file = Path.Combine(directory, "deployment.yaml");
+            File.WriteAllText(file, original.Replace(valid, broken, StringComparison.Ordinal));
+
+            var result = ValidateSchema([file]);
+
+            Assert.Equal(1, result.ExitCode);
+            Assert.Contains("Deployment/balancer: invalid: ", result.Stdout, StringComparison.Ordinal);
+            Assert.Contains(reason, result.Stdout, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
     }
 
     [Fact]
@@ -121,6 +159,16 @@ public sealed class KubernetesManifestTests
         {
             Directory.Delete(Path.GetDirectoryName(file)!, recursive: true);
         }
+    }
+
+    /// <summary>Runs the schema check; its packages are installed by test.sh (npm ci).</summary>
+    private static ToolResult ValidateSchema(IEnumerable<string> files)
+    {
+        var validator = Repo.PathOf("tests/kubernetes-schema");
+        Assert.True(
+            Directory.Exists(Path.Combine(validator, "node_modules", "kubernetes-models")),
+            $"{validator}/node_modules is missing: ./test.sh installs it (or run: npm ci --prefix {validator}).");
+        return Repo.Run("node", [Path.Combine(validator, "validate.mjs"), .. files]);
     }
 
     private static JsonObject Object(string kind, string name) =>

@@ -89,6 +89,24 @@ public sealed class SystemdTests : IDisposable
     }
 
     [Fact]
+    public void FloatingAddressDropIn_PassesVerify_TurnsTheOptionOn_AddsCapNetRawOnly()
+    {
+        Copy("balancer.service");
+        var dropIns = Directory.CreateDirectory(Path.Combine(_directory, "balancer.service.d")).FullName;
+        File.Copy(Repo.PathOf("deploy/systemd/balancer-floating-address.conf"), Path.Combine(dropIns, "floating-address.conf"));
+
+        var verify = Repo.Run("systemd-analyze", ["verify", Path.Combine(_directory, "balancer.service")]);
+        var directives = Directives("balancer-floating-address.conf");
+
+        Assert.True(verify.ExitCode == 0 && verify.Stderr.Trim().Length == 0, verify.ToString());
+        Assert.Equal(["Environment", "CapabilityBoundingSet", "AmbientCapabilities"], directives.Select(d => d.Key));
+        Assert.Equal("Balancer__Shutdown__FloatingAddress=true", directives["Environment"].Single());
+        Assert.Equal("CAP_NET_RAW", directives["CapabilityBoundingSet"].Single());
+        Assert.Equal("CAP_NET_RAW", directives["AmbientCapabilities"].Single());
+        Assert.Contains("deploy/systemd/balancer-floating-address.conf\" /etc/systemd/system/balancer.service.d/floating-address.conf", Repo.Read("deploy/vagrant/keepalived.sh"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Sysusers_CreatesTheUnitsUsers_WithoutLogin()
     {
         Directory.CreateDirectory(Path.Combine(_directory, "etc"));

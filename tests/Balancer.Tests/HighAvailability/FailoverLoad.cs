@@ -74,7 +74,7 @@ internal sealed class FailoverLoad : IAsyncDisposable
                 }
                 catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
                 {
-                    outcome = new Outcome(at, false, e.Message);
+                    outcome = new Outcome(at, false, $"{e.Message} ({e.GetBaseException().GetType().Name}: {e.GetBaseException().Message}) after {(_clock.Elapsed - at).TotalMilliseconds:0} ms");
                 }
 
                 lock (_outcomes)

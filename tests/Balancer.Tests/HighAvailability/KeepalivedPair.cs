@@ -221,6 +221,7 @@ public sealed class KeepalivedPair : IAsyncLifetime
         {
             ["Listen"] = "http://0.0.0.0:8080",
             ["Management"] = new JsonObject { ["Listen"] = "http://127.0.0.1:9091" },
+            ["Shutdown"] = new JsonObject { ["FloatingAddress"] = true },
         },
         ["ReverseProxy"] = new JsonObject
         {
@@ -244,7 +245,7 @@ public sealed class KeepalivedPair : IAsyncLifetime
         },
     };
 
-    private static string SampleBackendDll()
+    internal static string SampleBackendDll()
     {
         var path = BalancerProcess.Dll.Replace("src/Balancer/bin", "src/SampleBackend/bin", StringComparison.Ordinal).Replace("Balancer.dll", "SampleBackend.dll", StringComparison.Ordinal);
         return File.Exists(path) ? path : throw new FileNotFoundException($"{path} is missing; build the solution first.", path);
