@@ -120,7 +120,8 @@ public sealed class KeepalivedPair : IAsyncLifetime
                 holder = Holder();
                 return holder is not null && LastState(Peer(holder)) == "BACKUP";
             },
-            TimeSpan.FromSeconds(90),
+            // Two balancers starting on a machine with a load average of 80 have taken over a minute to be ready.
+            TimeSpan.FromSeconds(180),
             $"both balancers ready, one holding {FloatingAddress} and the other BACKUP, for 5 s:{Environment.NewLine}{Transitions()}");
         // Both warm: the backup has served before it takes over, as a balancer in service has.
         for (var i = 0; i < Balancers.Length; i++)
