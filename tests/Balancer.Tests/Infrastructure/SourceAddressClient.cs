@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 
 namespace Balancer.Tests.Infrastructure;
 
@@ -13,25 +12,9 @@ internal sealed class SourceAddressClient : IDisposable
 
     public SourceAddressClient(IPAddress source)
     {
-        var handler = new SocketsHttpHandler
-        {
-            PooledConnectionLifetime = TimeSpan.Zero,
-            ConnectCallback = async (context, cancellationToken) =>
-            {
-                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-                try
-                {
-                    socket.Bind(new IPEndPoint(source, 0));
-                    await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
-        };
+        // The bench's handler binds each connection to the source address; every request gets a fresh connection here.
+        var handler = Bench.Load.LoadClient.Handler(source);
+        handler.PooledConnectionLifetime = TimeSpan.Zero;
         _client = new HttpClient(handler);
     }
 
