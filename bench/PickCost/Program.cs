@@ -20,6 +20,12 @@ public static partial class Program
 
     public static void Main(string[] args)
     {
+        if (args.Length > 0 && args[0] == "config")
+        {
+            ConfigParse(int.Parse(args[1], CultureInfo.InvariantCulture));
+            return;
+        }
+
         if (args.Length > 0 && args[0] == "disruption")
         {
             Disruption(int.Parse(args[1], CultureInfo.InvariantCulture), [.. args.Skip(2).Select(a => int.Parse(a, CultureInfo.InvariantCulture))]);
@@ -62,6 +68,34 @@ public static partial class Program
 
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{count} destinations, table {size}: {own / 1e4:0.000}% own, {others / 1e4:0.000}% others"));
         }
+    }
+
+    /// <summary>What reading, parsing and validating a config file of <paramref name="count"/> destinations costs (ConfigFile.Parse, as on every reload).</summary>
+    private static void ConfigParse(int count)
+    {
+        var random = new Random(count);
+        var destinations = string.Join(",\n", Enumerable.Range(0, count).Select(i =>
+            $"\"d{i}\": {{ \"Address\": \"http://127.0.0.1:{5001 + i % 3}/\", \"Metadata\": {{ \"Weight\": \"{random.Next(1, 1001)}\" }} }}"));
+        var json = $$"""
+            { "ReverseProxy": {
+                "Routes": { "all": { "ClusterId": "backends", "Match": { "Path": "{**catch-all}" } } },
+                "Clusters": { "backends": { "LoadBalancingPolicy": "RoundRobin", "Destinations": { {{destinations}} } } } } }
+            """;
+        var bytes = System.Text.Encoding.UTF8.GetBytes(json);
+        var times = new List<double>();
+        for (var round = 0; round < 5; round++)
+        {
+            var clock = CpuClock.StartNew();
+            var result = Balancer.Configuration.ConfigFile.Parse(bytes, "scale.json");
+            times.Add(clock.Elapsed.TotalMilliseconds);
+            if (!result.IsValid)
+            {
+                throw new InvalidOperationException(string.Join("; ", result.Errors));
+            }
+        }
+
+        times.Sort();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{count} destinations, {bytes.Length / 1e6:0.00} MB: ConfigFile.Parse {times[times.Count / 2]:0} ms CPU (median of 5, worst {times[^1]:0})"));
     }
 
     private static void Measure(int size, string name)

@@ -46,10 +46,12 @@ public static class ConfigFile
         }
 
         IConfigurationRoot parsed;
+        Flattened provider;
         try
         {
             using var stream = new MemoryStream(bytes, writable: false);
-            parsed = new ConfigurationBuilder().AddJsonStream(stream).Build();
+            provider = new Flattened(stream);
+            parsed = new ConfigurationRoot([provider]);
         }
         catch (FormatException e)
         {
@@ -69,8 +71,10 @@ public static class ConfigFile
             return new Result(null, errors);
         }
 
+        // The parser's own flat keys: AsEnumerable() would list every section's children by scanning all keys,
+        // which is quadratic in the destinations (about 25 s of CPU for a file of 10,000).
         var data = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
-        foreach (var (key, value) in parsed.AsEnumerable())
+        foreach (var (key, value) in provider.Values)
         {
             if (value is not null)
             {
@@ -99,4 +103,10 @@ public static class ConfigFile
     }
 
     private static Result Failed(string error) => new(null, [error]);
+
+    /// <summary>The JSON provider, with its flattened keys readable.</summary>
+    private sealed class Flattened(Stream stream) : Microsoft.Extensions.Configuration.Json.JsonStreamConfigurationProvider(new Microsoft.Extensions.Configuration.Json.JsonStreamConfigurationSource { Stream = stream })
+    {
+        public IDictionary<string, string?> Values => Data;
+    }
 }
