@@ -4,8 +4,9 @@
 # bench/results/<experiments>/report.md with SVG charts (full/ for the default set; a new run replaces the old).
 #
 # Usage: bench/run.sh [experiment...] [--smoke] [--duration S] [--mixed-duration S] [--runs N] [--warmup S] [--out DIR]
-#   experiments: distribution qos rates heterogeneous mixed race race-tls overhead observability (default: these), soak and scale (only when named)
+#   experiments: distribution qos rates heterogeneous mixed race race-tls race-unpinned warmup overhead observability (default: these), soak and scale (only when named)
 #   scale: 3 to 10,000 destinations (smoke: 3, 100, 300); --duration sets its wrk runs (default 10 s, smoke 2 s)
+#   bench/run.sh profile [...]   the CPU profile and allocations of the balancer beside bare YARP: bench/profile.sh's options
 #   --smoke            a few seconds per experiment, soak included (CI); numbers are not measurements
 #   --soak-duration S  the soak (default 600), --soak-reload-every S (30), --soak-restart-every S (120)
 #   --duration S       seconds per timed run (race, overhead, heterogeneous, rate steps; default 10, overhead 5, smoke 1)
@@ -15,6 +16,7 @@
 #   --load-cpus L --proxy-cpus L --backend-cpus L   override the CPU layout (taskset lists)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = profile ]; then shift; exec bench/profile.sh "$@"; fi
 
 for tool in wrk h2load nginx haproxy openssl taskset; do
   command -v "$tool" >/dev/null || PATH="$PATH:/usr/sbin" command -v "$tool" >/dev/null || {

@@ -6,7 +6,7 @@ namespace Bench;
 internal sealed class Options
 {
     /// <summary>What a full run without experiment names runs.</summary>
-    public static readonly string[] DefaultExperiments = ["distribution", "qos", "rates", "heterogeneous", "mixed", "race", "race-tls", "overhead", "observability"];
+    public static readonly string[] DefaultExperiments = ["distribution", "qos", "rates", "heterogeneous", "mixed", "race", "race-tls", "race-unpinned", "warmup", "overhead", "observability"];
 
     /// <summary>
     /// What a smoke run without names checks: the default set and the soak. The soak (10 minutes) runs only

@@ -20,6 +20,8 @@ public static class Program
         ["mixed"] = Mixed.RunAsync,
         ["race"] = Race.RunAsync,
         ["race-tls"] = RaceTls.RunAsync,
+        ["race-unpinned"] = RaceUnpinned.RunAsync,
+        ["warmup"] = Warmup.RunAsync,
         ["overhead"] = Overhead.RunAsync,
         ["observability"] = Observability.RunAsync,
         ["soak"] = Soak.RunAsync,

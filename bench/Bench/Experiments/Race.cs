@@ -14,32 +14,7 @@ internal static class Race
     public static async Task RunAsync(Lab lab, Report report)
     {
         var options = lab.Options;
-        var proxies = new List<Target>();
-        var runs = new List<ProxyRun>();
-        IReadOnlyList<WarmUp> warmUps;
-        try
-        {
-            proxies.Add(await lab.StartBalancerAsync("balancer", "RoundRobin"));
-            proxies.Add(await lab.StartNginxAsync("nginx"));
-            proxies.Add(await lab.StartHaproxyAsync("haproxy"));
-            warmUps = await Measured.WarmUpAsync(lab, proxies);
-            foreach (var connections in Connections)
-            {
-                for (var run = 1; run <= options.RepeatedRuns; run++)
-                {
-                    foreach (var proxy in proxies)
-                    {
-                        runs.Add(await Measured.WrkAsync(lab, proxy, connections, run));
-                    }
-                }
-            }
-        }
-        finally
-        {
-            proxies.ForEach(lab.Stop);
-        }
-
-        var names = proxies.Select(p => p.Name).ToArray();
+        var (names, runs, warmUps) = await RunTrioAsync(lab, Connections);
         var summaries = (from r in runs group r by (r.Proxy, r.Connections) into g select ProxySummary.Of([.. g])).ToList();
         ProxySummary Of(string proxy, int connections) => summaries.Single(s => s.Proxy == proxy && s.Connections == connections);
 
@@ -92,6 +67,39 @@ internal static class Race
         {
             var p99 = Of("balancer", c).P99 / Of("nginx", c).P99;
             report.Targets.Add(new TargetCheck("race", $"balancer p99 <= 1.2x NGINX's at -c{c}", Format.Ratio(p99), p99 <= 1.2));
+        }
+    }
+
+    /// <summary>
+    /// Starts the balancer, NGINX and HAProxy on the lab's proxy CPUs, warms each, then runs wrk against each in
+    /// turn, run after run, at each connection count; stops them. Returns the proxies' names in run order.
+    /// </summary>
+    public static async Task<(string[] Names, List<ProxyRun> Runs, IReadOnlyList<WarmUp> WarmUps)> RunTrioAsync(Lab lab, IReadOnlyList<int> connectionCounts)
+    {
+        var proxies = new List<Target>();
+        var runs = new List<ProxyRun>();
+        try
+        {
+            proxies.Add(await lab.StartBalancerAsync("balancer", "RoundRobin"));
+            proxies.Add(await lab.StartNginxAsync("nginx"));
+            proxies.Add(await lab.StartHaproxyAsync("haproxy"));
+            var warmUps = await Measured.WarmUpAsync(lab, proxies);
+            foreach (var connections in connectionCounts)
+            {
+                for (var run = 1; run <= lab.Options.RepeatedRuns; run++)
+                {
+                    foreach (var proxy in proxies)
+                    {
+                        runs.Add(await Measured.WrkAsync(lab, proxy, connections, run));
+                    }
+                }
+            }
+
+            return ([.. proxies.Select(p => p.Name)], runs, warmUps);
+        }
+        finally
+        {
+            proxies.ForEach(lab.Stop);
         }
     }
 }

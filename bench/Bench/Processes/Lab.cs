@@ -38,11 +38,18 @@ internal sealed record RunningBalancer(Target Target, string ConfigPath, int Por
 internal sealed class Lab : IDisposable
 {
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// The runtime environment the deployment files start the balancer with (deploy/systemd/balancer.service, the
+    /// Dockerfile, run.sh), given to bare YARP too so the two differ in features only.
+    /// </summary>
+    private static readonly string[] RuntimeSettings = ["DOTNET_TC_CallCountingDelayMs=0"];
     private readonly Options _options;
     private readonly ProcessGroup _processes;
     private readonly HttpClient _http;
     private readonly Dictionary<string, Process> _backendProcesses = [];
     private int _configs;
+    private string? _unpinned;
     private TlsFiles? _tls;
     private byte[]? _tlsCertificate;
 
@@ -60,6 +67,43 @@ internal sealed class Lab : IDisposable
     public IReadOnlyList<Backend> Backends { get; private set; } = [];
 
     public Options Options => _options;
+
+    /// <summary>The CPUs proxies are started on: the options' proxy set, or every CPU while <see cref="Unpinned"/>.</summary>
+    public string ProxyCpus => _unpinned ?? _options.ProxyCpus;
+
+    /// <summary>The CPUs wrk runs on: the harness's own (the load set), or every CPU while <see cref="Unpinned"/>.</summary>
+    public string? LoadCpus => _unpinned;
+
+    /// <summary>
+    /// Until disposed, every process shares every CPU: proxies started meanwhile get all of them (NGINX workers and
+    /// HAProxy threads as many), wrk runs on all of them, and the backends are moved there from their own set
+    /// (and back afterwards), as on a machine where nothing is pinned.
+    /// </summary>
+    public IDisposable Unpinned()
+    {
+        var all = $"0-{File.ReadLines("/proc/cpuinfo").Count(l => l.StartsWith("processor", StringComparison.Ordinal)) - 1}";
+        Repin(all);
+        _unpinned = all;
+        return new Restore(() =>
+        {
+            _unpinned = null;
+            Repin(_options.BackendCpus);
+        });
+    }
+
+    private void Repin(string cpus)
+    {
+        foreach (var process in _backendProcesses.Values)
+        {
+            // -a: every thread of the process, not only its main one.
+            Command.Run("taskset", "-a", "-p", "-c", cpus, process.Id.ToString(CultureInfo.InvariantCulture));
+        }
+    }
+
+    private sealed class Restore(Action restore) : IDisposable
+    {
+        public void Dispose() => restore();
+    }
 
     public async Task StartBackendsAsync()
     {
@@ -141,7 +185,7 @@ internal sealed class Lab : IDisposable
         var port = FreePort();
         var config = WriteConfig(name + ".json", ProxyConfigs.Balancer(port, FreePort(), "RoundRobin", Backends));
         string[] args = runtimeDefaults ? [Dll("bench/BareYarp", "BareYarp"), "--config", config, "--runtime-defaults"] : [Dll("bench/BareYarp", "BareYarp"), "--config", config];
-        var process = _processes.Start(name, _options.ProxyCpus, "dotnet", args);
+        var process = _processes.Start(name, ProxyCpus, "env", [.. runtimeDefaults ? [] : RuntimeSettings, "dotnet", .. args]);
         return await ReadyAsync(name, port, process);
     }
 
@@ -155,8 +199,8 @@ internal sealed class Lab : IDisposable
             System.IO.Directory.CreateDirectory(Path.Combine(directory, temp + "_temp"));
         }
 
-        var config = WriteConfig(name + ".conf", ProxyConfigs.Nginx(port, Backends, _options.ProxyCoreCount, directory, tls, NginxHasHttp2Directive()));
-        var process = _processes.Start(name, _options.ProxyCpus, "nginx", ["-p", directory, "-e", Path.Combine(directory, "nginx-error.log"), "-c", config, "-g", "daemon off; master_process on;"]);
+        var config = WriteConfig(name + ".conf", ProxyConfigs.Nginx(port, Backends, CpuList.Count(ProxyCpus), directory, tls, NginxHasHttp2Directive()));
+        var process = _processes.Start(name, ProxyCpus, "nginx", ["-p", directory, "-e", Path.Combine(directory, "nginx-error.log"), "-c", config, "-g", "daemon off; master_process on;"]);
         return await ReadyAsync(name, port, process, tls is null ? "http" : "https");
     }
 
@@ -164,14 +208,14 @@ internal sealed class Lab : IDisposable
     public async Task<Target> StartHaproxyAsync(string name, TlsFiles? tls = null)
     {
         var port = FreePort();
-        var config = WriteConfig(name + ".cfg", ProxyConfigs.Haproxy(port, Backends, _options.ProxyCoreCount, tls));
-        var process = _processes.Start(name, _options.ProxyCpus, "haproxy", ["-db", "-f", config]);
+        var config = WriteConfig(name + ".cfg", ProxyConfigs.Haproxy(port, Backends, CpuList.Count(ProxyCpus), tls));
+        var process = _processes.Start(name, ProxyCpus, "haproxy", ["-db", "-f", config]);
         return await ReadyAsync(name, port, process, tls is null ? "http" : "https");
     }
 
     /// <summary>Starts wrk, tracked by PID like every other process of the session.</summary>
     public Task<Load.WrkResult> WrkAsync(Uri url, int connections, TimeSpan duration, IReadOnlyList<string>? headers = null) =>
-        Load.Wrk.RunAsync(url, connections, _options.LoadCoreCount, duration, _processes.Track, headers: headers);
+        Load.Wrk.RunAsync(url, connections, LoadCpus is { } cpus ? CpuList.Count(cpus) : _options.LoadCoreCount, duration, _processes.Track, headers: headers, cpus: LoadCpus);
 
     /// <summary>Starts h2load (HTTP/2, <paramref name="streams"/> concurrent streams per connection), tracked by PID.</summary>
     public Task<Load.WrkResult> H2loadAsync(Uri url, int connections, int streams, TimeSpan duration, TimeSpan warmUp = default) =>
@@ -224,7 +268,7 @@ internal sealed class Lab : IDisposable
     {
         var port = FreePort();
         var config = WriteConfig(name + ".json", Edited(ProxyConfigs.Balancer(port, FreePort(), "RoundRobin", Backends), edit));
-        var process = _processes.Start(name, _options.ProxyCpus, "dotnet", [Dll("bench/BareYarp", "BareYarp"), "--config", config]);
+        var process = _processes.Start(name, ProxyCpus, "env", [.. RuntimeSettings, "dotnet", Dll("bench/BareYarp", "BareYarp"), "--config", config]);
         return await ReadyAsync(name, port, process);
     }
 
@@ -248,7 +292,7 @@ internal sealed class Lab : IDisposable
     {
         var (port, management) = (FreePort(), FreePort());
         var config = WriteConfig(name + ".json", Edited(ProxyConfigs.Balancer(port, management, policy, Backends, tls), edit));
-        var process = _processes.Start(name, _options.ProxyCpus, "dotnet", [Dll("src/Balancer", "Balancer"), "--config", config, .. settings]);
+        var process = _processes.Start(name, ProxyCpus, "env", [.. RuntimeSettings, "dotnet", Dll("src/Balancer", "Balancer"), "--config", config, .. settings]);
         await WaitReadyAsync(name + " management", new Uri($"http://127.0.0.1:{management}/healthz"), process);
         return new RunningBalancer(await ReadyAsync(name, port, process, tls is null ? "http" : "https"), config, port, management);
     }

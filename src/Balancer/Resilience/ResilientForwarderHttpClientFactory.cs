@@ -3,7 +3,6 @@ using System.Net.Sockets;
 using Balancer.Configuration;
 using Balancer.Health;
 using Balancer.Telemetry;
-using Microsoft.Extensions.Http.Resilience;
 using Microsoft.Extensions.Options;
 using Polly;
 using Polly.CircuitBreaker;
@@ -16,8 +15,8 @@ using Yarp.ReverseProxy.Model;
 namespace Balancer.Resilience;
 
 /// <summary>
-/// YARP's outbound client per cluster, with a Microsoft.Extensions.Http.Resilience <see cref="ResilienceHandler"/>
-/// around its handler: a circuit breaker per destination (keyed by the request's scheme and authority) and an
+/// YARP's outbound client per cluster, with a Polly resilience pipeline (<see cref="BreakerHandler"/>) around
+/// its handler: a circuit breaker per destination (keyed by the request's scheme and authority) and an
 /// attempt timeout.
 /// </summary>
 /// <remarks>
@@ -111,7 +110,7 @@ internal sealed class ResilientForwarderHttpClientFactory(
         if (breaker.Enabled)
         {
             var pipelines = new DestinationPipelines(context.ClusterId, breaker, tracker, services);
-            handler = new ResilienceHandler(pipelines.For) { InnerHandler = handler };
+            handler = new BreakerHandler(pipelines.For) { InnerHandler = handler };
         }
 
         return new RedispatchHandler(services.GetRequiredService<DownSignals>()) { InnerHandler = handler };

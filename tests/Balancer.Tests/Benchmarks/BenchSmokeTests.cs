@@ -43,7 +43,8 @@ public sealed partial class BenchSmokeTests : IDisposable
         using var process = Process.Start(info)!;
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(8));
+        // The build and about fifteen experiments of a few seconds each, every proxy started fresh for each.
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(10));
         await process.WaitForExitAsync(timeout.Token);
         var log = await output + await error;
         Assert.True(process.ExitCode == 0, log);
@@ -52,7 +53,7 @@ public sealed partial class BenchSmokeTests : IDisposable
         Assert.EndsWith("-smoke", directory, StringComparison.Ordinal);
         var report = File.ReadAllText(Path.Combine(directory, "report.md"));
 
-        foreach (var experiment in new[] { "distribution", "qos", "rates", "heterogeneous", "mixed", "race", "race-tls", "overhead", "observability", "soak" })
+        foreach (var experiment in new[] { "distribution", "qos", "rates", "heterogeneous", "mixed", "race", "race-tls", "race-unpinned", "warmup", "overhead", "observability", "soak" })
         {
             Assert.Matches(new Regex($"^## {experiment}: (?!FAILED)", RegexOptions.Multiline), report);
         }

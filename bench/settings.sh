@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Runtime settings side by side: one balancer process per variant (each started with its own environment,
+# e.g. GC settings), all in front of the same three sample backends, measured in alternating rounds of
+# wrk -c64: RPS, CPU µs per request, RSS (peak over the run, sampled every 0.5 s), and each variant's
+# RPS and CPU per request against the first variant's run of the same round (median of the rounds).
+# Writes bench/results/settings/report.md (or --out DIR/settings/report.md).
+#
+# Usage: bench/settings.sh [--rounds N] [--duration S] [--warmup S] [--out DIR] [--smoke] NAME='VAR=VALUE ...' ...
+#   e.g. bench/settings.sh shipped='' workstation='DOTNET_gcServer=0' conserve='DOTNET_GCConserveMemory=5'
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rounds=6 duration=10 warmup=40 out=bench/results smoke=0
+variants=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) rounds=$2; shift 2 ;;
+    --duration) duration=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --smoke) smoke=1; rounds=1; duration=2; warmup=2; shift ;;
+    *=*) variants+=("$1"); shift ;;
+    *) echo "unknown argument $1 (variants are NAME='VAR=VALUE ...')" >&2; exit 2 ;;
+  esac
+done
+[ ${#variants[@]} -gt 0 ] || { echo "name at least one variant: NAME='VAR=VALUE ...' (NAME='' for the balancer as shipped)" >&2; exit 2; }
+command -v wrk >/dev/null || { echo "bench/settings.sh needs wrk (apt-get install wrk)" >&2; exit 2; }
+
+cpus=$(nproc)
+proxy_cpus=$([ "$cpus" -ge 2 ] && echo $((cpus - 1)) || echo 0)
+load_cpus=0
+echo "Building (Release)..."
+for project in src/SampleBackend src/Balancer; do
+  build=$(dotnet build "$project" -c Release --nologo -v quiet 2>&1) || { echo "$build" >&2; exit 1; }
+done
+report_dir="$out/settings$([ "$smoke" = 1 ] && echo -smoke || true)"
+mkdir -p "$report_dir"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+start_backends "$load_cpus"
+
+names=() pids=() ports=()
+for variant in "${variants[@]}"; do
+  name=${variant%%=*} settings=${variant#*=}
+  port=$(free_port) management=$(free_port)
+  write_config "$port" "$management" >"$work/$name.json"
+  # shellcheck disable=SC2086  # the settings are words: VAR=VALUE ...
+  pid=$(start "$name" "$proxy_cpus" env $settings dotnet src/Balancer/bin/Release/net10.0/Balancer.dll --config "$work/$name.json")
+  wait_http "http://127.0.0.1:$management/healthz"
+  wait_http "http://127.0.0.1:$port/"
+  names+=("$name") pids+=("$pid") ports+=("$port")
+done
+
+for i in "${!names[@]}"; do
+  echo "[$(date +%T)] ${names[$i]}: warm-up ${warmup} s"
+  taskset -c "$load_cpus" wrk -t1 -c64 -d"${warmup}s" "http://127.0.0.1:${ports[$i]}/" >/dev/null
+done
+
+hz=$(getconf CLK_TCK)
+for round in $(seq "$rounds"); do
+  # Alternating order, so that neither variant always runs first in a round.
+  order=$(seq 0 $((${#names[@]} - 1)))
+  [ $((round % 2)) -eq 0 ] && order=$(echo "$order" | tac)
+  for i in $order; do
+    pid=${pids[$i]}
+    before=$(cpu_ticks "$pid") peak=0
+    taskset -c "$load_cpus" wrk -t1 -c64 -d"${duration}s" "http://127.0.0.1:${ports[$i]}/" >"$work/run.wrk" &
+    wrk=$!
+    while kill -0 "$wrk" 2>/dev/null; do
+      peak=$(awk -v a="$peak" -v b="$(rss_mb "$pid")" 'BEGIN { print (b > a ? b : a) }'); sleep 0.5
+    done
+    wait "$wrk"
+    ticks=$(( $(cpu_ticks "$pid") - before ))
+    requests=$(awk '/requests in/ { print $1 }' "$work/run.wrk")
+    seconds=$(awk '/requests in/ { sub(/s,/, "", $4); print $4 }' "$work/run.wrk")
+    errors=$(awk '/Non-2xx|Socket errors/ { print }' "$work/run.wrk" | tr '\n' ' ')
+    awk -v n="${names[$i]}" -v r="$round" -v q="$requests" -v s="$seconds" -v t="$ticks" -v hz="$hz" -v p="$peak" -v e="$errors" \
+      'BEGIN { printf "%s|%d|%.0f|%.2f|%.1f|%s\n", n, r, q / s, t / hz / q * 1e6, p, e }' | tee -a "$work/runs"
+  done
+done
+
+{
+  echo "# Runtime settings side by side"
+  echo
+  [ "$smoke" = 1 ] && { echo "> **Smoke run**: a few seconds only; the numbers are not measurements."; echo; }
+  echo "- Command: \`bench/settings.sh $*\`; $(date -u '+%Y-%m-%d %H:%M') UTC; commit \`$(git rev-parse --short HEAD)\`$([ -n "$(git status --porcelain)" ] && echo ' (with uncommitted changes)'); load average $(cut -d' ' -f1 /proc/loadavg)"
+  echo "- Each balancer on CPU $proxy_cpus, wrk -t1 -c64 and the backends on CPU $load_cpus; ${warmup} s warm-up each, then $rounds rounds of ${duration} s, every variant once per round (order reversed every other round)."
+  echo
+  echo "| variant | settings | RPS (median) | CPU µs / request (median) | peak RSS (MB, max) | RPS vs ${names[0]}, round by round (median) | CPU / request vs ${names[0]} (median) |"
+  echo "|---|---|---:|---:|---:|---:|---:|"
+  for i in "${!names[@]}"; do
+    awk -F'|' -v n="${names[$i]}" -v base="${names[0]}" -v settings="${variants[$i]#*=}" '
+      function median(a, k,   i, j, t) { for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+        return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2 }
+      $1 == base { brps[$2] = $3; bcpu[$2] = $4 }
+      $1 == n { k++; rps[k] = $3; cpu[k] = $4; round[k] = $2; if ($5 > peak) peak = $5 }
+      END {
+        for (i = 1; i <= k; i++) { rr[i] = rps[i] / brps[round[i]]; cr[i] = cpu[i] / bcpu[round[i]] }
+        printf "| %s | `%s` | %.0f | %.2f | %.1f | %.3f | %.3f |\n", n, settings == "" ? "(as shipped)" : settings, median(rps, k), median(cpu, k), peak, median(rr, k), median(cr, k)
+      }' "$work/runs"
+  done
+  echo
+  echo "Every run (variant, round, RPS, CPU µs / request, peak RSS MB, wrk errors):"
+  echo
+  echo '```'
+  cat "$work/runs"
+  echo '```'
+} >"$report_dir/report.md"
+echo "Report: $report_dir/report.md"
