@@ -5,12 +5,15 @@
 # RPS and CPU per request against the first variant's run of the same round (median of the rounds).
 # Writes bench/results/settings/report.md (or --out DIR/settings/report.md).
 #
-# Usage: bench/settings.sh [--rounds N] [--duration S] [--warmup S] [--out DIR] [--smoke] NAME='VAR=VALUE ...' ...
+# With --from-start S, each round starts every variant fresh instead and records its requests per second in
+# each of the first S seconds of wrk -c64 (one-second slices), then stops it: how soon each one is at speed.
+#
+# Usage: bench/settings.sh [--rounds N] [--duration S] [--warmup S] [--from-start S] [--out DIR] [--smoke] NAME='VAR=VALUE ...' ...
 #   e.g. bench/settings.sh shipped='' workstation='DOTNET_gcServer=0' conserve='DOTNET_GCConserveMemory=5'
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rounds=6 duration=10 warmup=40 out=bench/results smoke=0
+rounds=6 duration=10 warmup=40 out=bench/results smoke=0 from_start=0
 variants=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -18,6 +21,7 @@ while [ $# -gt 0 ]; do
     --duration) duration=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --from-start) from_start=$2; shift 2 ;;
     --smoke) smoke=1; rounds=1; duration=2; warmup=2; shift ;;
     *=*) variants+=("$1"); shift ;;
     *) echo "unknown argument $1 (variants are NAME='VAR=VALUE ...')" >&2; exit 2 ;;
@@ -39,16 +43,53 @@ mkdir -p "$report_dir"
 . bench/lib.sh
 start_backends "$load_cpus"
 
-names=() pids=() ports=()
-for variant in "${variants[@]}"; do
-  name=${variant%%=*} settings=${variant#*=}
+# One balancer for a variant: its name, settings, and where its PID and port are written.
+start_variant() { # name settings
+  local port management
   port=$(free_port) management=$(free_port)
-  write_config "$port" "$management" >"$work/$name.json"
+  write_config "$port" "$management" >"$work/$1.json"
   # shellcheck disable=SC2086  # the settings are words: VAR=VALUE ...
-  pid=$(start "$name" "$proxy_cpus" env $settings dotnet src/Balancer/bin/Release/net10.0/Balancer.dll --config "$work/$name.json")
+  started_pid=$(start "$1" "$proxy_cpus" env $2 dotnet src/Balancer/bin/Release/net10.0/Balancer.dll --config "$work/$1.json")
   wait_http "http://127.0.0.1:$management/healthz"
   wait_http "http://127.0.0.1:$port/"
-  names+=("$name") pids+=("$pid") ports+=("$port")
+  started_port=$port
+}
+
+if [ "$from_start" -gt 0 ]; then
+  for round in $(seq "$rounds"); do
+    for variant in "${variants[@]}"; do
+      name=${variant%%=*}
+      start_variant "$name-$round" "${variant#*=}"
+      line="$name|$round"
+      for _ in $(seq "$from_start"); do
+        line="$line|$(taskset -c "$load_cpus" wrk -t1 -c64 -d1s "http://127.0.0.1:$started_port/" | awk '/Requests\/sec/ { printf "%.0f", $2 }')"
+      done
+      echo "$line" | tee -a "$work/runs"
+      kill -TERM "$started_pid"
+      for _ in $(seq 100); do kill -0 "$started_pid" 2>/dev/null || break; sleep 0.1; done
+    done
+  done
+  {
+    echo "# Runtime settings from the start"
+    echo
+    echo "- Command: \`bench/settings.sh $*\`; $(date -u '+%Y-%m-%d %H:%M') UTC; commit \`$(git rev-parse --short HEAD)\`; load average $(cut -d' ' -f1 /proc/loadavg)"
+    echo "- Each balancer started fresh on CPU $proxy_cpus, then wrk -t1 -c64 in 1 s slices for $from_start s (backends and wrk on CPU $load_cpus); $rounds round(s), variants in turn."
+    echo
+    echo "Requests per second in each second from the first request (variant, round, then one column per second):"
+    echo
+    echo '```'
+    cat "$work/runs"
+    echo '```'
+  } >"$report_dir/report.md"
+  echo "Report: $report_dir/report.md"
+  exit 0
+fi
+
+names=() pids=() ports=()
+for variant in "${variants[@]}"; do
+  name=${variant%%=*}
+  start_variant "$name" "${variant#*=}"
+  names+=("$name") pids+=("$started_pid") ports+=("$started_port")
 done
 
 for i in "${!names[@]}"; do
