@@ -48,6 +48,8 @@ mkdir -p "$report_dir"
 . bench/lib.sh
 # W^X off: with it on, JIT-compiled code runs from a memfd mapping that perf cannot match to the perf map.
 export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0
+# The runtime setting the deployment files start the balancer with (bare YARP gets it too).
+export DOTNET_TC_CallCountingDelayMs=0
 start_backends "$load_cpus"
 
 # Profiles one proxy: warm-up, then wrk for the window while perf and dotnet-counters watch it.
@@ -131,12 +133,14 @@ wait_http "http://127.0.0.1:$management_port/healthz"
 wait_http "http://127.0.0.1:$balancer_port/"
 profile balancer "$balancer_pid" "$balancer_port"
 
+# A table that cannot be made (a tool that gathered nothing) must not cost the rest of the report.
+set +e
 {
   echo "# CPU profile: the balancer beside bare YARP"
   echo
   [ "$smoke" = 1 ] && { echo "> **Smoke run**: a few seconds only; the numbers are not measurements."; echo; }
   echo "- Command: \`bench/profile.sh $*\`; $(date -u '+%Y-%m-%d %H:%M') UTC; commit \`$(git rev-parse --short HEAD)\`$([ -n "$(git status --porcelain)" ] && echo ' (with uncommitted changes)'); load average $(cut -d' ' -f1 /proc/loadavg)"
-  echo "- Each proxy alone on CPU $proxy_cpus, wrk -t1 -c64 and the three backends on CPU $load_cpus; ${warmup} s of warm-up, then ${duration} s profiled with \`perf record -F 499 -g\` (DOTNET_PerfMapEnabled=1, DOTNET_EnableWriteXorExecute=0) and \`dotnet-counters collect\` (System.Runtime) while wrk runs."
+  echo "- Each proxy alone on CPU $proxy_cpus, wrk -t1 -c64 and the three backends on CPU $load_cpus; ${warmup} s of warm-up, then ${duration} s profiled with \`perf record -F 499 -g\` (DOTNET_PerfMapEnabled=1, DOTNET_EnableWriteXorExecute=0; both proxies with DOTNET_TC_CallCountingDelayMs=0 as deployed) and \`dotnet-counters collect\` (System.Runtime) while wrk runs."
   echo "- Balancer settings: ${balancer_settings[*]:-(as shipped: metrics on, tracing off)}"
   echo
   echo "| proxy | RPS | CPU µs / request | bytes allocated / request | RSS at the end (MB) |"
