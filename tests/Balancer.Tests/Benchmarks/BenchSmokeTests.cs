@@ -80,7 +80,7 @@ public sealed partial class BenchSmokeTests : IDisposable
         }
 
         Assert.True(cells > 150, $"only {cells} numeric cells in the report");
-        Assert.Equal(19, Regex.Matches(report, @"^\| [\w-]+ \| .+ \| \*\*(met|not met)\*\* \|$", RegexOptions.Multiline).Count);
+        Assert.Equal(21, Regex.Matches(report, @"^\| [\w-]+ \| .+ \| \*\*(met|not met)\*\* \|$", RegexOptions.Multiline).Count);
         // The shipped tracing's counter was read from its /metrics: it traced, within its cap.
         var traces = Regex.Match(report, @"(\d+) traces started, (\d+) requests left untraced by the cap");
         Assert.True(traces.Success && long.Parse(traces.Groups[1].Value, CultureInfo.InvariantCulture) > 0, $"the capped balancer's traces: '{traces.Value}'");
