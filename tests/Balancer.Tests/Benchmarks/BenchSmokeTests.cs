@@ -93,7 +93,7 @@ public sealed partial class BenchSmokeTests : IDisposable
         }
 
         var charts = Regex.Matches(report, @"!\[[^\]]*\]\(([^)]+\.svg)\)").Select(m => m.Groups[1].Value).ToList();
-        Assert.Equal(14, charts.Count);
+        Assert.Equal(16, charts.Count);
         foreach (var chart in charts)
         {
             XDocument.Load(Path.Combine(directory, chart));
