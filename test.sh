@@ -26,6 +26,12 @@ fi
 
 # The Kubernetes schema check's npm packages (kubernetes-models), when the lock file changed or they are missing.
 schema=tests/kubernetes-schema
+# Debian's nodejs comes without npm (NodeSource's includes it): add Debian's npm only where it is missing.
+if ! $fast && ! command -v npm >/dev/null; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends npm >/dev/null
+fi
 if ! $fast && { [ ! -d "$schema/node_modules/kubernetes-models" ] || [ "$schema/package-lock.json" -nt "$schema/node_modules/.package-lock.json" ]; }; then
   npm ci --prefix "$schema" --no-audit --no-fund --loglevel=error
 fi
