@@ -1,4 +1,4 @@
-using System.Buffers;
+using System.Numerics;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.LoadBalancing;
 using Yarp.ReverseProxy.Model;
@@ -17,6 +17,12 @@ namespace Balancer.LoadBalancing;
 internal sealed class LeastConnectionsPolicy(EffectiveWeights weights) : ILoadBalancingPolicy
 {
     private const int StackLimit = 64;
+
+    // Owned per thread rather than rented: ArrayPool.Shared may allocate on a rent after it trims or when a
+    // thread lands on an empty per-core partition, and a pick must never allocate.
+    [ThreadStatic]
+    private static int[]? t_inFlight;
+
     private readonly ClusterPolicyState.Table _clusters = new();
 
     public string Name => PolicyNames.LeastConnections;
@@ -34,31 +40,32 @@ internal sealed class LeastConnectionsPolicy(EffectiveWeights weights) : ILoadBa
         var state = _clusters.For(cluster);
         var set = state.SetFor(cluster, availableDestinations, weights, DestinationSet.PickKind.LeastConnections);
         var destinations = set.Destinations;
-        int[]? rented = null;
-        Span<int> inFlight = count <= StackLimit ? stackalloc int[count] : (rented = ArrayPool<int>.Shared.Rent(count)).AsSpan(0, count);
-        try
+        Span<int> inFlight = count <= StackLimit ? stackalloc int[count] : InFlightBuffer(count);
+        for (var i = 0; i < count; i++)
         {
-            for (var i = 0; i < count; i++)
-            {
-                inFlight[i] = destinations[i].ConcurrentRequestCount;
-            }
-
-            if (set.Schedule is not { } schedule)
-            {
-                return destinations[LeastConnections.PickAtScale(inFlight, set.Weights, set.Turns!)];
-            }
-
-            var position = state.Peek();
-            var (index, advance) = LeastConnections.Pick(inFlight, set.Weights, schedule, position);
-            state.Advance(position, (uint)advance);
-            return destinations[index];
+            inFlight[i] = destinations[i].ConcurrentRequestCount;
         }
-        finally
+
+        if (set.Schedule is not { } schedule)
         {
-            if (rented is not null)
-            {
-                ArrayPool<int>.Shared.Return(rented);
-            }
+            return destinations[LeastConnections.PickAtScale(inFlight, set.Weights, set.Turns!)];
         }
+
+        var position = state.Peek();
+        var (index, advance) = LeastConnections.Pick(inFlight, set.Weights, schedule, position);
+        state.Advance(position, (uint)advance);
+        return destinations[index];
+    }
+
+    private static Span<int> InFlightBuffer(int count)
+    {
+        var buffer = t_inFlight;
+        if (buffer is null || buffer.Length < count)
+        {
+            // Grown to the next power of two so a cluster growing one destination at a time reallocates rarely.
+            t_inFlight = buffer = new int[(int)BitOperations.RoundUpToPowerOf2((uint)count)];
+        }
+
+        return buffer.AsSpan(0, count);
     }
 }

@@ -92,11 +92,12 @@ internal sealed class HeadlessChromium : IAsyncDisposable
     {
         try
         {
-            await Poll.UntilAsync(async () => await EvaluateAsync<bool>($"!!({condition})"), timeout, what);
+            // A condition that throws (an element not rendered yet) counts as not yet true.
+            await Poll.UntilAsync(async () => await EvaluateAsync<bool>($"(() => {{ try {{ return !!({condition}); }} catch {{ return false; }} }})()"), timeout, what);
         }
         catch (TimeoutException e) when (describe is not null)
         {
-            throw new TimeoutException($"{e.Message} The page showed: {await EvaluateAsync<string>(describe)}", e);
+            throw new TimeoutException($"{e.Message} The page showed: {await EvaluateAsync<string>($"(() => {{ try {{ return String({describe}); }} catch (x) {{ return String(x); }} }})()")}", e);
         }
     }
 
