@@ -21,6 +21,7 @@ internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider
     private ITimer? _poll;
     private (DateTime, long) _stamp;
     private bool _started;
+    private volatile ChildKeys? _children;
 
     public ValidatedJsonConfigurationProvider(ValidatedJsonConfigurationSource source) => _source = source;
 
@@ -39,10 +40,37 @@ internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider
             throw new InvalidConfigFileException(_source.Path, result.Errors);
         }
 
-        Data = result.Data!;
+        SetData(result.Data!);
         _stamp = Stamp();
         _started = true;
         StartWatching();
+    }
+
+    /// <summary>
+    /// The children of a section from an index built once per file. The base class scans every key for every
+    /// section asked about, and YARP asks about each destination's metadata when it reads a config: with
+    /// 10,000 destinations that is quadratic, several seconds of CPU on every reload.
+    /// </summary>
+    public override IEnumerable<string> GetChildKeys(IEnumerable<string> earlierKeys, string? parentPath)
+    {
+        var index = _children ??= new ChildKeys(Data);
+        var own = index.Of(parentPath);
+        List<string> keys = [.. earlierKeys];
+        if (keys.Count == 0)
+        {
+            // Already in the order the base class returns.
+            return own;
+        }
+
+        keys.AddRange(own);
+        keys.Sort(ConfigurationKeyComparer.Instance);
+        return keys;
+    }
+
+    public override void Set(string key, string? value)
+    {
+        base.Set(key, value);
+        _children = null;
     }
 
     public void Dispose()
@@ -120,6 +148,13 @@ internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider
         }
     }
 
+    private void SetData(IDictionary<string, string?> data)
+    {
+        var children = new ChildKeys(data);
+        Data = data;
+        _children = children;
+    }
+
     private void ReloadFromFile()
     {
         lock (_reloadLock)
@@ -145,10 +180,67 @@ internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider
                 return;
             }
 
-            Data = result.Data!;
+            SetData(result.Data!);
             _source.Tracker.FileAccepted();
         }
 
         OnReload();
+    }
+
+    /// <summary>Each section's immediate children, sorted as configuration keys are.</summary>
+    private sealed class ChildKeys
+    {
+        private readonly Dictionary<string, string[]> _children;
+        private readonly string[] _root;
+
+        public ChildKeys(IDictionary<string, string?> data)
+        {
+            var sets = new Dictionary<string, HashSet<string>>(StringComparer.OrdinalIgnoreCase);
+            var root = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+            foreach (var key in data.Keys)
+            {
+                // Every ancestor of the key lists the segment below it: a:b:c gives (root) -> a, a -> b, a:b -> c.
+                var start = 0;
+                while (true)
+                {
+                    var end = key.IndexOf(ConfigurationPath.KeyDelimiter, start, StringComparison.Ordinal);
+                    var segment = end < 0 ? key[start..] : key[start..end];
+                    HashSet<string>? set;
+                    if (start == 0)
+                    {
+                        set = root;
+                    }
+                    else if (!sets.TryGetValue(key[..(start - 1)], out set))
+                    {
+                        set = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+                        sets[key[..(start - 1)]] = set;
+                    }
+
+                    set.Add(segment);
+                    if (end < 0)
+                    {
+                        break;
+                    }
+
+                    start = end + 1;
+                }
+            }
+
+            _root = Sorted(root);
+            _children = new Dictionary<string, string[]>(sets.Count, StringComparer.OrdinalIgnoreCase);
+            foreach (var (parent, set) in sets)
+            {
+                _children[parent] = Sorted(set);
+            }
+        }
+
+        public string[] Of(string? parentPath) => parentPath is null ? _root : _children.TryGetValue(parentPath, out var children) ? children : [];
+
+        private static string[] Sorted(HashSet<string> set)
+        {
+            var sorted = set.ToArray();
+            Array.Sort(sorted, ConfigurationKeyComparer.Instance);
+            return sorted;
+        }
     }
 }

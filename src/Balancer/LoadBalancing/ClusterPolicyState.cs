@@ -10,6 +10,7 @@ namespace Balancer.LoadBalancing;
 /// </summary>
 internal sealed class ClusterPolicyState(Action<Action> runBuild)
 {
+    private readonly Lock _firstTable = new();
     private DestinationSet? _set;
     private BuiltTable? _table;
     private int _building;
@@ -53,6 +54,38 @@ internal sealed class ClusterPolicyState(Action<Action> runBuild)
         }
 
         runBuild(BuildTables);
+    }
+
+    /// <summary>
+    /// The cluster's first lookup table, built now on the caller's thread when there is none yet (the first
+    /// requests wait for one build between them): a client placed by rendezvous hashing until a table existed
+    /// would move once it did, so every client would move once just after start-up or a switch to IpHash.
+    /// Returns null, building nothing, when <paramref name="set"/> is not the cluster's own list (a retry's).
+    /// </summary>
+    public BuiltTable? FirstTable(DestinationSet set)
+    {
+        if (LatestTable is { } built)
+        {
+            return built;
+        }
+
+        lock (_firstTable)
+        {
+            if (LatestTable is { } other)
+            {
+                return other;
+            }
+
+            if (!ReferenceEquals(set, Cached))
+            {
+                return null;
+            }
+
+            var table = new BuiltTable(set, new MaglevTable(set.IdHashes, set.Weights));
+            // A background build that finished meanwhile (for a newer snapshot) wins.
+            Interlocked.CompareExchange(ref _table, table, null);
+            return LatestTable;
+        }
     }
 
     private void BuildTables()

@@ -21,7 +21,7 @@ internal sealed class DestinationSet
     private readonly long _generation;
     private readonly long _expires;
 
-    private DestinationSet(ClusterState cluster, IReadOnlyList<DestinationState> destinations, EffectiveWeights weights, PickKind kind)
+    private DestinationSet(ClusterState cluster, IReadOnlyList<DestinationState> destinations, EffectiveWeights weights, PickKind kind, DestinationSet? previous)
     {
         _source = destinations;
         _generation = weights.Generation;
@@ -37,17 +37,15 @@ internal sealed class DestinationSet
             _models[i] = destination.Model;
         }
 
-        // No slow start for IpHash: a ramp would move clients twice, away and back, for no gain.
-        _expires = weights.Fill(cluster, Destinations, Weights, slowStart: kind != PickKind.IpHash);
         if (kind == PickKind.IpHash)
         {
-            for (var i = 0; i < count; i++)
-            {
-                IdHashes[i] = RendezvousHash.HashId(Destinations[i].DestinationId);
-            }
-
+            // No slow start for IpHash: a ramp would move clients twice, away and back, for no gain.
+            _expires = long.MaxValue;
+            FillIpHash(cluster, weights, previous);
             return;
         }
+
+        _expires = weights.Fill(cluster, Destinations, Weights, slowStart: true);
 
         if (SmoothWeightedRoundRobin.FitsUnrolled(Weights))
         {
@@ -63,6 +61,73 @@ internal sealed class DestinationSet
         }
     }
 
+    /// <summary>
+    /// Hashes and weights of an IpHash set, taken from <paramref name="previous"/> for every destination it held
+    /// with the same config and no override changed since: a change of one destination in a cluster of thousands
+    /// then hashes and weighs one, not all. YARP keeps the order of the destinations it leaves in a list, so the
+    /// previous set is walked alongside, looking a few places ahead; a destination not found there is computed.
+    /// </summary>
+    private void FillIpHash(ClusterState cluster, EffectiveWeights weights, DestinationSet? previous)
+    {
+        const int LookAhead = 8;
+        var count = Destinations.Length;
+        var reuse = previous is not null && previous.IdHashes.Length > 0 && previous._generation == _generation ? previous : null;
+        List<int>? missing = null;
+        var next = 0;
+        for (var i = 0; i < count; i++)
+        {
+            var found = -1;
+            if (reuse is not null)
+            {
+                var end = Math.Min(reuse.Destinations.Length, next + LookAhead);
+                for (var j = next; j < end; j++)
+                {
+                    if (ReferenceEquals(reuse.Destinations[j], Destinations[i]))
+                    {
+                        found = ReferenceEquals(reuse._models[j], _models[i]) ? j : -1;
+                        next = j + 1;
+                        break;
+                    }
+                }
+            }
+
+            if (found >= 0)
+            {
+                IdHashes[i] = reuse!.IdHashes[found];
+                Weights[i] = reuse.Weights[found];
+                continue;
+            }
+
+            IdHashes[i] = RendezvousHash.HashId(Destinations[i].DestinationId);
+            (missing ??= []).Add(i);
+        }
+
+        Computed = missing?.Count ?? 0;
+        if (missing is null)
+        {
+            return;
+        }
+
+        if (missing.Count == count)
+        {
+            weights.Fill(cluster, Destinations, Weights, slowStart: false);
+            return;
+        }
+
+        var fresh = new DestinationState[missing.Count];
+        var freshWeights = new int[missing.Count];
+        for (var k = 0; k < fresh.Length; k++)
+        {
+            fresh[k] = Destinations[missing[k]];
+        }
+
+        weights.Fill(cluster, fresh, freshWeights, slowStart: false);
+        for (var k = 0; k < fresh.Length; k++)
+        {
+            Weights[missing[k]] = freshWeights[k];
+        }
+    }
+
     /// <summary>What a set is built for: each policy needs its own derived structure.</summary>
     public enum PickKind
     {
@@ -75,6 +140,9 @@ internal sealed class DestinationSet
 
     /// <summary>The effective weights (in twentieths for RoundRobin and LeastConnections, which follow slow start).</summary>
     public int[] Weights { get; }
+
+    /// <summary>How many destinations an IpHash set hashed and weighed itself rather than took from the previous set.</summary>
+    public int Computed { get; private set; }
 
     /// <summary>Hashed destination ids (IpHash only).</summary>
     public ulong[] IdHashes { get; }
@@ -102,7 +170,7 @@ internal sealed class DestinationSet
 
     /// <summary>Returns <paramref name="current"/> if it still describes <paramref name="available"/>, else a new snapshot.</summary>
     public static DestinationSet For(DestinationSet? current, ClusterState cluster, IReadOnlyList<DestinationState> available, EffectiveWeights weights, PickKind kind) =>
-        current is not null && current.Matches(available, weights) ? current : new DestinationSet(cluster, available, weights, kind);
+        current is not null && current.Matches(available, weights) ? current : new DestinationSet(cluster, available, weights, kind, current);
 
     private bool Matches(IReadOnlyList<DestinationState> available, EffectiveWeights weights)
     {

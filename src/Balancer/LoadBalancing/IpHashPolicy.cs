@@ -10,10 +10,11 @@ namespace Balancer.LoadBalancing;
 /// <see cref="MaglevTable.MinDestinations"/> destinations, through a weighted Maglev table.
 /// </summary>
 /// <remarks>
-/// A table is built off the request path after each change (<see cref="ClusterPolicyState.RequestTable"/>).
-/// Until it is ready, a client keeps the destination the previous table gives it while that destination is
-/// still available; only clients without one (their destination left, or no table yet) are placed by
-/// rendezvous hashing, which is exact and needs nothing built but costs O(N) per pick.
+/// The first table of a cluster is built before its first pick (<see cref="ClusterPolicyState.FirstTable"/>),
+/// so no client moves once it exists. After each change a new table is built off the request path
+/// (<see cref="ClusterPolicyState.RequestTable"/>); until it is ready, a client keeps the destination the
+/// previous table gives it while that destination is still available; only clients whose destination left
+/// are placed by rendezvous hashing, which is exact and needs nothing built but costs O(N) per pick.
 /// </remarks>
 internal sealed class IpHashPolicy(ClientIpResolver clientIp, EffectiveWeights weights) : ILoadBalancingPolicy
 {
@@ -36,7 +37,7 @@ internal sealed class IpHashPolicy(ClientIpResolver clientIp, EffectiveWeights w
         var key = address is null ? 0 : RendezvousHash.HashAddress(address);
         if (set.UsesTable)
         {
-            var built = state.LatestTable;
+            var built = state.LatestTable ?? state.FirstTable(set);
             if (!ReferenceEquals(built?.Set, set))
             {
                 state.RequestTable(set);

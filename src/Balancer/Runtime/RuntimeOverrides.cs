@@ -41,6 +41,18 @@ internal sealed class RuntimeOverrides
 
     public IReadOnlyList<Entry> All() => [.. _overrides.Values];
 
+    /// <summary>The destinations of <paramref name="clusterId"/> in <paramref name="mode"/>; a walk over the overrides, not the cluster.</summary>
+    public IEnumerable<string> InMode(string clusterId, AdminMode mode)
+    {
+        foreach (var (_, entry) in _overrides)
+        {
+            if (entry.Override.Mode == mode && string.Equals(entry.Cluster, clusterId, StringComparison.OrdinalIgnoreCase))
+            {
+                yield return entry.Destination;
+            }
+        }
+    }
+
     /// <summary>Applies <paramref name="change"/> to the destination's override and saves; returns the previous one.</summary>
     public DestinationOverride? Update(string clusterId, string destinationId, Func<DestinationOverride?, DestinationOverride> change)
     {

@@ -1,0 +1,55 @@
+using Balancer.Configuration;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Configuration.Memory;
+
+namespace Balancer.Tests.Configuration;
+
+/// <summary>The config file's indexed child-key listing answers exactly what the scanning base class would.</summary>
+[Trait("Category", "Unit")]
+public sealed class ChildKeysTests : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("child-keys-").FullName;
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("ReverseProxy")]
+    [InlineData("reverseproxy:clusters")]
+    [InlineData("ReverseProxy:Clusters:backends:Destinations")]
+    [InlineData("ReverseProxy:Clusters:backends:Destinations:d10")]
+    [InlineData("ReverseProxy:Clusters:backends:Destinations:d10:Metadata")]
+    [InlineData("ReverseProxy:Clusters:backends:Destinations:d10:Address")]
+    [InlineData("ReverseProxy:Clusters:backends:Destinations:d1")]
+    [InlineData("Balancer:Listen")]
+    [InlineData("NoSuchSection")]
+    public void GetChildKeys_SameAsScanningEveryKey(string? parent)
+    {
+        var path = Path.Combine(_directory, "balancer.json");
+        var destinations = string.Join(",", Enumerable.Range(0, 30).Select(i =>
+            $$"""
+            "d{{i}}": { "Address": "http://127.0.0.1:{{5001 + (i % 3)}}/", "Metadata": { "Weight": "{{i + 1}}", "zone": "z{{i % 2}}" } }
+            """));
+        File.WriteAllText(path, $$"""
+            {
+              "Balancer": { "Listen": ["http://127.0.0.1:0", "http://127.0.0.1:0"], "Management": { "Listen": "http://127.0.0.1:0" } },
+              "ReverseProxy": {
+                "Routes": { "all": { "ClusterId": "backends", "Match": { "Path": "{**catch-all}" } } },
+                "Clusters": { "backends": { "LoadBalancingPolicy": "RoundRobin", "Destinations": { {{destinations}} } } }
+              }
+            }
+            """);
+        var source = new ValidatedJsonConfigurationSource(path, new ConfigReloadTracker(TimeProvider.System), TimeProvider.System);
+        using var indexed = (ValidatedJsonConfigurationProvider)source.Build(new ConfigurationBuilder());
+        indexed.Load();
+        var scanning = new MemoryConfigurationProvider(new MemoryConfigurationSource { InitialData = ConfigFile.Read(path).Data! });
+
+        // The base class lists a child once per key below it; the configuration root keeps the first of each.
+        Assert.Equal(Distinct(scanning.GetChildKeys([], parent)), Distinct(indexed.GetChildKeys([], parent)));
+        // Keys of earlier providers are merged in and sorted together (numbers as numbers: 2 before 10).
+        string[] earlier = ["zz", "2", "Balancer", "d7"];
+        Assert.Equal(Distinct(scanning.GetChildKeys(earlier, parent)), Distinct(indexed.GetChildKeys(earlier, parent)));
+    }
+
+    private static string[] Distinct(IEnumerable<string> keys) => [.. keys.Distinct(StringComparer.OrdinalIgnoreCase)];
+}
