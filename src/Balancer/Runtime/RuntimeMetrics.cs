@@ -1,5 +1,6 @@
 using Prometheus;
 using Yarp.ReverseProxy;
+using Yarp.ReverseProxy.Model;
 
 namespace Balancer.Runtime;
 
@@ -10,14 +11,18 @@ namespace Balancer.Runtime;
 internal sealed class RuntimeMetrics
 {
     private readonly IProxyStateLookup _proxyState;
-    private readonly DestinationRuntimeViews _views;
+    private readonly RuntimeOverrides _overrides;
     private readonly Gauge _state;
-    private readonly HashSet<(string, string)> _exported = [];
 
-    public RuntimeMetrics(Telemetry.BalancerMetricsRegistry metrics, IProxyStateLookup proxyState, DestinationRuntimeViews views)
+    // Each destination's child, found by reference: a scrape of thousands of destinations sets values, and
+    // looks series up by their labels only when the config's destinations changed.
+    private readonly Dictionary<DestinationState, Exported> _exported = new(ReferenceEqualityComparer.Instance);
+    private readonly List<(string Cluster, DestinationState Destination)> _visited = [];
+
+    public RuntimeMetrics(Telemetry.BalancerMetricsRegistry metrics, IProxyStateLookup proxyState, RuntimeOverrides overrides)
     {
         _proxyState = proxyState;
-        _views = views;
+        _overrides = overrides;
         _state = metrics.Factory.CreateGauge(
             "balancer_destination_state",
             "Runtime state set by operators: 0 Active, 1 Draining (no new requests, some in flight), 2 Drained, 3 Maintenance (drained, not probed).",
@@ -29,24 +34,53 @@ internal sealed class RuntimeMetrics
     {
         lock (_exported)
         {
-            var seen = new HashSet<(string, string)>();
+            _visited.Clear();
+            var changed = false;
             foreach (var cluster in _proxyState.GetClusters())
             {
+                var touched = _overrides.Touches(cluster.ClusterId);
                 foreach (var destination in cluster.Destinations.Values)
                 {
-                    seen.Add((cluster.ClusterId, destination.DestinationId));
-                    var state = _views.Of(cluster, destination).State;
-                    _state.WithLabels(cluster.ClusterId, destination.DestinationId).Set(DestinationRuntimeState.Code(state));
+                    _visited.Add((cluster.ClusterId, destination));
+                    if (!_exported.TryGetValue(destination, out var exported))
+                    {
+                        exported = new Exported(cluster.ClusterId, destination.DestinationId, _state.WithLabels(cluster.ClusterId, destination.DestinationId));
+                        _exported[destination] = exported;
+                        changed = true;
+                    }
+
+                    var mode = touched ? _overrides.ModeOf(cluster.ClusterId, destination.DestinationId) : AdminMode.Active;
+                    exported.Child.Set(DestinationRuntimeState.Code(DestinationRuntimeState.Of(mode, destination.ConcurrentRequestCount)));
                 }
             }
 
-            foreach (var gone in _exported.Except(seen).ToList())
+            if (changed || _visited.Count != _exported.Count)
             {
-                _state.RemoveLabelled(gone.Item1, gone.Item2);
+                Forget();
             }
-
-            _exported.Clear();
-            _exported.UnionWith(seen);
         }
     }
+
+    /// <summary>Drops the series of destinations that left the config (or were replaced by a new one of the same id).</summary>
+    private void Forget()
+    {
+        var current = new HashSet<DestinationState>(ReferenceEqualityComparer.Instance);
+        var ids = new HashSet<(string, string)>();
+        foreach (var (cluster, destination) in _visited)
+        {
+            current.Add(destination);
+            ids.Add((cluster, destination.DestinationId));
+        }
+
+        foreach (var (destination, exported) in _exported.Where(e => !current.Contains(e.Key)).ToList())
+        {
+            _exported.Remove(destination);
+            if (!ids.Contains((exported.Cluster, exported.Destination)))
+            {
+                _state.RemoveLabelled(exported.Cluster, exported.Destination);
+            }
+        }
+    }
+
+    private sealed record Exported(string Cluster, string Destination, Gauge.Child Child);
 }

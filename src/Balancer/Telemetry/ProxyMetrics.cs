@@ -27,6 +27,8 @@ internal sealed class ProxyMetrics
     private readonly ConditionalWeakTable<DestinationState, DestinationMetrics> _byState = new();
     private readonly ConcurrentDictionary<(string Cluster, string Destination), DestinationMetrics> _byId = new();
     private readonly Dictionary<string, string> _policies = [];
+    private readonly Dictionary<DestinationState, ScrapedGauges> _scraped = new(ReferenceEqualityComparer.Instance);
+    private readonly List<(string Cluster, DestinationState Destination)> _visited = [];
     private readonly Gauge _up;
     private readonly Gauge _active;
     private readonly Gauge _policy;
@@ -143,11 +145,18 @@ internal sealed class ProxyMetrics
     /// Brings the scrape-time series up to date: every destination of the current config has its series
     /// (so dashboards see them before the first request), destinations and policies that are gone lose theirs.
     /// </summary>
+    /// <remarks>
+    /// Each destination's gauges are kept by reference to its state, so a scrape of thousands of destinations
+    /// sets values; series are looked up by their labels, and departures searched for, only when the config's
+    /// destinations changed.
+    /// </remarks>
     private void Refresh()
     {
-        var seen = new HashSet<(string, string)>();
+        HashSet<(string, string)>? seen = null;
         lock (_policies)
         {
+            _visited.Clear();
+            var changed = false;
             var policies = new Dictionary<string, string>();
             foreach (var cluster in _proxyState.GetClusters())
             {
@@ -158,10 +167,17 @@ internal sealed class ProxyMetrics
                 var available = new HashSet<DestinationState>(cluster.DestinationsState.AvailableDestinations, ReferenceEqualityComparer.Instance);
                 foreach (var destination in cluster.Destinations.Values)
                 {
-                    seen.Add((clusterId, destination.DestinationId));
-                    For(clusterId, destination);
-                    _up.WithLabels(clusterId, destination.DestinationId).Set(available.Contains(destination) ? 1 : 0);
-                    _active.WithLabels(clusterId, destination.DestinationId).Set(destination.ConcurrentRequestCount);
+                    _visited.Add((clusterId, destination));
+                    if (!_scraped.TryGetValue(destination, out var gauges))
+                    {
+                        For(clusterId, destination);
+                        gauges = new ScrapedGauges(_up.WithLabels(clusterId, destination.DestinationId), _active.WithLabels(clusterId, destination.DestinationId));
+                        _scraped[destination] = gauges;
+                        changed = true;
+                    }
+
+                    gauges.Up.Set(available.Contains(destination) ? 1 : 0);
+                    gauges.Active.Set(destination.ConcurrentRequestCount);
                 }
             }
 
@@ -184,20 +200,39 @@ internal sealed class ProxyMetrics
                 _policy.WithLabels(clusterId, policy).Set(1);
                 _policies[clusterId] = policy;
             }
-        }
 
-        var gone = new HashSet<(string, string)>();
-        foreach (var key in _byId.Keys)
-        {
-            if (!seen.Contains(key) && _byId.TryRemove(key, out _))
+            if (changed || _visited.Count != _scraped.Count || _visited.Count != _byId.Count)
             {
-                gone.Add(key);
+                seen = [];
+                var current = new HashSet<DestinationState>(ReferenceEqualityComparer.Instance);
+                foreach (var (clusterId, destination) in _visited)
+                {
+                    seen.Add((clusterId, destination.DestinationId));
+                    current.Add(destination);
+                }
+
+                foreach (var stale in _scraped.Keys.Where(d => !current.Contains(d)).ToList())
+                {
+                    _scraped.Remove(stale);
+                }
             }
         }
 
-        if (gone.Count > 0)
+        if (seen is not null)
         {
-            Forget(gone);
+            var gone = new HashSet<(string, string)>();
+            foreach (var key in _byId.Keys)
+            {
+                if (!seen.Contains(key) && _byId.TryRemove(key, out _))
+                {
+                    gone.Add(key);
+                }
+            }
+
+            if (gone.Count > 0)
+            {
+                Forget(gone);
+            }
         }
 
         _configReloads.WithLabels("success").IncTo(_reloads.Successes);
@@ -240,4 +275,7 @@ internal sealed class ProxyMetrics
             }
         }
     }
+
+    /// <summary>A destination's gauges that are set when Prometheus scrapes.</summary>
+    private sealed record ScrapedGauges(Gauge.Child Up, Gauge.Child Active);
 }
