@@ -12,7 +12,8 @@ namespace PickCost;
 /// Measures, per policy and cluster size (weights 1-1000 from a seeded generator), what a change of the available
 /// set costs the request that meets it, what a pick costs afterwards, and what the IpHash table build costs off
 /// the request path. Medians of several rounds; single thread. Times are the thread's CPU time, not wall time,
-/// so that other processes on a busy machine do not count. Usage: PickCost [destination counts...]
+/// so that other processes on a busy machine do not count. Usage: PickCost [destination counts...]; PickCost config N
+/// (parse a file of N destinations), reload N (read its destinations as YARP does), disruption N (IpHash clients moved).
 /// </summary>
 public static partial class Program
 {
@@ -23,6 +24,12 @@ public static partial class Program
         if (args.Length > 0 && args[0] == "config")
         {
             ConfigParse(int.Parse(args[1], CultureInfo.InvariantCulture));
+            return;
+        }
+
+        if (args.Length > 0 && args[0] == "reload")
+        {
+            ConfigRead(int.Parse(args[1], CultureInfo.InvariantCulture));
             return;
         }
 
@@ -70,8 +77,8 @@ public static partial class Program
         }
     }
 
-    /// <summary>What reading, parsing and validating a config file of <paramref name="count"/> destinations costs (ConfigFile.Parse, as on every reload).</summary>
-    private static void ConfigParse(int count)
+    /// <summary>A config file of <paramref name="count"/> destinations over three backends, weights 1-1000.</summary>
+    private static byte[] ConfigJson(int count)
     {
         var random = new Random(count);
         var destinations = string.Join(",\n", Enumerable.Range(0, count).Select(i =>
@@ -81,7 +88,73 @@ public static partial class Program
                 "Routes": { "all": { "ClusterId": "backends", "Match": { "Path": "{**catch-all}" } } },
                 "Clusters": { "backends": { "LoadBalancingPolicy": "RoundRobin", "Destinations": { {{destinations}} } } } } }
             """;
-        var bytes = System.Text.Encoding.UTF8.GetBytes(json);
+        return System.Text.Encoding.UTF8.GetBytes(json);
+    }
+
+    /// <summary>
+    /// What reading the destinations of a parsed config of <paramref name="count"/> costs the way YARP reads them on every
+    /// reload (each destination's address and metadata through IConfiguration), through a provider that scans every key
+    /// for a section's children (the base class) and through the config file's own provider.
+    /// </summary>
+    private static void ConfigRead(int count)
+    {
+        var directory = Directory.CreateTempSubdirectory("pickcost-");
+        try
+        {
+            var path = Path.Combine(directory.FullName, "balancer.json");
+            File.WriteAllBytes(path, ConfigJson(count));
+            var source = new Balancer.Configuration.ValidatedJsonConfigurationSource(path, new Balancer.Configuration.ConfigReloadTracker(TimeProvider.System), TimeProvider.System);
+            using var indexed = (Balancer.Configuration.ValidatedJsonConfigurationProvider)source.Build(new Microsoft.Extensions.Configuration.ConfigurationBuilder());
+            indexed.Load();
+            var scanning = new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationProvider(
+                new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource { InitialData = Balancer.Configuration.ConfigFile.Read(path).Data! });
+            foreach (var (name, provider, rounds) in new (string, Microsoft.Extensions.Configuration.IConfigurationProvider, int)[] { ("scanning every key", scanning, 1), ("indexed", indexed, 5) })
+            {
+                var root = new Microsoft.Extensions.Configuration.ConfigurationRoot([provider]);
+                var times = new List<double>();
+                for (var round = 0; round < rounds; round++)
+                {
+                    var clock = CpuClock.StartNew();
+                    var read = ReadLikeYarp(root);
+                    times.Add(clock.Elapsed.TotalMilliseconds);
+                    if (read != count)
+                    {
+                        throw new InvalidOperationException($"read {read} destinations, not {count}");
+                    }
+                }
+
+                times.Sort();
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{count} destinations, {name}: {times[times.Count / 2]:0.0} ms CPU (median of {rounds})"));
+            }
+        }
+        finally
+        {
+            directory.Delete(recursive: true);
+        }
+    }
+
+    private static int ReadLikeYarp(Microsoft.Extensions.Configuration.IConfiguration root)
+    {
+        var destinations = 0;
+        foreach (var cluster in root.GetSection("ReverseProxy:Clusters").GetChildren())
+        {
+            foreach (var destination in cluster.GetSection("Destinations").GetChildren())
+            {
+                _ = destination["Address"] ?? throw new InvalidOperationException("no address");
+                _ = destination["Health"];
+                _ = destination["Host"];
+                _ = destination.GetSection("Metadata").GetChildren().ToDictionary(m => m.Key, m => m.Value);
+                destinations++;
+            }
+        }
+
+        return destinations;
+    }
+
+    /// <summary>What reading, parsing and validating a config file of <paramref name="count"/> destinations costs (ConfigFile.Parse, as on every reload).</summary>
+    private static void ConfigParse(int count)
+    {
+        var bytes = ConfigJson(count);
         var times = new List<double>();
         for (var round = 0; round < 5; round++)
         {

@@ -55,4 +55,29 @@ internal sealed class IpHashPolicy(ClientIpResolver clientIp, EffectiveWeights w
 
         return set.Destinations[RendezvousHash.Pick(key, set.IdHashes, set.Weights)];
     }
+
+    /// <summary>
+    /// Readies <paramref name="cluster"/>'s snapshot and lookup table for its current destinations before a request
+    /// needs them: the first table is built now, a newer one on the thread pool.
+    /// </summary>
+    public void Prepare(ClusterState cluster)
+    {
+        var available = cluster.DestinationsState.AvailableDestinations;
+        if (available.Count < 2)
+        {
+            return;
+        }
+
+        var state = _clusters.For(cluster);
+        var set = state.SetFor(cluster, available, weights, DestinationSet.PickKind.IpHash);
+        if (!set.UsesTable)
+        {
+            return;
+        }
+
+        if (state.FirstTable(set) is { } built && !ReferenceEquals(built.Set, set))
+        {
+            state.RequestTable(set);
+        }
+    }
 }

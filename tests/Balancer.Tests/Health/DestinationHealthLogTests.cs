@@ -58,6 +58,25 @@ public sealed class DestinationHealthLogTests
     }
 
     [Fact]
+    public void Probes_KeptCompactly_ComeBackAsRecorded_NullsIncluded()
+    {
+        var log = new DestinationHealthLog();
+        ProbeRecord[] probes =
+        [
+            new(T0, ProbeRecord.Success, 0.125, 200, null),
+            new(T0.AddSeconds(5), ProbeRecord.Failure, null, null, "connection_refused"),
+            new(T0.AddSeconds(10), ProbeRecord.Failure, 1000.5, 503, null),
+            new(T0.AddSeconds(15), ProbeRecord.Success, 0, 204, null),
+        ];
+        foreach (var probe in probes)
+        {
+            log.AddProbe(probe);
+        }
+
+        Assert.Equal(probes.Reverse(), log.Snapshot(T0).Probes);
+    }
+
+    [Fact]
     public async Task ConcurrentWritersAndReaders_EverySnapshotIsWhole_20KeptAtTheEnd()
     {
         var log = new DestinationHealthLog();
