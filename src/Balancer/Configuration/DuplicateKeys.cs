@@ -30,6 +30,7 @@ internal static class DuplicateKeys
         // One frame per open object or array: its config path, the names seen (objects) or the next index (arrays).
         var frames = new Stack<Frame>();
         string? pendingName = null;
+        var lines = new LineCounter();
         try
         {
             while (reader.Read())
@@ -49,7 +50,7 @@ internal static class DuplicateKeys
                     case JsonTokenType.PropertyName:
                         var frame = frames.Peek();
                         var name = reader.GetString()!;
-                        var line = LineOf(json, reader.TokenStartIndex);
+                        var line = lines.LineOf(json, reader.TokenStartIndex);
                         if (frame.Names!.TryGetValue(name, out var first))
                         {
                             var key = frame.Path.Length == 0 ? name : frame.Path + ":" + name;
@@ -90,7 +91,22 @@ internal static class DuplicateKeys
         return parent.Path.Length == 0 ? segment : parent.Path + ":" + segment;
     }
 
-    private static int LineOf(ReadOnlySpan<byte> json, long offset) => json[..(int)offset].Count((byte)'\n') + 1;
+    /// <summary>
+    /// Line numbers of increasing offsets, counting only the bytes since the previous one: counting from the start
+    /// for every name would be quadratic, seconds for a file of thousands of destinations.
+    /// </summary>
+    private struct LineCounter
+    {
+        private int _offset;
+        private int _line;
+
+        public int LineOf(ReadOnlySpan<byte> json, long offset)
+        {
+            _line += json[_offset..(int)offset].Count((byte)'\n');
+            _offset = (int)offset;
+            return _line + 1;
+        }
+    }
 
     private sealed class Frame(string path, bool isArray)
     {
