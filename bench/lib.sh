@@ -14,11 +14,13 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# Below the kernel's ephemeral range (32768 and up by default), so that no outgoing connection of the load
+# generators or the proxies holds the port by the time the process binds it.
 free_port() {
   local port
   while :; do
-    port=$((20000 + RANDOM % 40000))
-    ss -Htln "sport = :$port" | grep -q . || { echo "$port"; return; }
+    port=$((20000 + RANDOM % 12000))
+    ss -Htan "sport = :$port" | grep -q . || { echo "$port"; return; }
   done
 }
 

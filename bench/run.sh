@@ -7,6 +7,7 @@
 #   experiments: distribution qos rates heterogeneous mixed race race-tls race-unpinned warmup overhead observability (default: these), soak and scale (only when named)
 #   scale: 3 to 10,000 destinations (smoke: 3, 100, 300); --duration sets its wrk runs (default 10 s, smoke 2 s)
 #   bench/run.sh profile [...]   the CPU profile and allocations of the balancer beside bare YARP: bench/profile.sh's options
+#   bench/run.sh cost [...]      CPU time and bytes allocated per request, counted inside each process, beside bare YARP: bench/cost.sh's options
 #   --smoke            a few seconds per experiment, soak included (CI); numbers are not measurements
 #   --soak-duration S  the soak (default 600), --soak-reload-every S (30), --soak-restart-every S (120)
 #   --duration S       seconds per timed run (race, overhead, heterogeneous, rate steps; default 10, overhead 5, smoke 1)
@@ -17,6 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = profile ]; then shift; exec bench/profile.sh "$@"; fi
+if [ "${1:-}" = cost ]; then shift; exec bench/cost.sh "$@"; fi
 
 for tool in wrk h2load nginx haproxy openssl taskset; do
   command -v "$tool" >/dev/null || PATH="$PATH:/usr/sbin" command -v "$tool" >/dev/null || {

@@ -1,4 +1,5 @@
 using System.Reflection;
+using System.Runtime.CompilerServices;
 
 namespace Balancer.Hosting;
 
@@ -13,6 +14,12 @@ internal static class AssemblyPreload
 {
     public static int Run()
     {
+        // A Native AOT build has no assemblies to load: everything is in the executable, opened once.
+        if (!RuntimeFeature.IsDynamicCodeSupported)
+        {
+            return 0;
+        }
+
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var pending = new Queue<Assembly>();
         foreach (var loaded in AppDomain.CurrentDomain.GetAssemblies())
