@@ -3,16 +3,18 @@
 #   LB_NAME         this balancer's name (router_id), e.g. lb1
 #   LB_INTERFACE    the interface that carries the floating address, e.g. eth1
 #   LB_VIP          the floating address with its prefix, e.g. 192.168.56.103/24
-#   LB_PRIORITY     1-254; give the preferred holder the higher one (e.g. 150 and 100)
+#   LB_PRIORITY     1-254; give the preferred holder the higher one, both high (e.g. 250 and 240): a backup
+#                   waits (256 - priority)/256 s before it takes an address its peer gave up
 #   LB_VRID         virtual router id, 1-255, the same on both peers and unique on the network (default 51)
 #   LB_PEERS        optional: the peers' own addresses, space separated. Set it where multicast does not
 #                   pass (clouds, some switches): adverts are then sent by unicast from LB_SOURCE.
 #   LB_SOURCE       this host's own address on LB_INTERFACE (needed with LB_PEERS)
 #   LB_READYZ_URL   default http://127.0.0.1:9091/readyz
+#   LB_TRACK_FILE   the balancer's Balancer:Shutdown:TrackFile (default /run/balancer/leaving)
 #   LB_SCRIPTS      where check_balancer.sh and notify.sh are installed (default /etc/keepalived)
 #   LB_SCRIPT_USER  the user the scripts run as (default keepalived_script)
 #   LB_NOTIFY_LOG   default /var/log/keepalived-balancer.log
-# Example: LB_NAME=lb1 LB_INTERFACE=eth1 LB_VIP=192.168.56.103/24 LB_PRIORITY=150 \
+# Example: LB_NAME=lb1 LB_INTERFACE=eth1 LB_VIP=192.168.56.103/24 LB_PRIORITY=250 \
 #          ./render.sh > /etc/keepalived/keepalived.conf
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -50,6 +52,7 @@ declare -A values=(
   [LB_VRID]=${LB_VRID:-51}
   [LB_UNICAST]=$unicast
   [LB_READYZ_URL]=${LB_READYZ_URL:-http://127.0.0.1:9091/readyz}
+  [LB_TRACK_FILE]=${LB_TRACK_FILE:-/run/balancer/leaving}
   [LB_SCRIPTS]=${LB_SCRIPTS:-/etc/keepalived}
   [LB_SCRIPT_USER]=${LB_SCRIPT_USER:-keepalived_script}
   [LB_NOTIFY_LOG]=${LB_NOTIFY_LOG:-/var/log/keepalived-balancer.log}

@@ -28,9 +28,11 @@ internal sealed class GuardedSocketTransportFactory : IConnectionListenerFactory
     private readonly LocalSocketErrors _errors;
     private readonly SocketConnectionContextFactory _connections;
     private readonly ILogger? _movedAddressLogger;
+    private readonly ListeningSockets _listening;
 
-    public GuardedSocketTransportFactory(IOptions<SocketTransportOptions> options, IOptions<Configuration.BalancerOptions> balancer, DescriptorReserve reserve, LocalSocketErrors errors, ILoggerFactory loggers)
+    public GuardedSocketTransportFactory(IOptions<SocketTransportOptions> options, IOptions<Configuration.BalancerOptions> balancer, DescriptorReserve reserve, LocalSocketErrors errors, ListeningSockets listening, ILoggerFactory loggers)
     {
+        _listening = listening;
         _options = options.Value;
         _movedAddressLogger = balancer.Value.Shutdown.FloatingAddress ? loggers.CreateLogger(typeof(Readiness.MovedAddressAnswers)) : null;
         _reserve = reserve;
@@ -71,6 +73,7 @@ internal sealed class GuardedSocketTransportFactory : IConnectionListenerFactory
             }
 
             socket.Listen(_options.Backlog);
+            _listening.Add(socket);
         }
         catch
         {
@@ -147,12 +150,14 @@ internal sealed class GuardedSocketTransportFactory : IConnectionListenerFactory
 
         public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
         {
+            factory._listening.Remove(socket);
             socket.Dispose();
             return ValueTask.CompletedTask;
         }
 
         public ValueTask DisposeAsync()
         {
+            factory._listening.Remove(socket);
             socket.Dispose();
             return ValueTask.CompletedTask;
         }
@@ -183,6 +188,7 @@ internal static class TransportServiceCollectionExtensions
         services.AddSingleton<DescriptorReserve>();
         services.AddSingleton<LocalSocketErrors>();
         services.AddSingleton<BackendSockets>();
+        services.AddSingleton<ListeningSockets>();
         services.AddSingleton<IConnectionListenerFactory, GuardedSocketTransportFactory>();
         return services;
     }

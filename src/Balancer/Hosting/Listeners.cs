@@ -26,6 +26,9 @@ public sealed partial class Listeners
         return matching.Count == 0 ? null : AddressOf(matching);
     }
 
+    /// <summary>The ports the proxy listeners are bound to (real ports once started).</summary>
+    internal IReadOnlySet<int> ProxyPorts() => _proxy.Select(l => l.Options.EndPoint).OfType<IPEndPoint>().Select(e => e.Port).ToHashSet();
+
     /// <summary>The management listener's bound address.</summary>
     public Uri ManagementAddress => AddressOf(_management);
 

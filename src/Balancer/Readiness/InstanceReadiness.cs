@@ -12,8 +12,12 @@ namespace Balancer.Readiness;
 /// </summary>
 public sealed class InstanceReadiness(IProxyStateLookup proxy, IHostApplicationLifetime lifetime)
 {
+    private readonly Lock _lock = new();
     private volatile string? _leaving;
     private volatile bool _drained;
+
+    /// <summary>Raised after <see cref="SendingAway"/> changed; handlers read the state again, as changes may race.</summary>
+    internal event Action? SendingAwayChanged;
 
     /// <summary>True once an operator drained the instance through the management API.</summary>
     public bool Drained => _drained;
@@ -22,12 +26,12 @@ public sealed class InstanceReadiness(IProxyStateLookup proxy, IHostApplicationL
     public bool SendingAway => _leaving is not null || _drained;
 
     /// <summary>Never ready again: the process is on its way out.</summary>
-    public void Leave(string reason) => _leaving ??= reason;
+    public void Leave(string reason) => Change(() => _leaving ??= reason);
 
     /// <summary>Maintenance: not ready, still serving whatever arrives, until <see cref="Enable"/>.</summary>
-    public void Drain() => _drained = true;
+    public void Drain() => Change(() => _drained = true);
 
-    public void Enable() => _drained = false;
+    public void Enable() => Change(() => _drained = false);
 
     /// <summary>Null when ready; otherwise a short reason for the operator.</summary>
     public string? NotReadyReason()
@@ -68,6 +72,22 @@ public sealed class InstanceReadiness(IProxyStateLookup proxy, IHostApplicationL
         }
 
         return null;
+    }
+
+    private void Change(Action change)
+    {
+        bool before, after;
+        lock (_lock)
+        {
+            before = SendingAway;
+            change();
+            after = SendingAway;
+        }
+
+        if (before != after)
+        {
+            SendingAwayChanged?.Invoke();
+        }
     }
 
     /// <summary>

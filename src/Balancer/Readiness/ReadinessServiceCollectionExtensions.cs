@@ -13,6 +13,7 @@ internal static class ReadinessServiceCollectionExtensions
         services.AddSingleton<InstanceReadiness>();
         services.AddSingleton<IHostLifetime, DrainingLifetime>();
         services.AddHostedService<ReadinessGauge>();
+        services.AddHostedService<AddressHandOver>();
         return services;
     }
 

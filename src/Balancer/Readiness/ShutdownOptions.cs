@@ -20,4 +20,13 @@ public sealed class ShutdownOptions
     /// <c>CAP_NET_RAW</c> or <c>CAP_NET_ADMIN</c>; without it a warning is logged). Read at start-up.
     /// </summary>
     public bool FloatingAddress { get; set; }
+
+    /// <summary>
+    /// A file keepalived watches with <c>track_file</c> (weight 0): the balancer writes 0 once it serves, and 1
+    /// when it leaves (a signal, or <c>POST /api/instance/drain</c>) after its proxy listeners have stopped taking
+    /// new connections for a moment, so that the floating address moves at once and no connection is caught
+    /// half-open by the move; 0 again on <c>POST /api/instance/enable</c>. Unset: keepalived learns of the leave
+    /// from its track script on <c>/readyz</c>. Read at start-up.
+    /// </summary>
+    public string? TrackFile { get; set; }
 }

@@ -8,5 +8,9 @@ internal sealed class ShutdownOptionsValidator(OptionsSource source) : OptionsVa
     protected override void Check(ShutdownOptions options, OptionErrors errors)
     {
         errors.PositiveTimeSpan(options.DrainDelay, zeroAllowed: true);
+        if (!string.IsNullOrWhiteSpace(options.TrackFile))
+        {
+            ConfigChecks.FileToWrite(errors, nameof(options.TrackFile), options.TrackFile, "name the file keepalived's track_file watches");
+        }
     }
 }

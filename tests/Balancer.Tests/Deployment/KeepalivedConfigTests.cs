@@ -11,7 +11,7 @@ public sealed class KeepalivedConfigTests : IDisposable
     private readonly string _directory = Directory.CreateTempSubdirectory("keepalived-config-").FullName;
 
     [NamespaceFact]
-    public async Task Rendered_Multicast_KeepalivedAcceptsIt_TrackScriptOnReadyz_NoPreempt() => await RenderedIsAcceptedAsync(null);
+    public async Task Rendered_Multicast_KeepalivedAcceptsIt_TrackScriptOnReadyz_TrackFile_NoPreempt() => await RenderedIsAcceptedAsync(null);
 
     [NamespaceFact]
     public async Task Rendered_UnicastPeers_KeepalivedAcceptsIt() => await RenderedIsAcceptedAsync("192.168.56.12");
@@ -30,8 +30,13 @@ public sealed class KeepalivedConfigTests : IDisposable
         lab.Run(host, "keepalived", "--config-test", "--log-console", "--use-file", conf);
 
         Assert.Contains($"script \"{Repo.PathOf("deploy/keepalived")}/check_balancer.sh http://127.0.0.1:9091/readyz\"", result.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"script \"{Repo.PathOf("deploy/keepalived")}/check_balancer.sh --alive http://127.0.0.1:9091/readyz\"\n    interval 1\n    timeout 3\n    fall 1\n", result.Stdout, StringComparison.Ordinal);
+        Assert.Contains("track_script {\n        balancer_ready\n        balancer_alive\n    }", result.Stdout, StringComparison.Ordinal);
         Assert.Contains("192.168.56.103/24 dev eth0", result.Stdout, StringComparison.Ordinal);
         Assert.Contains("nopreempt", result.Stdout, StringComparison.Ordinal);
+        // The balancer's Balancer:Shutdown:TrackFile at the path the systemd drop-in gives it, watched with weight 0.
+        Assert.Contains("track_file balancer_leaving {\n    file \"/run/balancer/leaving\"\n    weight 0\n}", result.Stdout, StringComparison.Ordinal);
+        Assert.Contains("track_file {\n        balancer_leaving\n    }", result.Stdout, StringComparison.Ordinal);
         Assert.Equal(peers is not null, result.Stdout.Contains("unicast_peer {\n        192.168.56.12\n    }", StringComparison.Ordinal));
     }
 
@@ -46,6 +51,28 @@ public sealed class KeepalivedConfigTests : IDisposable
         Assert.Equal(2, result.ExitCode);
         Assert.Contains(message, result.Stderr, StringComparison.Ordinal);
         Assert.Equal(string.Empty, result.Stdout);
+    }
+
+    [Fact]
+    public async Task AliveCheck_FailsOnlyWhenNothingListens_NotWhenTheBalancerAnswersBadly()
+    {
+        var script = Repo.PathOf("deploy/keepalived/check_balancer.sh");
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var url = $"http://127.0.0.1:{((System.Net.IPEndPoint)listener.LocalEndpoint).Port}/readyz";
+        // Accepts and closes at once: curl gets no answer at all (exit 52), as from a balancer in trouble but alive.
+        var accepting = Task.Run(async () =>
+        {
+            using var connection = await listener.AcceptTcpClientAsync();
+        });
+
+        var answered = Repo.Run(script, ["--alive", url]);
+        await accepting;
+        listener.Stop();
+        var gone = Repo.Run(script, ["--alive", url]);
+
+        Assert.True(answered.ExitCode == 0, answered.ToString());
+        Assert.True(gone.ExitCode == 1, gone.ToString());
     }
 
     [Fact]
@@ -68,7 +95,7 @@ public sealed class KeepalivedConfigTests : IDisposable
             ["LB_NAME"] = "lb1",
             ["LB_INTERFACE"] = "eth1",
             ["LB_VIP"] = "192.168.56.103/24",
-            ["LB_PRIORITY"] = "150",
+            ["LB_PRIORITY"] = "250",
             ["LB_PEERS"] = null,
             ["LB_SOURCE"] = null,
         };

@@ -89,7 +89,7 @@ public sealed class SystemdTests : IDisposable
     }
 
     [Fact]
-    public void FloatingAddressDropIn_PassesVerify_TurnsTheOptionOn_AddsCapNetRawOnly()
+    public void FloatingAddressDropIn_PassesVerify_TurnsTheOptionsOn_TrackFileWhereKeepalivedWatches_AddsCapNetRawOnly()
     {
         Copy("balancer.service");
         var dropIns = Directory.CreateDirectory(Path.Combine(_directory, "balancer.service.d")).FullName;
@@ -99,8 +99,12 @@ public sealed class SystemdTests : IDisposable
         var directives = Directives("balancer-floating-address.conf");
 
         Assert.True(verify.ExitCode == 0 && verify.Stderr.Trim().Length == 0, verify.ToString());
-        Assert.Equal(["Environment", "CapabilityBoundingSet", "AmbientCapabilities"], directives.Select(d => d.Key));
-        Assert.Equal("Balancer__Shutdown__FloatingAddress=true", directives["Environment"].Single());
+        Assert.Equal(["Environment", "RuntimeDirectory", "RuntimeDirectoryPreserve", "CapabilityBoundingSet", "AmbientCapabilities"], directives.Select(d => d.Key));
+        Assert.Equal(["Balancer__Shutdown__FloatingAddress=true", "Balancer__Shutdown__TrackFile=/run/balancer/leaving"], directives["Environment"]);
+        Assert.Equal("balancer", directives["RuntimeDirectory"].Single());
+        Assert.Equal("yes", directives["RuntimeDirectoryPreserve"].Single());
+        // The path render.sh gives keepalived's track_file by default.
+        Assert.Contains("[LB_TRACK_FILE]=${LB_TRACK_FILE:-/run/balancer/leaving}", Repo.Read("deploy/keepalived/render.sh"), StringComparison.Ordinal);
         Assert.Equal("CAP_NET_RAW", directives["CapabilityBoundingSet"].Single());
         Assert.Equal("CAP_NET_RAW", directives["AmbientCapabilities"].Single());
         Assert.Contains("deploy/systemd/balancer-floating-address.conf\" /etc/systemd/system/balancer.service.d/floating-address.conf", Repo.Read("deploy/vagrant/keepalived.sh"), StringComparison.Ordinal);

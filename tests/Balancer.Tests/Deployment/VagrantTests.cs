@@ -131,8 +131,8 @@ public sealed class VagrantTests
     {
         var machines = Machines();
 
-        Assert.Equal(["lb1", Topology["lb1"], $"{Floating}/24", "150", Topology["lb2"]], Args(machines["lb1"]!, "deploy/vagrant/keepalived.sh"));
-        Assert.Equal(["lb2", Topology["lb2"], $"{Floating}/24", "100", Topology["lb1"]], Args(machines["lb2"]!, "deploy/vagrant/keepalived.sh"));
+        Assert.Equal(["lb1", Topology["lb1"], $"{Floating}/24", "250", Topology["lb2"]], Args(machines["lb1"]!, "deploy/vagrant/keepalived.sh"));
+        Assert.Equal(["lb2", Topology["lb2"], $"{Floating}/24", "240", Topology["lb1"]], Args(machines["lb2"]!, "deploy/vagrant/keepalived.sh"));
     }
 
     [Fact]
@@ -172,7 +172,7 @@ public sealed class VagrantTests
 
             Assert.Contains("router_id lb1\n", conf, StringComparison.Ordinal);
             Assert.Contains("interface eth0\n", conf, StringComparison.Ordinal);
-            Assert.Contains("priority 150\n", conf, StringComparison.Ordinal);
+            Assert.Contains("priority 250\n", conf, StringComparison.Ordinal);
             Assert.Contains($"unicast_src_ip {Topology["lb1"]}\n    unicast_peer {{\n        {Topology["lb2"]}\n    }}", conf, StringComparison.Ordinal);
             Assert.Contains($"{Floating}/24 dev eth0", conf, StringComparison.Ordinal);
             Assert.Contains($"script \"{scripts}/check_balancer.sh http://127.0.0.1:9091/readyz\"", conf, StringComparison.Ordinal);

@@ -18,10 +18,10 @@ internal sealed class FailoverLoad : IAsyncDisposable
         _workers = [.. Enumerable.Range(0, clients).Select(_ => Task.Run(() => RunAsync(client, every)))];
     }
 
-    public sealed record Outcome(TimeSpan At, bool Succeeded, string What);
+    public sealed record Outcome(TimeSpan At, bool Succeeded, string What, TimeSpan Took);
 
-    /// <summary>How one event went: requests started after it that failed, and when requests last failed.</summary>
-    public sealed record Cost(int Requests, int Failed, TimeSpan Recovery, IReadOnlyList<string> Failures);
+    /// <summary>How one event went: requests started after it that failed, when requests last failed, the slowest that succeeded.</summary>
+    public sealed record Cost(int Requests, int Failed, TimeSpan Recovery, IReadOnlyList<string> Failures, TimeSpan Slowest);
 
     public TimeSpan Now => _clock.Elapsed;
 
@@ -47,7 +47,8 @@ internal sealed class FailoverLoad : IAsyncDisposable
             var failed = since.Where(o => !o.Succeeded).ToList();
             var lastFailure = failed.Count == 0 ? from : failed.Max(o => o.At);
             var recovery = failed.Count == 0 ? TimeSpan.Zero : since.Where(o => o.Succeeded && o.At > lastFailure).Select(o => o.At).DefaultIfEmpty(lastFailure).Min() - from;
-            return new Cost(since.Count, failed.Count, recovery, [.. failed.Take(10).Select(o => $"{(o.At - from).TotalMilliseconds:0} ms: {o.What}")]);
+            var slowest = since.Where(o => o.Succeeded).Select(o => o.Took).DefaultIfEmpty(TimeSpan.Zero).Max();
+            return new Cost(since.Count, failed.Count, recovery, [.. failed.Take(10).Select(o => $"{(o.At - from).TotalMilliseconds:0} ms: {o.What}")], slowest);
         }
     }
 
@@ -70,11 +71,11 @@ internal sealed class FailoverLoad : IAsyncDisposable
                 try
                 {
                     using var response = await client.GetAsync("/", CancellationToken.None);
-                    outcome = new Outcome(at, response.IsSuccessStatusCode, $"{(int)response.StatusCode}");
+                    outcome = new Outcome(at, response.IsSuccessStatusCode, $"{(int)response.StatusCode}", _clock.Elapsed - at);
                 }
                 catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
                 {
-                    outcome = new Outcome(at, false, $"{e.Message} ({e.GetBaseException().GetType().Name}: {e.GetBaseException().Message}) after {(_clock.Elapsed - at).TotalMilliseconds:0} ms");
+                    outcome = new Outcome(at, false, $"{e.Message} ({e.GetBaseException().GetType().Name}: {e.GetBaseException().Message}) after {(_clock.Elapsed - at).TotalMilliseconds:0} ms", _clock.Elapsed - at);
                 }
 
                 lock (_outcomes)

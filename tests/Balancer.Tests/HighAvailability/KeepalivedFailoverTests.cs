@@ -36,14 +36,15 @@ public sealed class KeepalivedFailoverTests(KeepalivedPair pair, ITestOutputHelp
     }
 
     [NamespaceFact]
-    public async Task Sigterm_OfTheActiveBalancer_AddressMovesBeforeItStops_NoRequestTimesOut_AtMostTheConnectionsOpenedAtTheMoveFail()
+    public async Task Sigterm_OfTheActiveBalancer_AddressMovesBeforeItStops_NoRequestFails()
     {
         await using var load = FailoverLoad.Start(pair.Client, Clients, Pace);
         var active = await pair.SteadyAsync(load);
         var peer = KeepalivedPair.Peer(active);
 
         var terminated = load.Now;
-        output.WriteLine($"SIGTERM at {DateTime.UtcNow:HH:mm:ss.fff}");
+        var signalled = DateTime.UtcNow;
+        output.WriteLine($"SIGTERM at {signalled:HH:mm:ss.fff}");
         pair.Balancer(active).Signal("TERM");
         await Poll.UntilAsync(() => pair.Holder() == peer, TimeSpan.FromSeconds(10), $"{peer} to take {KeepalivedPair.FloatingAddress}");
         var moved = load.Now;
@@ -54,12 +55,12 @@ public sealed class KeepalivedFailoverTests(KeepalivedPair pair, ITestOutputHelp
         var cost = load.CostSince(terminated);
 
         Report("SIGTERM", active, cost, moved - terminated);
-        // Readiness turns first and the old balancer keeps serving, closing kept-alive connections, until well after
-        // the address moved, and it still answers what it received before the move (Balancer:Shutdown:FloatingAddress):
-        // no request waits out its timeout. What fails is a connection the old holder accepted just before the move
-        // whose request reached the host only after it: the new holder resets it (at most one per client).
-        Assert.True(cost.Failures.All(f => !f.Contains("Timeout", StringComparison.Ordinal)), $"Requests timed out after SIGTERM:{Environment.NewLine}{string.Join(Environment.NewLine, cost.Failures)}{Environment.NewLine}{pair.Transitions()}");
-        Assert.True(cost.Failed <= Clients, $"{cost.Failed} of {cost.Requests} requests failed after SIGTERM:{Environment.NewLine}{string.Join(Environment.NewLine, cost.Failures)}{Environment.NewLine}{pair.Transitions()}");
+        output.WriteLine($"the track file said 1 {(pair.ReleasedAt(active) - signalled)?.TotalSeconds:0.00} s after SIGTERM");
+        // Readiness turns first; the old balancer stops taking new connections (attempts are dropped, so clients try
+        // again a second later, by then at the new holder), lets requests on open connections arrive, and then tells
+        // keepalived to move the address through its track file; it answers what it received after the move
+        // (Balancer:Shutdown:FloatingAddress). No connection is caught half-open by the move.
+        Assert.True(cost.Failed == 0, $"{cost.Failed} of {cost.Requests} requests failed after SIGTERM:{Environment.NewLine}{string.Join(Environment.NewLine, cost.Failures)}{Environment.NewLine}{pair.Transitions()}");
         await RestoreAsync(active, load);
     }
 
@@ -104,7 +105,7 @@ public sealed class KeepalivedFailoverTests(KeepalivedPair pair, ITestOutputHelp
 
     private void Report(string what, string lb, FailoverLoad.Cost cost, TimeSpan addressMoved)
     {
-        output.WriteLine($"{what} of {lb}: address moved after {addressMoved.TotalSeconds:0.00} s; {cost.Failed} of {cost.Requests} requests failed; requests succeed again {cost.Recovery.TotalSeconds:0.00} s after it");
+        output.WriteLine($"{what} of {lb}: address moved after {addressMoved.TotalSeconds:0.00} s; {cost.Failed} of {cost.Requests} requests failed; requests succeed again {cost.Recovery.TotalSeconds:0.00} s after it; the slowest that succeeded took {cost.Slowest.TotalSeconds:0.00} s");
         foreach (var failure in cost.Failures)
         {
             output.WriteLine("  failed at " + failure);
