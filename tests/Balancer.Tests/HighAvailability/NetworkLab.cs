@@ -7,8 +7,8 @@ namespace Balancer.Tests.HighAvailability;
 /// <summary>
 /// A private network made of Linux network namespaces: one namespace holds a bridge, every other one (a
 /// "host") is wired to it by a veth pair and gets one address. Nothing is added to the namespace the tests
-/// run in. Namespaces are named <c>lbha&lt;test process id&gt;-&lt;host&gt;</c>, so that leftovers of a test
-/// run that died can be recognised and removed by the next one.
+/// run in. Namespaces are named <c>lbha&lt;test process id&gt;-&lt;lab&gt;-&lt;host&gt;</c>, so that leftovers of a test
+/// run that died can be recognised and removed by the next one, and labs of tests running at once do not collide.
 /// </summary>
 internal sealed class NetworkLab : IAsyncDisposable
 {
@@ -16,6 +16,7 @@ internal sealed class NetworkLab : IAsyncDisposable
     private readonly string _switch;
     private readonly List<string> _namespaces = [];
     private readonly List<LabProcess> _processes = [];
+    private readonly string _lab = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(3)).ToLowerInvariant();
 
     private NetworkLab()
     {
@@ -68,7 +69,7 @@ internal sealed class NetworkLab : IAsyncDisposable
         }
     }
 
-    public string NamespaceOf(string host) => $"{Prefix}{Environment.ProcessId}-{host}";
+    public string NamespaceOf(string host) => $"{Prefix}{Environment.ProcessId}-{_lab}-{host}";
 
     /// <summary>A host on the bridge: its own namespace with loopback up and <c>eth0</c> at <paramref name="address"/> (CIDR).</summary>
     public string AddHost(string host, string address)
