@@ -9,6 +9,7 @@
 #   bench/run.sh profile [...]   the CPU profile and allocations of the balancer beside bare YARP: bench/profile.sh's options
 #   bench/run.sh cost [...]      CPU time and bytes allocated per request, counted inside each process, beside bare YARP: bench/cost.sh's options
 #   --smoke            a few seconds per experiment, soak included (CI); numbers are not measurements
+#   --no-build         use the Release build already there (the test suite runs the smoke run right after building)
 #   --soak-duration S  the soak (default 600), --soak-reload-every S (30), --soak-restart-every S (120)
 #   --duration S       seconds per timed run (race, overhead, heterogeneous, rate steps; default 10, overhead 5, smoke 1)
 #   --mixed-duration S the mixed run (default 60; the paper's 5 minutes: 300)
@@ -35,15 +36,22 @@ last=$((cpus - 1))
 if [ "$cpus" -ge 4 ]; then load=0; backends=1; proxies="2-$last"
 elif [ "$cpus" -ge 2 ]; then load=0; backends=0; proxies=$([ "$last" -eq 1 ] && echo 1 || echo "1-$last")
 else load=0; backends=0; proxies=0; fi
-args=("$@")
+build=true
+args=()
+for arg in "$@"; do
+  if [ "$arg" = --no-build ]; then build=false; else args+=("$arg"); fi
+done
+set -- ${args[@]+"${args[@]}"}
 for ((i = 0; i < ${#args[@]}; i++)); do
   [ "${args[$i]}" = "--load-cpus" ] && [ $((i + 1)) -lt ${#args[@]} ] && load="${args[$((i + 1))]}"
 done
 
-echo "Building (Release)..."
-for project in src/SampleBackend src/Balancer bench/BareYarp bench/Bench; do
-  out=$(dotnet build "$project" -c Release --nologo -v quiet 2>&1) || { echo "$out" >&2; exit 1; }
-done
+if $build; then
+  echo "Building (Release)..."
+  for project in src/SampleBackend src/Balancer bench/BareYarp bench/Bench; do
+    out=$(dotnet build "$project" -c Release --nologo -v quiet 2>&1) || { echo "$out" >&2; exit 1; }
+  done
+fi
 
 pidfile=$(mktemp)
 harness=""

@@ -8,7 +8,7 @@ namespace Balancer.Tests.Backends;
 /// The sample backend's fault injection is reachable only on its own admin listener: through the balancer
 /// (which forwards to the workload port) every <c>/admin</c> path is a 404 and changes nothing.
 /// </summary>
-[Collection(IntegrationCollection.Name)]
+[Collection(FunctionalCollection.Name)]
 public sealed class AdminListenerTests
 {
     [Theory]

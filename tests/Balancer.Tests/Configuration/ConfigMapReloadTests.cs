@@ -8,7 +8,7 @@ namespace Balancer.Tests.Configuration;
 /// A config file mounted from a Kubernetes ConfigMap: the file is a link through <c>..data</c>, and an edit
 /// arrives as a new directory that <c>..data</c> is atomically renamed to point at. The balancer reloads it.
 /// </summary>
-[Collection(IntegrationCollection.Name)]
+[Collection(FunctionalCollection.Name)]
 public sealed class ConfigMapReloadTests : IAsyncLifetime
 {
     private readonly string _mount = Directory.CreateTempSubdirectory("configmap-").FullName;

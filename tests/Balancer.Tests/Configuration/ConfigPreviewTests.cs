@@ -8,7 +8,7 @@ using Balancer.Tests.Integration;
 namespace Balancer.Tests.Configuration;
 
 /// <summary>The preview of a config change: what it moves, from the command line and from the management API.</summary>
-[Collection(IntegrationCollection.Name)]
+[Collection(FunctionalCollection.Name)]
 public sealed class ConfigPreviewTests : IDisposable
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("balancer-preview-").FullName;

@@ -10,7 +10,7 @@ namespace Balancer.Tests.Configuration;
 /// exits 1 naming the key) and as an edit of the running balancer's file (rejected as a whole: the old
 /// round-robin keeps splitting exactly, the failure is counted, logged and shown in /status).
 /// </summary>
-[Collection(IntegrationCollection.Name)]
+[Collection(FunctionalCollection.Name)]
 public sealed class InvalidConfigTests(InvalidConfigTests.RunningBalancer running) : IClassFixture<InvalidConfigTests.RunningBalancer>, IDisposable
 {
     /// <summary>Placeholder for a key that appears twice in the written file, which a JSON tree cannot hold.</summary>

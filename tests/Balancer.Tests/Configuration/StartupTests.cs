@@ -3,7 +3,7 @@ using Balancer.Tests.Infrastructure;
 namespace Balancer.Tests.Configuration;
 
 /// <summary>Start-up failures go through Program.Main, exactly as an operator meets them.</summary>
-[Collection(Integration.IntegrationCollection.Name)]
+[Collection(Integration.FunctionalCollection.Name)]
 public sealed class StartupTests : IDisposable
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("balancer-startup-").FullName;

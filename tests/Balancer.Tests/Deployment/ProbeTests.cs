@@ -6,7 +6,7 @@ namespace Balancer.Tests.Deployment;
 /// The <c>--probe</c> mode the container HEALTHCHECKs run, through each app's real entry point against
 /// real listeners: 0 for a 2xx answer, 1 for anything else or no answer, 2 for a target it cannot use.
 /// </summary>
-[Collection(Integration.IntegrationCollection.Name)]
+[Collection(Integration.FunctionalCollection.Name)]
 public sealed class ProbeTests : IDisposable
 {
     private readonly TextWriter _out = Console.Out;

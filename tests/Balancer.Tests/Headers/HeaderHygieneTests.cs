@@ -10,7 +10,7 @@ namespace Balancer.Tests.Headers;
 /// What the balancer forwards of a message's headers, seen from both ends: a raw client on one side and a
 /// real backend that echoes what it received on the other.
 /// </summary>
-[Collection(IntegrationCollection.Name)]
+[Collection(FunctionalCollection.Name)]
 public sealed class HeaderHygieneTests
 {
     [Fact]

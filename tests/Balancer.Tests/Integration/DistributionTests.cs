@@ -3,7 +3,7 @@ using Balancer.Tests.Infrastructure;
 
 namespace Balancer.Tests.Integration;
 
-[Collection(IntegrationCollection.Name)]
+[Collection(FunctionalCollection.Name)]
 public sealed class DistributionTests
 {
     [Fact]

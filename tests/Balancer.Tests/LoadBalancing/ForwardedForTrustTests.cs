@@ -9,7 +9,7 @@ namespace Balancer.Tests.LoadBalancing;
 /// IpHash and X-Forwarded-For over real connections from distinct loopback addresses: the header decides
 /// only when the TCP peer is a trusted proxy, so a client cannot pick its destination by forging it.
 /// </summary>
-[Collection(IntegrationCollection.Name)]
+[Collection(FunctionalCollection.Name)]
 public sealed class ForwardedForTrustTests
 {
     private const string Proxy = "127.0.6.1";
@@ -54,7 +54,7 @@ public sealed class ForwardedForTrustTests
         lb.WriteConfig("IpHash", Trust("127.0.6.0/29"));
         await Poll.UntilAsync(
             async () => await proxy.GetBackendAsync(lb.ProxyAddress, [new("X-Forwarded-For", Clients.First(c => owners[c] != proxyOwner).ToString())]) != proxyOwner,
-            TimeSpan.FromSeconds(5),
+            TimeSpan.FromSeconds(10),
             "the reloaded TrustedProxies to apply");
 
         foreach (var client in Clients)

@@ -6,7 +6,7 @@ using Microsoft.Extensions.Logging.Testing;
 namespace Balancer.Tests.Logging;
 
 /// <summary>A client sending broken bodies gets its 400s, costs a bounded log, and harms no destination.</summary>
-[Collection(IntegrationCollection.Name)]
+[Collection(FunctionalCollection.Name)]
 public sealed class BadRequestLogTests
 {
     [Fact]

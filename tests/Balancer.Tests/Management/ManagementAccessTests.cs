@@ -9,7 +9,7 @@ using Microsoft.Extensions.Logging.Testing;
 namespace Balancer.Tests.Management;
 
 /// <summary>The management token: who gets /status, /metrics and the page, on loopback and elsewhere.</summary>
-[Collection(IntegrationCollection.Name)]
+[Collection(FunctionalCollection.Name)]
 public sealed class ManagementAccessTests
 {
     private const string Token = "0123456789abcdef-test-token";
@@ -90,7 +90,7 @@ public sealed class ManagementAccessTests
         lb.WriteConfig("RoundRobin", Management(token: next));
         await Poll.UntilAsync(
             async () => (await SendAsync(lb, "/status", new AuthenticationHeaderValue("Bearer", next))).StatusCode == HttpStatusCode.OK,
-            TimeSpan.FromSeconds(5),
+            TimeSpan.FromSeconds(10),
             "the new token to be accepted");
 
         Assert.Equal(HttpStatusCode.Unauthorized, (await SendAsync(lb, "/status", new AuthenticationHeaderValue("Bearer", Token))).StatusCode);

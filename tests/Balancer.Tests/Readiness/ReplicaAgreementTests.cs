@@ -6,7 +6,7 @@ using Balancer.Tests.Integration;
 namespace Balancer.Tests.Readiness;
 
 /// <summary>Two replicas with the same config: IpHash stickiness survives a failover from one to the other.</summary>
-[Collection(IntegrationCollection.Name)]
+[Collection(FunctionalCollection.Name)]
 public sealed class ReplicaAgreementTests
 {
     [Fact]

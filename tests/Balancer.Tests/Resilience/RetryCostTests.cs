@@ -12,7 +12,7 @@ namespace Balancer.Tests.Resilience;
 /// What a retry leaves behind, over real sockets: the policy's cached set of the cluster, and the byte counts
 /// of each destination tried.
 /// </summary>
-[Collection(IntegrationCollection.Name)]
+[Collection(FunctionalCollection.Name)]
 public sealed class RetryCostTests
 {
     [Fact]

@@ -5,7 +5,7 @@ using Balancer.Tests.Integration;
 
 namespace Balancer.Tests.Telemetry;
 
-[Collection(IntegrationCollection.Name)]
+[Collection(FunctionalCollection.Name)]
 public sealed class ProxyMetricsTests
 {
     private static readonly string[] PerDestination =
@@ -180,7 +180,7 @@ public sealed class ProxyMetricsTests
         lb.WriteConfig("IpHash");
         await Poll.UntilAsync(async () => (await ScrapeAsync(lb)).Any(s => s.Name == "balancer_cluster_policy_info" && s.Labels["policy"] == "IpHash"), TimeSpan.FromSeconds(5), "IpHash in policy info");
         lb.WriteConfig("Bogus");
-        await Poll.UntilAsync(async () => (await ScrapeAsync(lb)).Value("balancer_config_reloads_total", ("result", "failure")) == 1, TimeSpan.FromSeconds(5), "one failed reload");
+        await Poll.UntilAsync(async () => (await ScrapeAsync(lb)).Value("balancer_config_reloads_total", ("result", "failure")) == 1, TimeSpan.FromSeconds(10), "one failed reload");
 
         var samples = await ScrapeAsync(lb);
         Assert.Single(samples, s => s.Name == "balancer_cluster_policy_info");

@@ -3,7 +3,7 @@ using Balancer.Tests.Infrastructure;
 namespace Balancer.Tests.Tls;
 
 /// <summary>A certificate that cannot serve stops the start: exit 1, naming the key and the file.</summary>
-[Collection(Integration.IntegrationCollection.Name)]
+[Collection(Integration.FunctionalCollection.Name)]
 public sealed class CertificateStartupTests : IDisposable
 {
     private readonly TestCertificates _certificates = new();

@@ -10,7 +10,7 @@ using Microsoft.Extensions.Logging.Testing;
 namespace Balancer.Tests.Tls;
 
 /// <summary>Backends over HTTPS: a private CA by bundle, HTTP/2 by YARP's own keys, unchecked only when asked loudly.</summary>
-[Collection(IntegrationCollection.Name)]
+[Collection(FunctionalCollection.Name)]
 public sealed class HttpsBackendTests : IDisposable
 {
     private readonly TestCertificates _certificates = new("Backend Private CA");

@@ -4,7 +4,7 @@ using Balancer.Tests.Integration;
 namespace Balancer.Tests.Tls;
 
 /// <summary>The https:// listener with real clients: curl (ALPN), h2load, openssl s_client (SNI).</summary>
-[Collection(IntegrationCollection.Name)]
+[Collection(FunctionalCollection.Name)]
 public sealed class HttpsListenerTests : IDisposable
 {
     private readonly TestCertificates _certificates = new();

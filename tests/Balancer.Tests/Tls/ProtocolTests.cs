@@ -9,7 +9,7 @@ using Balancer.Tests.Integration;
 namespace Balancer.Tests.Tls;
 
 /// <summary>HTTP/2 in cleartext, redirect to HTTPS, HSTS and WebSockets over TLS.</summary>
-[Collection(IntegrationCollection.Name)]
+[Collection(FunctionalCollection.Name)]
 public sealed class ProtocolTests : IDisposable
 {
     private readonly TestCertificates _certificates = new();
