@@ -12,7 +12,7 @@ if [ "${1:-}" = --fast ]; then
   shift
 fi
 
-packages=(prometheus chromium slowhttptest shellcheck docker-compose ruby systemd wrk nginx haproxy curl openssl nghttp2-client testssl.sh keepalived iproute2 nodejs)
+packages=(prometheus chromium slowhttptest shellcheck docker-compose ruby systemd wrk nginx haproxy curl openssl nghttp2-client testssl.sh keepalived iproute2 nodejs dnsmasq-base)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -43,6 +43,9 @@ public sealed class BalancerOptions
     /// </summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(25);
 
+    /// <summary>DNS discovery of destinations marked <c>"Discovery": "Dns"</c>: refresh period and name servers.</summary>
+    public Discovery.DiscoveryOptions Discovery { get; set; } = new();
+
     /// <summary>Leaving on a signal: how long to keep serving while readiness says no.</summary>
     public Readiness.ShutdownOptions Shutdown { get; set; } = new();
 

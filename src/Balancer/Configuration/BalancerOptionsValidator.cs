@@ -36,6 +36,7 @@ internal sealed class BalancerOptionsValidator(OptionsSource source) : OptionsVa
 
         errors.Nested(options.Tls, s => new Tls.TlsOptionsValidator(s, https));
         errors.Nested(options.Management, s => new ManagementOptionsValidator(s));
+        errors.Nested(options.Discovery, s => new Discovery.DiscoveryOptionsValidator(s));
         errors.Nested(options.Retry, s => new Resilience.RetryOptionsValidator(s));
         errors.Nested(options.CircuitBreaker, s => new Resilience.CircuitBreakerOptionsValidator(s));
         errors.Nested(options.OutlierDetection, s => new Health.OutlierDetectionOptionsValidator(s));

@@ -86,11 +86,31 @@ public static class ConfigValidator
             CheckHttpUrl(destination.GetSection("Address"), errors);
 
             CheckSlowStart(destination.GetSection("Metadata:" + Runtime.SlowStart.MetadataKey), errors);
+            CheckDiscovery(destination, errors);
             var weight = destination.GetSection("Metadata:" + DestinationWeight.MetadataKey);
             if (weight.Value is not null && !DestinationWeight.TryParse(weight.Value, out _, out var reason))
             {
                 errors.Add($"{weight.Path}: {reason}");
             }
+        }
+    }
+
+    /// <summary>DNS discovery looks up the host of the address: it must be a name, and Dns the only kind.</summary>
+    private static void CheckDiscovery(IConfigurationSection destination, List<string> errors)
+    {
+        var discovery = destination.GetSection("Metadata:" + Discovery.DiscoveringDestinationResolver.MetadataKey);
+        if (discovery.Value is null)
+        {
+            return;
+        }
+
+        if (!string.Equals(discovery.Value, Discovery.DiscoveringDestinationResolver.Dns, StringComparison.OrdinalIgnoreCase))
+        {
+            errors.Add($"{discovery.Path}: {ConfigChecks.NotOneOf("discovery", discovery.Value, [Discovery.DiscoveringDestinationResolver.Dns])}");
+        }
+        else if (Uri.TryCreate(destination["Address"], UriKind.Absolute, out var address) && address.HostNameType is not UriHostNameType.Dns)
+        {
+            errors.Add($"{destination.Path}:Address: discovery by DNS needs a host name to look up, not '{address.Host}'");
         }
     }
 

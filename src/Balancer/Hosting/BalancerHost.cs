@@ -1,5 +1,6 @@
 using Balancer.AccessLog;
 using Balancer.Configuration;
+using Balancer.Discovery;
 using Balancer.Headers;
 using Balancer.Health;
 using Balancer.LoadBalancing;
@@ -105,7 +106,7 @@ public static class BalancerHost
 
         // Read once: it decides whether the per-request transforms exist at all.
         var countRequests = builder.Configuration.GetValue(MetricsOptions.EnabledKey, true);
-        builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy")).AddBalancerMetrics(countRequests);
+        builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy")).AddBalancerMetrics(countRequests).AddBalancerDiscovery();
         builder.Services.AddEphemeralDataProtection();
         builder.Services.AddBalancerPolicies();
         builder.Services.AddBalancerHeaders();

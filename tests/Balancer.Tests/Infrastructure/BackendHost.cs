@@ -9,13 +9,15 @@ internal sealed class BackendHost : IAsyncDisposable
 {
     private readonly Action<WebApplicationBuilder>? _configure;
     private readonly bool _admin;
+    private readonly string _host;
     private WebApplication? _app;
 
-    private BackendHost(string name, Action<WebApplicationBuilder>? configure, bool admin)
+    private BackendHost(string name, Action<WebApplicationBuilder>? configure, bool admin, string host)
     {
         Name = name;
         _configure = configure;
         _admin = admin;
+        _host = host;
     }
 
     public string Name { get; }
@@ -33,9 +35,10 @@ internal sealed class BackendHost : IAsyncDisposable
     /// <param name="configure">Extra set-up of the backend's host, e.g. a startup filter that watches requests.</param>
     /// <param name="admin">Also serve <c>/admin</c> on a listener of its own (<c>--admin-urls</c>).</param>
     /// <param name="grpc">Also serve gRPC on a port of its own (<c>--grpc-urls</c>).</param>
-    public static async Task<BackendHost> StartAsync(string name, int port = 0, Action<WebApplicationBuilder>? configure = null, bool admin = false, bool grpc = false)
+    /// <param name="address">The loopback address to listen on (any of 127.0.0.0/8).</param>
+    public static async Task<BackendHost> StartAsync(string name, int port = 0, Action<WebApplicationBuilder>? configure = null, bool admin = false, bool grpc = false, string address = "127.0.0.1")
     {
-        var host = new BackendHost(name, configure, admin);
+        var host = new BackendHost(name, configure, admin, address);
         await host.StartOnAsync(port, grpc ? 0 : null);
         return host;
     }
@@ -70,7 +73,7 @@ internal sealed class BackendHost : IAsyncDisposable
 
     private async Task StartOnAsync(int port, int? grpcPort)
     {
-        string[] args = ["--urls", $"http://127.0.0.1:{port}", "--name", Name];
+        string[] args = ["--urls", $"http://{_host}:{port}", "--name", Name];
         if (_admin)
         {
             args = [.. args, "--admin-urls", "http://127.0.0.1:0"];
