@@ -47,7 +47,8 @@ public sealed class RuntimeApiTests
         var answered = Stopwatch.GetTimestamp();
         Assert.Equal(HttpStatusCode.OK, drain.StatusCode);
         var body = JsonNode.Parse(await drain.Content.ReadAsStringAsync())!;
-        Assert.Equal(2, (int)body["inFlight"]!);
+        // The two slow requests, plus the one fast request when the single fast client happened to be on B then.
+        Assert.InRange((int)body["inFlight"]!, 2, 3);
         Assert.Equal("Draining", (string)body["destination"]!["runtime"]!["state"]!);
         Assert.Equal("Draining", await StateAsync(lb, "B"));
 
