@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using Balancer.Tests.Infrastructure;
 using Balancer.Tests.Integration;
+using Microsoft.AspNetCore.Hosting;
 
 namespace Balancer.Tests.Hosting;
 
@@ -18,20 +19,23 @@ public sealed class GracefulShutdownTests : IAsyncDisposable
     public async Task Sigterm_With30SlowRequestsInFlight_EveryOneCompletes200_NewConnectionsRefused_ExitsZero()
     {
         const int slow = 30;
-        await using var balancer = await StartAsync(shutdownTimeout: "00:00:15", drainDelay: "00:00:00");
+        var hold = new HoldRequests();
+        await using var balancer = await StartAsync(shutdownTimeout: "00:00:15", drainDelay: "00:00:00", configureBackends: b => b.Services.AddSingleton<IStartupFilter>(hold));
         var (proxy, management) = await balancer.ListenersAsync(TimeSpan.FromSeconds(60));
         using var client = new HttpClient { BaseAddress = proxy, Timeout = TimeSpan.FromSeconds(60) };
         var servedBefore = _backends.Sum(b => b.State.Served);
-        // 3.0 to 3.9 s each, one connection each: all in flight together when the signal comes.
-        var requests = Enumerable.Range(0, slow).Select(i => client.GetAsync($"/delay/{3000 + (30 * i)}")).ToList();
-        await Poll.UntilAsync(async () => await InFlightAsync(management) == slow, TimeSpan.FromSeconds(3), $"{slow} requests in flight");
+        // One connection each, held by the backends until released, so all are in flight together when the signal
+        // comes however long a busy machine takes to open thirty connections; then 0 to 0.9 s each.
+        var requests = Enumerable.Range(0, slow).Select(i => client.GetAsync($"/delay/{30 * i}")).ToList();
+        await Poll.UntilAsync(async () => await InFlightAsync(management) == slow, TimeSpan.FromSeconds(30), $"{slow} requests in flight");
 
         balancer.Signal("TERM");
         var signalled = Stopwatch.StartNew();
 
         // Listeners close at once: a new connection is refused while the slow requests still run.
         await Poll.UntilAsync(async () => !await AcceptsConnectionAsync(proxy), TimeSpan.FromSeconds(2), "new connections to be refused");
-        Assert.Contains(requests, r => !r.IsCompleted);
+        Assert.DoesNotContain(requests, r => r.IsCompleted);
+        hold.Release();
         var responses = await Task.WhenAll(requests);
         foreach (var response in responses)
         {
@@ -124,11 +128,11 @@ public sealed class GracefulShutdownTests : IAsyncDisposable
         Directory.Delete(_directory, recursive: true);
     }
 
-    private async Task<BalancerProcess> StartAsync(string shutdownTimeout, string drainDelay)
+    private async Task<BalancerProcess> StartAsync(string shutdownTimeout, string drainDelay, Action<WebApplicationBuilder>? configureBackends = null)
     {
         foreach (var name in new[] { "A", "B", "C" })
         {
-            _backends.Add(await BackendHost.StartAsync(name));
+            _backends.Add(await BackendHost.StartAsync(name, configure: configureBackends));
         }
 
         var config = ProcessConfig.For(_backends);
@@ -137,6 +141,28 @@ public sealed class GracefulShutdownTests : IAsyncDisposable
         var path = Path.Combine(_directory, "balancer.json");
         await File.WriteAllTextAsync(path, config.ToJsonString());
         return BalancerProcess.Start("--config", path);
+    }
+
+    /// <summary>Holds a backend's <c>/delay</c> requests until <see cref="Release"/>, then lets them through; others pass.</summary>
+    private sealed class HoldRequests : IStartupFilter
+    {
+        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Release() => _released.TrySetResult();
+
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            app.Use(async (context, nextMiddleware) =>
+            {
+                if (context.Request.Path.StartsWithSegments("/delay", StringComparison.Ordinal))
+                {
+                    await _released.Task.WaitAsync(context.RequestAborted);
+                }
+
+                await nextMiddleware(context);
+            });
+            next(app);
+        };
     }
 
     private static async Task<int> InFlightAsync(Uri management)

@@ -77,7 +77,7 @@ internal sealed class HeadlessChromium : IAsyncDisposable
     /// <summary>Opens <paramref name="url"/> and waits until the document has loaded.</summary>
     public async Task NavigateAsync(Uri url)
     {
-        var response = await _page.GoToAsync(url.ToString(), new NavigationOptions { WaitUntil = [WaitUntilNavigation.Load], Timeout = 15_000 });
+        var response = await _page.GoToAsync(url.ToString(), new NavigationOptions { WaitUntil = [WaitUntilNavigation.Load], Timeout = 30_000 });
         if (response is { Ok: false })
         {
             throw new InvalidOperationException($"Chromium opened {url} with status {(int)response.Status}.");
