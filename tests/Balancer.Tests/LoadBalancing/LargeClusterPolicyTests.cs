@@ -39,16 +39,25 @@ public sealed class LargeClusterPolicyTests(ITestOutputHelper output)
         built.ForEach(b => b());
         var tableTime = clock.Elapsed;
 
+        // The fewest bytes of three rounds: twice in CI one round of a pick that allocates nothing counted
+        // about 8 KB (the thread's count can move with a collection other tests start meanwhile), while a
+        // pick that allocates shows in every round, at least 10,000 objects.
         const int Picks = 10_000;
-        before = GC.GetAllocatedBytesForCurrentThread();
-        clock.Restart();
-        for (var i = 0; i < Picks; i++)
+        var picks = long.MaxValue;
+        var pickTime = TimeSpan.MaxValue;
+        for (var round = 0; round < 3; round++)
         {
-            Assert.NotNull(policy.PickDestination(context, cluster, withoutOne));
+            before = GC.GetAllocatedBytesForCurrentThread();
+            clock.Restart();
+            for (var i = 0; i < Picks; i++)
+            {
+                Assert.NotNull(policy.PickDestination(context, cluster, withoutOne));
+            }
+
+            pickTime = TimeSpan.FromTicks(Math.Min(pickTime.Ticks, clock.Elapsed.Ticks));
+            picks = Math.Min(picks, GC.GetAllocatedBytesForCurrentThread() - before);
         }
 
-        var pickTime = clock.Elapsed;
-        var picks = GC.GetAllocatedBytesForCurrentThread() - before;
         // Times are printed for the docs, not asserted: this machine's load decides them.
         output.WriteLine($"{name}, {withoutOne.Length} destinations: the request that met the change took {rebuildTime.TotalMilliseconds:0.000} ms and allocated {rebuild:N0} bytes ({rebuild / withoutOne.Length} a destination); " +
             $"table build off the request path {(built.Count == 0 ? "none" : $"{tableTime.TotalMilliseconds:0.0} ms")}; a pick then {pickTime.TotalNanoseconds / Picks:0} ns");
