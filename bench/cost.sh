@@ -150,7 +150,7 @@ if [ "$from_start" -gt 0 ]; then
     echo "# Cost per request from the start"
     echo
     [ "$smoke" = 1 ] && { echo "> **Smoke run**: a few requests only; the numbers are not measurements."; echo; }
-    echo "- Command: \`bench/cost.sh $*\`; $(date -u '+%Y-%m-%d %H:%M') UTC; commit \`$(git rev-parse --short HEAD)\`$([ -n "$(git status --porcelain)" ] && echo ' (with uncommitted changes)'); load average $(cut -d' ' -f1 /proc/loadavg)"
+    report_provenance cost.sh "$@"
     echo "- Each proxy started fresh on CPU $proxy_cpus, then $from_start batches of $requests requests (h2load --h1 -c$connections, backends and h2load on CPU $load_cpus), back to back."
     echo "- Settled: the first batch from which every later batch's CPU per request is within 10% of the median of the last three."
     echo
@@ -196,7 +196,7 @@ done
   echo "# Cost per request: the balancer beside bare YARP"
   echo
   [ "$smoke" = 1 ] && { echo "> **Smoke run**: a few requests only; the numbers are not measurements."; echo; }
-  echo "- Command: \`bench/cost.sh $*\`; $(date -u '+%Y-%m-%d %H:%M') UTC; commit \`$(git rev-parse --short HEAD)\`$([ -n "$(git status --porcelain)" ] && echo ' (with uncommitted changes)'); load average $(cut -d' ' -f1 /proc/loadavg)"
+  report_provenance cost.sh "$@"
   echo "- Each proxy on CPU $proxy_cpus, h2load --h1 -t1 -c$connections and the backends on CPU $load_cpus; ${warmup} s of wrk -c64 each, then $rounds rounds of $requests requests, every proxy once per round (order reversed every other round). CPU time and bytes allocated are read inside each process before and after its batch (bench/CostProbe); system calls and context switches by \`perf stat -p\` (software events); RPS depends on the machine's load, the counts much less."
   echo "- Balancer settings: ${balancer_settings[*]:-(as shipped: metrics on, tracing off)}"
   echo

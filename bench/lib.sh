@@ -73,3 +73,10 @@ EOF
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 rss_mb() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
+
+# The first line of every side-experiment report: how to rerun it and what it ran on.
+report_provenance() {
+  local script=$1
+  shift
+  echo "- Command: \`bench/$script $*\`; $(date -u '+%Y-%m-%d %H:%M') UTC; commit \`$(git rev-parse --short HEAD)\`$([ -n "$(git status --porcelain)" ] && echo ' (with uncommitted changes)'); load average $(cut -d' ' -f1 /proc/loadavg)"
+}

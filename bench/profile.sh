@@ -139,7 +139,7 @@ set +e
   echo "# CPU profile: the balancer beside bare YARP"
   echo
   [ "$smoke" = 1 ] && { echo "> **Smoke run**: a few seconds only; the numbers are not measurements."; echo; }
-  echo "- Command: \`bench/profile.sh $*\`; $(date -u '+%Y-%m-%d %H:%M') UTC; commit \`$(git rev-parse --short HEAD)\`$([ -n "$(git status --porcelain)" ] && echo ' (with uncommitted changes)'); load average $(cut -d' ' -f1 /proc/loadavg)"
+  report_provenance profile.sh "$@"
   echo "- Each proxy alone on CPU $proxy_cpus, wrk -t1 -c64 and the three backends on CPU $load_cpus; ${warmup} s of warm-up, then ${duration} s profiled with \`perf record -F 499 -g\` (DOTNET_PerfMapEnabled=1, DOTNET_EnableWriteXorExecute=0; both proxies with DOTNET_TC_CallCountingDelayMs=0 as deployed) and \`dotnet-counters collect\` (System.Runtime) while wrk runs."
   echo "- Balancer settings: ${balancer_settings[*]:-(as shipped: metrics on, tracing off)}"
   echo

@@ -72,7 +72,7 @@ if [ "$from_start" -gt 0 ]; then
   {
     echo "# Runtime settings from the start"
     echo
-    echo "- Command: \`bench/settings.sh $*\`; $(date -u '+%Y-%m-%d %H:%M') UTC; commit \`$(git rev-parse --short HEAD)\`; load average $(cut -d' ' -f1 /proc/loadavg)"
+    report_provenance settings.sh "$@"
     echo "- Each balancer started fresh on CPU $proxy_cpus, then wrk -t1 -c64 in 1 s slices for $from_start s (backends and wrk on CPU $load_cpus); $rounds round(s), variants in turn."
     echo
     echo "Requests per second in each second from the first request (variant, round, then one column per second):"
@@ -124,7 +124,7 @@ done
   echo "# Runtime settings side by side"
   echo
   [ "$smoke" = 1 ] && { echo "> **Smoke run**: a few seconds only; the numbers are not measurements."; echo; }
-  echo "- Command: \`bench/settings.sh $*\`; $(date -u '+%Y-%m-%d %H:%M') UTC; commit \`$(git rev-parse --short HEAD)\`$([ -n "$(git status --porcelain)" ] && echo ' (with uncommitted changes)'); load average $(cut -d' ' -f1 /proc/loadavg)"
+  report_provenance settings.sh "$@"
   echo "- Each balancer on CPU $proxy_cpus, wrk -t1 -c64 and the backends on CPU $load_cpus; ${warmup} s warm-up each, then $rounds rounds of ${duration} s, every variant once per round (order reversed every other round)."
   echo
   echo "| variant | settings | RPS (median) | CPU µs / request (median) | peak RSS (MB, max) | RPS vs ${names[0]}, round by round (median) | CPU / request vs ${names[0]} (median) |"
