@@ -64,6 +64,9 @@ proxy_cpus=$([ "$cpus" -ge 2 ] && echo $((cpus - 1)) || echo 0)
 load_cpus=0
 # The runtime setting the deployment files start the balancer with; every proxy here gets it.
 export DOTNET_TC_CallCountingDelayMs=0
+# Both proxies turn inline socket completions on in their Main, but the runtime reads the variable once, and
+# the probe's socket, made by the startup hook before Main runs, would fix it at off: set it beforehand.
+export DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1
 start_backends "$load_cpus"
 
 # Starts proxy $1 (index) fresh: sets pids[$1] and ports[$1] and waits for its first answer.
