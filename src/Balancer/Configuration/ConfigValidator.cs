@@ -17,7 +17,7 @@ public static class ConfigValidator
 {
     public static IReadOnlyList<string> Validate(IConfiguration config)
     {
-        var (options, source) = OptionsBinding.Bind<BalancerOptions>(config.GetSection(BalancerOptions.SectionName));
+        var (options, source) = OptionsBinding.Bind(config.GetSection(BalancerOptions.SectionName), static c => c.Get<BalancerOptions>());
         var errors = new BalancerOptionsValidator(source).Validate(null, options).FailuresOrNone().ToList();
 
         // Unset or empty means tracing off; anything else must be a URL the OTLP exporter can send to.
@@ -68,7 +68,7 @@ public static class ConfigValidator
             errors.Add($"{policy.Path}: unknown policy '{name}'; use one of {string.Join(", ", PolicyNames.All.Order(StringComparer.Ordinal))}");
         }
 
-        var (health, healthSource) = OptionsBinding.Bind<Yarp.ReverseProxy.Configuration.HealthCheckConfig>(cluster.GetSection("HealthCheck"));
+        var (health, healthSource) = OptionsBinding.Bind(cluster.GetSection("HealthCheck"), static c => c.Get<Health.HealthCheckSection>());
         errors.AddRange(new Health.HealthCheckConfigValidator(healthSource).Validate(null, health).FailuresOrNone());
         CheckPositiveTimeSpan(cluster.GetSection("HttpRequest:ActivityTimeout"), errors);
         CheckPositiveTimeSpan(cluster.GetSection("Metadata:" + Resilience.ConnectTimeout.MetadataKey), errors);
@@ -163,7 +163,7 @@ public static class ConfigValidator
         }
 
         var section = new ConfigurationBuilder().AddInMemoryCollection(limits).Build().GetSection("Limits");
-        var (options, source) = OptionsBinding.Bind<RateLimiting.RateLimitOptions>(section, metadata.Path + ":" + prefix);
+        var (options, source) = OptionsBinding.Bind(section, static c => c.Get<RateLimiting.RateLimitOptions>(), metadata.Path + ":" + prefix);
         errors.AddRange(new RateLimiting.RateLimitOptionsValidator(source).Validate(null, options).FailuresOrNone());
     }
 

@@ -1,77 +1,73 @@
-using System.Collections;
-using System.Reflection;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 
 namespace Balancer.Configuration;
 
 /// <summary>
-/// Binds a candidate config section to its options class the way <see cref="ConfigurationBinder"/> does, one
-/// property at a time, so that a value which does not convert leaves its default and is remembered instead of
-/// ending the binding at the first one: the options validators then report it among every other error.
+/// Binds a candidate config section to its options class so that a value which does not convert leaves its
+/// default and is remembered instead of ending the binding at the first one: the options validators then report
+/// it among every other error. The binding itself is the caller's typed <c>Get&lt;T&gt;</c>, which the configuration
+/// binding source generator compiles (no reflection, so it also runs in a Native AOT build).
 /// </summary>
 internal static class OptionsBinding
 {
+    /// <summary>The value types options classes hold, for the message of a value that does not convert to one.</summary>
+    private static readonly Type[] ValueTypes = [typeof(bool), typeof(TimeSpan), typeof(int), typeof(long), typeof(double)];
+
     /// <summary>
-    /// A new <typeparamref name="T"/> bound from <paramref name="section"/>, and where its values came from.
-    /// <paramref name="keyPrefix"/> names the keys in messages when the section is not where they were written.
+    /// A new <typeparamref name="T"/> bound from <paramref name="section"/> by <paramref name="get"/>, and where its
+    /// values came from. <paramref name="keyPrefix"/> names the keys in messages when the section is not where they
+    /// were written.
     /// </summary>
-    public static (T Options, OptionsSource Source) Bind<T>(IConfigurationSection section, string? keyPrefix = null)
+    public static (T Options, OptionsSource Source) Bind<T>(IConfigurationSection section, Func<IConfiguration, T?> get, string? keyPrefix = null)
         where T : class, new()
     {
-        var options = new T();
         var failed = new Dictionary<string, Type>(StringComparer.OrdinalIgnoreCase);
-        BindInto(options, section, "", failed);
+        T options;
+        try
+        {
+            options = get(section) ?? new T();
+        }
+        catch (InvalidOperationException)
+        {
+            // The binder stops at the first value it cannot convert; each value is tried alone to find every one,
+            // then the rest are bound without them.
+            var values = Values(section);
+            foreach (var value in values)
+            {
+                try
+                {
+                    get(InMemory([value]));
+                }
+                catch (InvalidOperationException e)
+                {
+                    failed[value.Key] = TypeNamedIn(e.Message);
+                }
+            }
+
+            options = get(InMemory(values.Where(v => !failed.ContainsKey(v.Key)))) ?? new T();
+        }
+
         return (options, new OptionsSource(keyPrefix ?? section.Path + ":", section, failed));
     }
 
     /// <summary>The failures of a validation result, none when it passed.</summary>
     public static IEnumerable<string> FailuresOrNone(this ValidateOptionsResult result) => result.Failed ? result.Failures : [];
 
-    private static void BindInto(object target, IConfigurationSection section, string prefix, Dictionary<string, Type> failed)
-    {
-        foreach (var property in target.GetType().GetProperties(BindingFlags.Public | BindingFlags.Instance))
-        {
-            var child = section.GetSection(property.Name);
-            if (!property.CanWrite || property.GetIndexParameters().Length > 0 || !child.Exists())
-            {
-                continue;
-            }
+    /// <summary>Every value below <paramref name="section"/>, keyed by its path relative to it.</summary>
+    private static List<KeyValuePair<string, string?>> Values(IConfigurationSection section) =>
+        [.. section.AsEnumerable(makePathsRelative: true).Where(v => v.Value is not null)];
 
-            var key = prefix + property.Name;
-            if (IsOptionsClass(property.PropertyType))
-            {
-                var nested = property.GetValue(target) ?? Activator.CreateInstance(property.PropertyType)!;
-                BindInto(nested, child, key + ":", failed);
-                property.SetValue(target, nested);
-                continue;
-            }
+    private static IConfigurationRoot InMemory(IEnumerable<KeyValuePair<string, string?>> values) =>
+        new ConfigurationBuilder().AddInMemoryCollection(values).Build();
 
-            if (child.Value is null && (property.PropertyType == typeof(string) || !typeof(IEnumerable).IsAssignableFrom(property.PropertyType)))
-            {
-                // A single value written as a list or an object (Balancer:Listen may be either): left at its
-                // default, as the host's own binding leaves it; the validator reads the section itself.
-                continue;
-            }
-
-            try
-            {
-                if (child.Get(property.PropertyType) is { } value)
-                {
-                    property.SetValue(target, value);
-                }
-            }
-            catch (InvalidOperationException)
-            {
-                // The binder names only the first value it cannot convert; every one is wanted here.
-                failed[key] = property.PropertyType;
-            }
-        }
-    }
-
-    /// <summary>A section of its own with settable properties, rather than a value or a collection.</summary>
-    private static bool IsOptionsClass(Type type) =>
-        type.IsClass && type != typeof(string) && !typeof(IEnumerable).IsAssignableFrom(type) && type.GetConstructor(Type.EmptyTypes) is not null;
+    /// <summary>
+    /// The type the binder's message names (<c>... to type 'System.TimeSpan'.</c>): the message is all the binder
+    /// gives, and only these few types can fail to convert in the options classes.
+    /// </summary>
+    private static Type TypeNamedIn(string message) =>
+        Array.Find(ValueTypes, t => message.Contains($"'{t.FullName}'", StringComparison.Ordinal)
+            || message.Contains($"'{typeof(Nullable<>).FullName}[[{t.FullName}", StringComparison.Ordinal)) ?? typeof(string);
 }
 
 /// <summary>

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using System.Runtime.CompilerServices;
 
@@ -12,6 +13,8 @@ namespace Balancer.Hosting;
 /// </summary>
 internal static class AssemblyPreload
 {
+    // A reference a trimmed build removed fails to load, which the loop below catches and skips; Native AOT returns first.
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "Missing references are caught and skipped; nothing else depends on them.")]
     public static int Run()
     {
         // A Native AOT build has no assemblies to load: everything is in the executable, opened once.

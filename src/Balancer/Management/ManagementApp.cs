@@ -1,13 +1,13 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Balancer.Telemetry;
 using Prometheus;
 
 namespace Balancer.Management;
 
 /// <summary>The management listener's pipeline: access check, liveness, readiness, status API, status page, runtime API, the instance drain switch.</summary>
-internal static class ManagementApp
+internal static partial class ManagementApp
 {
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
     public static void Configure(IApplicationBuilder management)
     {
@@ -48,12 +48,11 @@ internal static class ManagementApp
         context.Response.Headers.CacheControl = "no-store";
         if (query is null)
         {
-            context.Response.StatusCode = StatusCodes.Status400BadRequest;
-            return context.Response.WriteAsJsonAsync(new { error }, Json);
+            return Runtime.RuntimeApi.ErrorAsync(context, StatusCodes.Status400BadRequest, error!);
         }
 
         var status = context.RequestServices.GetRequiredService<StatusApi>().Snapshot(query);
-        return context.Response.WriteAsJsonAsync(status, Json);
+        return context.Response.WriteAsJsonAsync(status, StatusJson.Default.StatusDocument);
     }
 
     private static Task NotFound(HttpContext context)
@@ -61,4 +60,9 @@ internal static class ManagementApp
         context.Response.StatusCode = StatusCodes.Status404NotFound;
         return context.Response.WriteAsync("not found\n");
     }
+
+    /// <summary>The status document's JSON, written by generated code rather than by reflection.</summary>
+    [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, WriteIndented = true)]
+    [JsonSerializable(typeof(StatusDocument))]
+    private sealed partial class StatusJson : JsonSerializerContext;
 }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace Balancer.Readiness;
 
@@ -7,10 +8,9 @@ namespace Balancer.Readiness;
 /// <c>POST /api/instance/drain</c> takes the instance out of rotation without stopping it (maintenance),
 /// <c>POST /api/instance/enable</c> puts it back.
 /// </summary>
-internal static class InstanceEndpoints
+internal static partial class InstanceEndpoints
 {
     public const string ReadyPath = "/readyz";
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     /// <summary>200 <c>ready</c> or 503 with the reason, as plain text for probes and people alike.</summary>
     public static Task WriteReadinessAsync(HttpContext context)
@@ -53,9 +53,13 @@ internal static class InstanceEndpoints
         change?.Invoke(readiness);
         var reason = readiness.NotReadyReason();
         context.Response.Headers.CacheControl = "no-store";
-        return context.Response.WriteAsJsonAsync(new InstanceState(readiness.Drained ? "drained" : "enabled", reason is null, reason), Json);
+        return context.Response.WriteAsJsonAsync(new InstanceState(readiness.Drained ? "drained" : "enabled", reason is null, reason), InstanceJson.Default.InstanceState);
     }
 
     /// <summary>The answer of <c>/api/instance</c>: the operator's switch, and the readiness it results in.</summary>
     private sealed record InstanceState(string State, bool Ready, string? Reason);
+
+    [JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
+    [JsonSerializable(typeof(InstanceState))]
+    private sealed partial class InstanceJson : JsonSerializerContext;
 }

@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using Balancer.Health;
 using Balancer.LoadBalancing;
 using Balancer.Management;
@@ -24,7 +26,6 @@ internal sealed partial class RuntimeApi
     /// <summary>A weight is a number of at most four digits; anything longer is refused before it is read whole.</summary>
     private const int MaxWeightBody = 256;
 
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
     private static readonly string[] Actions = ["drain", "maintenance", "enable", "weight"];
 
     private readonly IProxyStateLookup _proxyState;
@@ -78,7 +79,7 @@ internal sealed partial class RuntimeApi
         if (rest.Length == 0)
         {
             return HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method)
-                ? WriteAsync(context, StatusCodes.Status200OK, new DestinationList(List()))
+                ? WriteAsync(context, StatusCodes.Status200OK, new DestinationList(List()), RuntimeJson.Default.DestinationList)
                 : MethodNotAllowedAsync(context, "GET, HEAD");
         }
 
@@ -144,12 +145,12 @@ internal sealed partial class RuntimeApi
         var candidate = Configuration.ConfigFile.Parse(buffer.ToArray(), "request body");
         if (!candidate.IsValid)
         {
-            await WriteAsync(context, StatusCodes.Status400BadRequest, new PreviewRefused("the candidate config is invalid", candidate.Errors));
+            await WriteAsync(context, StatusCodes.Status400BadRequest, new PreviewRefused("the candidate config is invalid", candidate.Errors), RuntimeJson.Default.PreviewRefused);
             return;
         }
 
         var report = Configuration.ConfigPreview.Compare(_configuration, candidate.ToConfiguration());
-        await WriteAsync(context, StatusCodes.Status200OK, new PreviewResult(report.HasChanges, report.Clusters, Configuration.ConfigPreview.Format(report)));
+        await WriteAsync(context, StatusCodes.Status200OK, new PreviewResult(report.HasChanges, report.Clusters, Configuration.ConfigPreview.Format(report)), RuntimeJson.Default.PreviewResult);
     }
 
     /// <summary>Every destination of every cluster with its runtime state, sorted by cluster and id.</summary>
@@ -194,7 +195,7 @@ internal sealed partial class RuntimeApi
             _drains.Watch(cluster, destination);
         }
 
-        return WriteAsync(context, StatusCodes.Status200OK, new ChangeResult(action, inFlight, Entry(cluster, destination)));
+        return WriteAsync(context, StatusCodes.Status200OK, new ChangeResult(action, inFlight, Entry(cluster, destination)), RuntimeJson.Default.ChangeResult);
     }
 
     private async Task PutWeightAsync(HttpContext context, ClusterState cluster, DestinationState destination)
@@ -219,7 +220,7 @@ internal sealed partial class RuntimeApi
         _changes.WithLabels(action).Inc();
         var fileWeight = DestinationWeight.Of(destination.Model.Config);
         LogWeightChanged(cluster.ClusterId, destination.DestinationId, previous?.Weight ?? fileWeight, weight ?? fileWeight, weight is null ? "file" : "override", by);
-        return WriteAsync(context, StatusCodes.Status200OK, new ChangeResult(action, destination.ConcurrentRequestCount, Entry(cluster, destination)));
+        return WriteAsync(context, StatusCodes.Status200OK, new ChangeResult(action, destination.ConcurrentRequestCount, Entry(cluster, destination)), RuntimeJson.Default.ChangeResult);
     }
 
     /// <summary>The body as a whole number 1-1000, plain (<c>3</c>) or JSON (<c>{"weight": 3}</c>).</summary>
@@ -294,7 +295,7 @@ internal sealed partial class RuntimeApi
     }
 
     internal static Task ErrorAsync(HttpContext context, int status, string error) =>
-        WriteAsync(context, status, new ErrorBody(error));
+        WriteAsync(context, status, new ErrorBody(error), RuntimeJson.Default.ErrorBody);
 
     private static Task MethodNotAllowedAsync(HttpContext context, string allowed)
     {
@@ -302,11 +303,11 @@ internal sealed partial class RuntimeApi
         return ErrorAsync(context, StatusCodes.Status405MethodNotAllowed, $"method {context.Request.Method} is not allowed on {context.Request.Path}; use {allowed}");
     }
 
-    internal static Task WriteAsync<T>(HttpContext context, int status, T body)
+    internal static Task WriteAsync<T>(HttpContext context, int status, T body, JsonTypeInfo<T> json)
     {
         context.Response.StatusCode = status;
         context.Response.Headers.CacheControl = "no-store";
-        return context.Response.WriteAsJsonAsync(body, Json);
+        return context.Response.WriteAsJsonAsync(body, json);
     }
 
     [LoggerMessage(EventId = 7111, Level = LogLevel.Information, Message = "Runtime change by {By}: {Cluster}/{Destination} {From} -> {To} ({InFlight} request(s) in flight)")]
@@ -329,4 +330,13 @@ internal sealed partial class RuntimeApi
     private sealed record PreviewRefused(string Error, IReadOnlyList<string> Errors);
 
     private sealed record PreviewResult(bool Changes, IReadOnlyList<Configuration.ConfigPreview.ClusterChanges> Clusters, string Text);
+
+    /// <summary>The API's JSON, written by generated code rather than by reflection.</summary>
+    [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, WriteIndented = true)]
+    [JsonSerializable(typeof(DestinationList))]
+    [JsonSerializable(typeof(ChangeResult))]
+    [JsonSerializable(typeof(ErrorBody))]
+    [JsonSerializable(typeof(PreviewRefused))]
+    [JsonSerializable(typeof(PreviewResult))]
+    private sealed partial class RuntimeJson : JsonSerializerContext;
 }

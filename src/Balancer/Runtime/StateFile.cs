@@ -13,12 +13,6 @@ internal sealed partial class StateFile(string path, TimeProvider time, ILogger<
 {
     private const int FormatVersion = 1;
 
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
-    {
-        WriteIndented = true,
-        Converters = { new JsonStringEnumConverter() },
-    };
-
     public string Path { get; } = System.IO.Path.GetFullPath(path);
 
     public IReadOnlyList<RuntimeOverrides.Entry> Load()
@@ -31,7 +25,7 @@ internal sealed partial class StateFile(string path, TimeProvider time, ILogger<
 
         try
         {
-            var document = JsonSerializer.Deserialize<Document>(File.ReadAllBytes(Path), Json)
+            var document = JsonSerializer.Deserialize(File.ReadAllBytes(Path), StateJson.Default.Document)
                 ?? throw new JsonException("the file holds null");
             if (document.Version != FormatVersion)
             {
@@ -71,7 +65,7 @@ internal sealed partial class StateFile(string path, TimeProvider time, ILogger<
         {
             using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
             {
-                JsonSerializer.Serialize(stream, document, Json);
+                JsonSerializer.Serialize(stream, document, StateJson.Default.Document);
                 // On disk before the rename, so that the rename never publishes an empty file after a power cut.
                 stream.Flush(flushToDisk: true);
             }
@@ -88,6 +82,10 @@ internal sealed partial class StateFile(string path, TimeProvider time, ILogger<
     private sealed record Document(int Version, List<SavedDestination>? Destinations);
 
     private sealed record SavedDestination(string Cluster, string Destination, AdminMode Mode, int? Weight, DateTimeOffset? Changed, string? ChangedBy);
+
+    [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, WriteIndented = true, UseStringEnumConverter = true)]
+    [JsonSerializable(typeof(Document))]
+    private sealed partial class StateJson : JsonSerializerContext;
 
     [LoggerMessage(EventId = 7101, Level = LogLevel.Information, Message = "State file {Path} does not exist yet; starting without runtime overrides")]
     private static partial void LogMissing(ILogger logger, string path);
