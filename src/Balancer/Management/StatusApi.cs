@@ -66,6 +66,7 @@ internal sealed class StatusApi(IProxyStateLookup proxyState, ConfigReloadTracke
                 RateLimited = limits.LimitedIn(cluster.ClusterId),
                 DestinationCount = cluster.Destinations.Count,
                 Matching = matching.Count,
+                LatencyHistogram = metrics.DurationsPerCluster(cluster.ClusterId) ? "cluster" : "destination",
             });
         }
 
@@ -123,6 +124,12 @@ public sealed record ClusterStatus(string Id, string Policy, IReadOnlyList<Desti
 
     /// <summary>Destinations the filter (<c>state</c>, <c>name</c>) selects, before <c>offset</c> and <c>limit</c>.</summary>
     public int Matching { get; init; }
+
+    /// <summary>
+    /// Where <c>/metrics</c> keeps the cluster's request durations: <c>destination</c> (a histogram per destination)
+    /// or <c>cluster</c> (one for the cluster; see <c>Balancer:Metrics:PerDestinationHistograms</c>).
+    /// </summary>
+    public string LatencyHistogram { get; init; } = "destination";
 }
 
 /// <summary>

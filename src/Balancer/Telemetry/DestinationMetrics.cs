@@ -17,7 +17,9 @@ internal sealed class DestinationMetrics
     // by every possible code would cost kilobytes per destination in a cluster of thousands.
     private volatile StatusChild[] _byStatus;
     private readonly Counter.Child _errors;
-    private readonly Histogram.Child _duration;
+    private readonly ProxyMetrics _series;
+    private readonly ClusterDurations _durations;
+    private volatile Histogram.Child? _ownDuration;
     private readonly Counter.Child _requestBytes;
     private readonly Counter.Child _responseBytes;
     private readonly Counter _grpcCalls;
@@ -32,8 +34,16 @@ internal sealed class DestinationMetrics
         _errors = _requests.WithLabels(cluster, destination, ErrorCode);
         // The commonest code exists from start-up too, so rate() works before the first request.
         _byStatus = [new StatusChild(200, _requests.WithLabels(cluster, destination, "200"))];
+        _series = series;
         // Without per-destination histograms every destination of the cluster observes into the cluster's one.
-        _duration = series.PerDestinationHistograms ? series.Duration.WithLabels(cluster, destination) : series.Duration.WithLabels(cluster);
+        _durations = series.DurationsOf(cluster);
+        lock (_durations)
+        {
+            if (!_durations.PerCluster)
+            {
+                _ownDuration = series.DestinationDuration!.WithLabels(cluster, destination);
+            }
+        }
         _requestBytes = series.RequestBytes.WithLabels(cluster, destination);
         _responseBytes = series.ResponseBytes.WithLabels(cluster, destination);
         _grpcCalls = series.GrpcCalls;
@@ -58,7 +68,7 @@ internal sealed class DestinationMetrics
     {
         Interlocked.Increment(ref _total);
         CounterFor(status).Inc();
-        _duration.Observe(seconds);
+        (_durations.Shared ?? _ownDuration ?? OwnDuration()).Observe(seconds);
         Window.Record(second, seconds);
     }
 
@@ -67,6 +77,21 @@ internal sealed class DestinationMetrics
     {
         var index = (uint)status < (uint)_grpcByStatus.Length ? status : Grpc.GrpcProtocol.Unknown;
         (_grpcByStatus[index] ??= _grpcCalls.WithLabels(Cluster, Destination, Grpc.GrpcProtocol.Name(index))).Inc();
+    }
+
+    /// <summary>Sets or (with null) drops this destination's own duration histogram; the caller holds the cluster's lock.</summary>
+    internal void KeepOwnDuration(Histogram.Child? child) => _ownDuration = child;
+
+    /// <summary>
+    /// The histogram to observe into when the cluster has just switched back to per-destination histograms and
+    /// this destination's was not yet restored.
+    /// </summary>
+    private Histogram.Child OwnDuration()
+    {
+        lock (_durations)
+        {
+            return _durations.Shared ?? (_ownDuration ??= _series.DestinationDuration!.WithLabels(Cluster, Destination));
+        }
     }
 
     public void AddRequestBytes(long bytes)

@@ -13,7 +13,7 @@ namespace Balancer.Telemetry;
 /// updated by <see cref="ProxyMetricsTransforms"/>; the gauges (up, in flight, policy) and the reload
 /// counts are read from YARP's and our own state when Prometheus scrapes, so they cost nothing per request.
 /// </summary>
-internal sealed class ProxyMetrics
+internal sealed partial class ProxyMetrics
 {
     /// <summary>0.5 ms to 30 s: fine steps where a proxy and a healthy backend live, coarse ones for timeouts.</summary>
     internal static readonly double[] DurationBuckets =
@@ -24,6 +24,9 @@ internal sealed class ProxyMetrics
     private readonly IProxyStateLookup _proxyState;
     private readonly ConfigReloadTracker _reloads;
     private readonly TimeProvider _time;
+    private readonly MetricsOptions _options;
+    private readonly ILogger<ProxyMetrics> _logger;
+    private readonly ConcurrentDictionary<string, ClusterDurations> _durations = new(StringComparer.Ordinal);
     private readonly ConditionalWeakTable<DestinationState, DestinationMetrics> _byState = new();
     private readonly ConcurrentDictionary<(string Cluster, string Destination), DestinationMetrics> _byId = new();
     private readonly Dictionary<string, string> _policies = [];
@@ -36,25 +39,30 @@ internal sealed class ProxyMetrics
     private readonly Counter _retries;
     private readonly Counter _healthTransitions;
 
-    public ProxyMetrics(BalancerMetricsRegistry metrics, IProxyStateLookup proxyState, ConfigReloadTracker reloads, TimeProvider time, Microsoft.Extensions.Options.IOptions<BalancerOptions> options)
+    public ProxyMetrics(BalancerMetricsRegistry metrics, IProxyStateLookup proxyState, ConfigReloadTracker reloads, TimeProvider time, Microsoft.Extensions.Options.IOptions<BalancerOptions> options, ILogger<ProxyMetrics> logger)
     {
         _proxyState = proxyState;
         _reloads = reloads;
         _time = time;
+        _options = options.Value.Metrics;
+        _logger = logger;
         var factory = metrics.Factory;
         Requests = factory.CreateCounter(
             "balancer_destination_requests_total",
             "Requests proxied to the destination, by HTTP status (code=\"error\" for transport failures). Each retry attempt counts at the destination it went to; health probes are not counted.",
             new CounterConfiguration { LabelNames = ["cluster", "destination", "code"] });
-        PerDestinationHistograms = options.Value.Metrics.PerDestinationHistograms;
-        Duration = PerDestinationHistograms
-            ? factory.CreateHistogram(
+        // Only the families a cluster can use: both unless the choice is fixed for every cluster.
+        DestinationDuration = _options.PerDestinationHistograms is false
+            ? null
+            : factory.CreateHistogram(
                 "balancer_destination_request_duration_seconds",
                 "Time from sending the request to the destination until its response headers arrived (until the failure, for transport errors).",
-                new HistogramConfiguration { LabelNames = DestinationLabels, Buckets = DurationBuckets })
+                new HistogramConfiguration { LabelNames = DestinationLabels, Buckets = DurationBuckets });
+        ClusterDuration = _options.PerDestinationHistograms is true
+            ? null
             : factory.CreateHistogram(
                 "balancer_cluster_request_duration_seconds",
-                "Time from sending the request to a destination of the cluster until its response headers arrived (until the failure, for transport errors). Kept per cluster instead of per destination (Balancer:Metrics:PerDestinationHistograms false).",
+                "Time from sending the request to a destination of the cluster until its response headers arrived (until the failure, for transport errors). Kept per cluster instead of per destination in clusters of more than Balancer:Metrics:PerDestinationHistogramsMaxDestinations destinations, or all when Balancer:Metrics:PerDestinationHistograms is false.",
                 new HistogramConfiguration { LabelNames = ["cluster"], Buckets = DurationBuckets });
         RequestBytes = factory.CreateCounter(
             "balancer_destination_request_bytes_total",
@@ -93,13 +101,46 @@ internal sealed class ProxyMetrics
 
     internal Counter Requests { get; }
 
-    /// <summary>
-    /// The request duration histogram: labelled by cluster and destination, or by cluster alone when
-    /// <see cref="PerDestinationHistograms"/> is false.
-    /// </summary>
-    internal Histogram Duration { get; }
+    /// <summary>The request duration histogram labelled by cluster and destination; null when no cluster keeps one.</summary>
+    internal Histogram? DestinationDuration { get; }
 
-    internal bool PerDestinationHistograms { get; }
+    /// <summary>The request duration histogram labelled by cluster alone; null when every cluster keeps them per destination.</summary>
+    internal Histogram? ClusterDuration { get; }
+
+    /// <summary>Where the durations of the cluster's requests go; decided by its size when first asked, and at every scrape.</summary>
+    internal ClusterDurations DurationsOf(string clusterId)
+    {
+        if (_durations.TryGetValue(clusterId, out var durations))
+        {
+            return durations;
+        }
+
+        // Once per cluster, so that its choice is logged once.
+        lock (_durations)
+        {
+            if (_durations.TryGetValue(clusterId, out durations))
+            {
+                return durations;
+            }
+
+            durations = new ClusterDurations(clusterId);
+            var size = _proxyState.TryGetCluster(clusterId, out var cluster) ? cluster.Destinations.Count : 0;
+            if (_options.DurationsPerCluster(size))
+            {
+                durations.Shared = ClusterDuration!.WithLabels(clusterId);
+                if (_options.PerDestinationHistograms is null)
+                {
+                    LogDurationsPerCluster(clusterId, size, _options.PerDestinationHistogramsMaxDestinations);
+                }
+            }
+
+            _durations[clusterId] = durations;
+            return durations;
+        }
+    }
+
+    /// <summary>Whether the cluster's request durations are kept per cluster rather than per destination, for <c>/status</c>.</summary>
+    public bool DurationsPerCluster(string clusterId) => DurationsOf(clusterId).PerCluster;
 
     internal Counter RequestBytes { get; }
 
@@ -163,6 +204,12 @@ internal sealed class ProxyMetrics
                 var clusterId = cluster.ClusterId;
                 var policy = PolicyNames.Canonical(cluster.Model.Config.LoadBalancingPolicy);
                 policies[clusterId] = policy;
+                var durations = DurationsOf(clusterId);
+                if (durations.PerCluster != _options.DurationsPerCluster(cluster.Destinations.Count))
+                {
+                    SwitchDurations(durations, cluster.Destinations.Count);
+                }
+
                 // A set, not a scan of the list per destination: a scrape of thousands of destinations stays linear.
                 var available = new HashSet<DestinationState>(cluster.DestinationsState.AvailableDestinations, ReferenceEqualityComparer.Instance);
                 foreach (var destination in cluster.Destinations.Values)
@@ -188,9 +235,9 @@ internal sealed class ProxyMetrics
                     _policy.RemoveLabelled(clusterId, policy);
                 }
 
-                if (current is null && !PerDestinationHistograms)
+                if (current is null && _durations.TryRemove(clusterId, out var durations) && durations.PerCluster)
                 {
-                    Duration.RemoveLabelled(clusterId);
+                    ClusterDuration!.RemoveLabelled(clusterId);
                 }
             }
 
@@ -255,10 +302,7 @@ internal sealed class ProxyMetrics
 
         foreach (var (cluster, destination) in gone)
         {
-            if (PerDestinationHistograms)
-            {
-                Duration.RemoveLabelled(cluster, destination);
-            }
+            DestinationDuration?.RemoveLabelled(cluster, destination);
 
             RequestBytes.RemoveLabelled(cluster, destination);
             ResponseBytes.RemoveLabelled(cluster, destination);
@@ -275,6 +319,57 @@ internal sealed class ProxyMetrics
             }
         }
     }
+
+    /// <summary>
+    /// Moves a cluster whose size crossed <see cref="MetricsOptions.PerDestinationHistogramsMaxDestinations"/> to the
+    /// histogram its size calls for: the per-destination series go (or come back at 0) with the cluster's one.
+    /// </summary>
+    private void SwitchDurations(ClusterDurations durations, int size)
+    {
+        var id = durations.Cluster;
+        lock (durations)
+        {
+            if (durations.PerCluster)
+            {
+                foreach (var (key, metrics) in _byId)
+                {
+                    if (string.Equals(key.Cluster, id, StringComparison.Ordinal))
+                    {
+                        metrics.KeepOwnDuration(DestinationDuration!.WithLabels(id, key.Destination));
+                    }
+                }
+
+                durations.Shared = null;
+                ClusterDuration!.RemoveLabelled(id);
+                LogDurationsPerDestination(id, size, _options.PerDestinationHistogramsMaxDestinations);
+            }
+            else
+            {
+                durations.Shared = ClusterDuration!.WithLabels(id);
+                foreach (var (key, metrics) in _byId)
+                {
+                    if (string.Equals(key.Cluster, id, StringComparison.Ordinal))
+                    {
+                        metrics.KeepOwnDuration(null);
+                    }
+                }
+
+                // Every series of the cluster, also of a destination whose metrics were being created meanwhile.
+                foreach (var labels in DestinationDuration!.GetAllLabelValues().Where(l => string.Equals(l[0], id, StringComparison.Ordinal)).ToList())
+                {
+                    DestinationDuration.RemoveLabelled(labels);
+                }
+
+                LogDurationsPerCluster(id, size, _options.PerDestinationHistogramsMaxDestinations);
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 1401, Level = LogLevel.Information, Message = "Cluster {Cluster} has {Count} destinations, more than Balancer:Metrics:PerDestinationHistogramsMaxDestinations ({Max}): its request durations are kept in one histogram for the cluster (balancer_cluster_request_duration_seconds) instead of one per destination")]
+    private partial void LogDurationsPerCluster(string cluster, int count, int max);
+
+    [LoggerMessage(EventId = 1402, Level = LogLevel.Information, Message = "Cluster {Cluster} has {Count} destinations, at most Balancer:Metrics:PerDestinationHistogramsMaxDestinations ({Max}): its request durations are kept per destination again (balancer_destination_request_duration_seconds)")]
+    private partial void LogDurationsPerDestination(string cluster, int count, int max);
 
     /// <summary>A destination's gauges that are set when Prometheus scrapes.</summary>
     private sealed record ScrapedGauges(Gauge.Child Up, Gauge.Child Active);

@@ -17,6 +17,7 @@ internal sealed class MetricsOptionsValidator(OptionsSource source) : OptionsVal
 {
     protected override void Check(MetricsOptions options, OptionErrors errors)
     {
-        // Switches only: a value that is not true or false is reported by the type check every validator ends with.
+        // A switch that is not true or false is reported by the type check every validator ends with.
+        errors.WholeNumber(options.PerDestinationHistogramsMaxDestinations, 0, 1_000_000);
     }
 }

@@ -2,6 +2,7 @@ using System.Net;
 using Balancer.Tests.Deployment;
 using Balancer.Tests.Infrastructure;
 using Balancer.Tests.Integration;
+using Microsoft.Extensions.Logging.Testing;
 
 namespace Balancer.Tests.Telemetry;
 
@@ -94,6 +95,49 @@ public sealed class ProxyMetricsTests
         Assert.Equal(30, samples.Value("balancer_cluster_request_duration_seconds_bucket", ("cluster", "backends"), ("le", "+Inf")));
         var check = Repo.Run("promtool", ["check", "metrics"], stdin: text);
         Assert.True(check.ExitCode == 0 && check.Stdout.Trim().Length == 0 && check.Stderr.Trim().Length == 0, check.ToString());
+    }
+
+    [Fact]
+    public async Task PerDestinationHistogramsUnset_ClusterAboveTheLimit_KeepsOneHistogram_SwitchesBackWhenItShrinks()
+    {
+        await using var lb = await BalancerFixture.StartAsync(
+            "RoundRobin",
+            edit: c => c["Balancer"]!["Metrics"] = new System.Text.Json.Nodes.JsonObject { ["PerDestinationHistogramsMaxDestinations"] = 2 },
+            configure: b => b.Logging.AddFakeLogging());
+        for (var i = 0; i < 30; i++)
+        {
+            await lb.GetBackendAsync();
+        }
+
+        // Three destinations, more than 2: one histogram for the cluster, the counters still per destination.
+        var text = await lb.Management.GetStringAsync("/metrics");
+        var samples = PrometheusText.Parse(text);
+        Assert.DoesNotContain(samples, s => s.Name.StartsWith("balancer_destination_request_duration_seconds", StringComparison.Ordinal));
+        Assert.Equal(30, samples.Value("balancer_cluster_request_duration_seconds_count", ("cluster", "backends")));
+        Assert.Equal(10, samples.Value("balancer_destination_requests_total", ("destination", "C"), ("code", "200")));
+        Assert.Equal("cluster", (string?)(await lb.StatusAsync())["clusters"]![0]!["latencyHistogram"]);
+        var check = Repo.Run("promtool", ["check", "metrics"], stdin: text);
+        Assert.True(check.ExitCode == 0 && check.Stdout.Trim().Length == 0 && check.Stderr.Trim().Length == 0, check.ToString());
+        var logged = Assert.Single(lb.App.Services.GetFakeLogCollector().GetSnapshot(), r => r.Id.Id == 1401);
+        Assert.Contains("Cluster backends has 3 destinations", logged.Message, StringComparison.Ordinal);
+
+        // Down to two: per destination again from the next scrape, the cluster's histogram gone.
+        lb.WriteConfig("RoundRobin", config => config["ReverseProxy"]!["Clusters"]!["backends"]!["Destinations"]!.AsObject().Remove("C"));
+        await Poll.UntilAsync(
+            async () => (await ScrapeAsync(lb)).Any(s => s.Name == "balancer_destination_request_duration_seconds_count"),
+            TimeSpan.FromSeconds(10),
+            "per-destination histograms after the cluster shrank to 2");
+        for (var i = 0; i < 10; i++)
+        {
+            await lb.GetBackendAsync();
+        }
+
+        samples = await ScrapeAsync(lb);
+        Assert.DoesNotContain(samples, s => s.Name.StartsWith("balancer_cluster_request_duration_seconds", StringComparison.Ordinal));
+        Assert.Equal(5, samples.Value("balancer_destination_request_duration_seconds_count", ("destination", "A")));
+        Assert.Equal(5, samples.Value("balancer_destination_request_duration_seconds_bucket", ("destination", "B"), ("le", "+Inf")));
+        Assert.Equal("destination", (string?)(await lb.StatusAsync())["clusters"]![0]!["latencyHistogram"]);
+        Assert.Single(lb.App.Services.GetFakeLogCollector().GetSnapshot(), r => r.Id.Id == 1402);
     }
 
     [Fact]
