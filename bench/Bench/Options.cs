@@ -111,8 +111,10 @@ internal sealed class Options
     /// <summary>What this mode runs when no experiment is named.</summary>
     public IReadOnlyList<string> DefaultSet => Smoke ? SmokeExperiments : DefaultExperiments;
 
-    /// <summary>The destination counts of the scale experiment: 3 to 10,000; smoke 3, 100, 300.</summary>
-    public int[] ScaleCounts => Smoke ? [3, 100, 300] : [3, 100, 1000, 3000, 10000];
+    /// <summary>The destination counts of the scale experiment: 3 to 10,000; smoke 3, 100, 300; or those of <c>--scale-counts</c>.</summary>
+    public int[] ScaleCounts => ScaleCountsGiven ?? (Smoke ? [3, 100, 300] : [3, 100, 1000, 3000, 10000]);
+
+    private int[]? ScaleCountsGiven { get; set; }
 
     public static Options Parse(IReadOnlyList<string> args)
     {
@@ -138,6 +140,7 @@ internal sealed class Options
                 case "--backend-cpus": options.BackendCpus = CpuList.Check(arg, Value()); break;
                 case "--configuration": options.BuildConfiguration = Value(); break;
                 case "--pid-file": options.PidFile = Value(); break;
+                case "--scale-counts": options.ScaleCountsGiven = [.. Value().Split(',').Select(c => Count(arg, c)).Order()]; break;
                 default:
                     if (arg.StartsWith('-') || !AllExperiments.Contains(arg))
                     {
