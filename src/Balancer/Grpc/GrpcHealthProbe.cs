@@ -31,7 +31,7 @@ internal static class GrpcHealthProbe
         cluster.Metadata?.TryGetValue(ProtocolKey, out var protocol) == true
         && string.Equals(protocol, ProtocolGrpc, StringComparison.OrdinalIgnoreCase);
 
-    public static HttpRequestMessage CreateRequest(ClusterModel cluster, DestinationModel destination)
+    public static Health.ProbeMessage CreateRequest(ClusterModel cluster, DestinationModel destination)
     {
         var service = cluster.Config.Metadata?.GetValueOrDefault(ServiceKey) ?? string.Empty;
         var address = destination.Config.Health ?? destination.Config.Address;
@@ -96,7 +96,7 @@ internal static class GrpcHealthProbe
         headers.TryGetValues(name, out var values) ? values.FirstOrDefault() : null;
 
     /// <summary>A probe of the gRPC health protocol; its type is what <see cref="Handler"/> looks for.</summary>
-    private sealed class ProbeRequest(Uri uri) : HttpRequestMessage(HttpMethod.Post, uri);
+    private sealed class ProbeRequest(Uri uri) : Health.ProbeMessage(HttpMethod.Post, uri);
 
     /// <summary>
     /// Outermost handler of every cluster's client: reads the whole answer of a gRPC health probe and turns

@@ -45,14 +45,14 @@ internal static class ProbeRequests
 
         protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {
-            if (ProbeMarks.AttemptOf(request) is not { } attempt)
+            if (request is not ProbeMessage { Attempt: { } attempt } probe)
             {
                 return base.SendAsync(request, cancellationToken);
             }
 
             return attempt.Skipped
                 ? Task.FromResult(Unsent(request))
-                : TimedAsync(request, attempt, cancellationToken);
+                : TimedAsync(probe, attempt, cancellationToken);
         }
 
         protected override void Dispose(bool disposing)
@@ -71,7 +71,7 @@ internal static class ProbeRequests
         private static HttpResponseMessage Unsent(HttpRequestMessage request) =>
             new(System.Net.HttpStatusCode.ServiceUnavailable) { RequestMessage = request };
 
-        private async Task<HttpResponseMessage> TimedAsync(HttpRequestMessage request, ProbeAttempt attempt, CancellationToken cancellationToken)
+        private async Task<HttpResponseMessage> TimedAsync(ProbeMessage request, ProbeAttempt attempt, CancellationToken cancellationToken)
         {
             var turn = request.RequestUri is { } uri
                 ? _turns.GetOrAdd(uri.GetLeftPart(UriPartial.Authority), static _ => new SemaphoreSlim(ProbesPerAddress))
@@ -144,7 +144,7 @@ internal static class ProbeRequests
         {
             var request = Grpc.GrpcHealthProbe.IsEnabled(cluster.Config)
                 ? Grpc.GrpcHealthProbe.CreateRequest(cluster, destination)
-                : inner.CreateRequest(cluster, destination);
+                : ProbeMessage.From(inner.CreateRequest(cluster, destination));
             ProbeMarks.Mark(request, InMaintenance(cluster, destination) ? ProbeAttempt.Skip : tracker.ProbeStarting(destination));
             return request;
         }

@@ -60,7 +60,7 @@ public sealed class ProbeTurnsTests
 
     private static Task<HttpResponseMessage> SendAsync(HttpMessageInvoker invoker, string url, CancellationToken cancellationToken)
     {
-        var request = new HttpRequestMessage(HttpMethod.Get, url);
+        var request = new ProbeMessage(HttpMethod.Get, new Uri(url));
         ProbeMarks.Mark(request, new ProbeAttempt(DateTimeOffset.UnixEpoch));
         return invoker.SendAsync(request, cancellationToken);
     }
