@@ -27,9 +27,11 @@ internal sealed class DownSignals : IDisposable
         tracker.HealthChanged += OnHealthChanged;
     }
 
+    /// <summary>The signal of <paramref name="destination"/>: its token is cancelled when the destination is next marked Down.</summary>
+    public Signal For(DestinationState destination) => _signals.GetValue(destination, static _ => new Signal());
+
     /// <summary>Cancelled when <paramref name="destination"/> is next marked Down.</summary>
-    public CancellationToken NextDown(DestinationState destination) =>
-        _signals.GetValue(destination, static _ => new Signal()).Token;
+    public CancellationToken NextDown(DestinationState destination) => For(destination).Token;
 
     public void Dispose() => _tracker.HealthChanged -= OnHealthChanged;
 
@@ -45,13 +47,14 @@ internal sealed class DownSignals : IDisposable
         ThreadPool.UnsafeQueueUserWorkItem(static source => source.Cancel(), signal.Replace(), preferLocal: false);
     }
 
-    private sealed class Signal
+    /// <summary>One destination's signal.</summary>
+    internal sealed class Signal
     {
         private CancellationTokenSource _source = new();
 
         public CancellationToken Token => Volatile.Read(ref _source).Token;
 
         /// <summary>Puts a fresh source in place and returns the one to cancel. Never disposed: it has no timer.</summary>
-        public CancellationTokenSource Replace() => Interlocked.Exchange(ref _source, new CancellationTokenSource());
+        internal CancellationTokenSource Replace() => Interlocked.Exchange(ref _source, new CancellationTokenSource());
     }
 }

@@ -1,32 +1,26 @@
+using System.Runtime.CompilerServices;
 using Balancer.Telemetry;
 using Microsoft.AspNetCore.Http.Features;
+using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
-using Yarp.ReverseProxy.Transforms;
-using Yarp.ReverseProxy.Transforms.Builder;
 
 namespace Balancer.Resilience;
 
 /// <summary>
-/// Outermost handler of each cluster's outbound client: while a request marked safe to send again waits for
-/// its response headers, it is also cancelled when its destination is marked Down, and the cancellation
-/// surfaces as a <see cref="DestinationMarkedDownException"/> for the retry middleware to act on. Once the
-/// headers have arrived the link is gone: a response under way is never cut.
+/// Sends requests bound for one destination that are safe to send again: while one waits for its response
+/// headers, it is also cancelled when its destination is marked Down, and the cancellation surfaces as a
+/// <see cref="DestinationMarkedDownException"/> for the retry middleware to act on. Once the headers have
+/// arrived the link is gone: a response under way is never cut.
 /// </summary>
 /// <remarks>
-/// Outside the circuit breaker, so a withdrawn request never counts as the destination's failure. Unmarked
-/// requests (probes, bodies that cannot be replayed, methods that are not idempotent) pass straight through.
+/// One per destination, over the cluster's outbound handlers below it (<see cref="WithdrawableClient"/>), so
+/// that a request needs no mark naming its destination. Outside the circuit breaker, so a withdrawn request
+/// never counts as the destination's failure.
 /// </remarks>
-internal sealed class RedispatchHandler(DownSignals signals) : DelegatingHandler
+internal sealed class RedispatchHandler(DownSignals.Signal down) : DelegatingHandler
 {
-    private static readonly HttpRequestOptionsKey<DestinationState> DestinationKey = new("Balancer.RedispatchOnDown");
-
-    /// <summary>Lets <paramref name="request"/> be withdrawn when <paramref name="destination"/> is marked Down.</summary>
-    public static void MarkWithdrawable(HttpRequestMessage request, DestinationState destination) => request.Options.Set(DestinationKey, destination);
-
     protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
-        request.Options.TryGetValue(DestinationKey, out var destination) && destination is not null
-            ? SendWithdrawableAsync(request, signals.NextDown(destination), cancellationToken)
-            : base.SendAsync(request, cancellationToken);
+        SendWithdrawableAsync(request, down.Token, cancellationToken);
 
     private async Task<HttpResponseMessage> SendWithdrawableAsync(HttpRequestMessage request, CancellationToken down, CancellationToken cancellationToken)
     {
@@ -40,32 +34,49 @@ internal sealed class RedispatchHandler(DownSignals signals) : DelegatingHandler
             throw new DestinationMarkedDownException(e);
         }
     }
+}
 
-    /// <summary>
-    /// Marks each outgoing request that the retry middleware may send again (<see cref="ReplaySafe"/>) with the
-    /// destination it goes to; the handler sees only the outgoing message.
-    /// </summary>
-    internal sealed class MarkingTransformProvider : ITransformProvider
+/// <summary>
+/// A cluster's outbound client that also keeps, per destination, a client sending through a
+/// <see cref="RedispatchHandler"/> over the same handlers (and so the same connections, breakers and probes).
+/// </summary>
+internal sealed class WithdrawableClient : HttpMessageInvoker
+{
+    private readonly ConditionalWeakTable<DestinationState, HttpMessageInvoker> _byDestination = new();
+    private readonly ConditionalWeakTable<DestinationState, HttpMessageInvoker>.CreateValueCallback _create;
+
+    /// <param name="handler">The cluster's handlers, as every request is sent through them.</param>
+    /// <param name="sends">The handler under <paramref name="handler"/> that carries proxied requests.</param>
+    /// <param name="signals">Where each destination's Down signal comes from.</param>
+    public WithdrawableClient(HttpMessageHandler handler, HttpMessageHandler sends, DownSignals signals)
+        : base(handler, disposeHandler: true)
     {
-        public void ValidateRoute(TransformRouteValidationContext context)
-        {
-        }
-
-        public void ValidateCluster(TransformClusterValidationContext context)
-        {
-        }
-
-        public void Apply(TransformBuilderContext context) => context.AddRequestTransform(static transform =>
-        {
-            var http = transform.HttpContext;
-            if (http.Features.Get<ReplaySafe>() is not null && http.Features.Get<IReverseProxyFeature>()?.ProxiedDestination is { } destination)
-            {
-                MarkWithdrawable(transform.ProxyRequest, destination);
-            }
-
-            return ValueTask.CompletedTask;
-        });
+        // Never disposed themselves: disposing would dispose the cluster's handlers, which this client owns.
+        _create = destination => new HttpMessageInvoker(new RedispatchHandler(signals.For(destination)) { InnerHandler = sends }, disposeHandler: false);
     }
+
+    /// <summary>The client that withdraws a request from <paramref name="destination"/> when it is marked Down.</summary>
+    public HttpMessageInvoker For(DestinationState destination) => _byDestination.GetValue(destination, _create);
+}
+
+/// <summary>
+/// Sends each request that the retry middleware may send again (<see cref="ReplaySafe"/>) through its
+/// destination's <see cref="WithdrawableClient.For"/> client; every other request goes as YARP sends it.
+/// </summary>
+internal sealed class WithdrawingForwarder(IHttpForwarder inner) : IHttpForwarder
+{
+    public ValueTask<ForwarderError> SendAsync(HttpContext context, string destinationPrefix, HttpMessageInvoker httpClient, ForwarderRequestConfig requestConfig, HttpTransformer transformer) =>
+        inner.SendAsync(context, destinationPrefix, Choose(context, httpClient), requestConfig, transformer);
+
+    public ValueTask<ForwarderError> SendAsync(HttpContext context, string destinationPrefix, HttpMessageInvoker httpClient, ForwarderRequestConfig requestConfig, HttpTransformer transformer, CancellationToken cancellationToken) =>
+        inner.SendAsync(context, destinationPrefix, Choose(context, httpClient), requestConfig, transformer, cancellationToken);
+
+    private static HttpMessageInvoker Choose(HttpContext context, HttpMessageInvoker httpClient) =>
+        httpClient is WithdrawableClient cluster
+        && context.Features.Get<ReplaySafe>() is not null
+        && context.Features.Get<IReverseProxyFeature>()?.ProxiedDestination is { } destination
+            ? cluster.For(destination)
+            : httpClient;
 }
 
 /// <summary>

@@ -1,4 +1,5 @@
 using Balancer.Health;
+using Balancer.Hosting;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace Balancer.Resilience;
@@ -14,7 +15,7 @@ internal static class ResilienceServiceCollectionExtensions
     {
         services.AddSingleton<IForwarderHttpClientFactory, ResilientForwarderHttpClientFactory>();
         services.AddSingleton<DownSignals>();
-        services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, RedispatchHandler.MarkingTransformProvider>();
+        services.Decorate<IHttpForwarder>((_, inner) => new WithdrawingForwarder(inner));
         services.MarkHealthProbes();
         return services;
     }

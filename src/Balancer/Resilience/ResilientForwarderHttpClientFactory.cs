@@ -34,8 +34,11 @@ internal sealed class ResilientForwarderHttpClientFactory(
     IOptionsMonitor<BalancerOptions> options,
     DestinationHealthTracker tracker,
     IServiceProvider services,
-    ILogger<ForwarderHttpClientFactory> logger) : ForwarderHttpClientFactory(logger)
+    ILogger<ForwarderHttpClientFactory> logger) : ForwarderHttpClientFactory(logger), IForwarderHttpClientFactory
 {
+    // What WrapHandler built, handed to CreateClient within the same call.
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<ForwarderHttpClientContext, Built> _built = new();
+
     protected override void ConfigureHandler(ForwarderHttpClientContext context, SocketsHttpHandler handler)
     {
         base.ConfigureHandler(context, handler);
@@ -97,24 +100,44 @@ internal sealed class ResilientForwarderHttpClientFactory(
         }
     }
 
+    HttpMessageInvoker IForwarderHttpClientFactory.CreateClient(ForwarderHttpClientContext context)
+    {
+        var client = CreateClient(context);
+        if (ReferenceEquals(client, context.OldClient) || !_built.TryGetValue(context, out var built))
+        {
+            return client;
+        }
+
+        _built.Remove(context);
+        // The same handlers in a client that can also send a request withdrawable from its destination; the
+        // client the base class made around them is dropped unused (disposing it would dispose them).
+        return new WithdrawableClient(built.Outer, built.Sends, services.GetRequiredService<DownSignals>());
+    }
+
     protected override HttpMessageHandler WrapHandler(ForwarderHttpClientContext context, HttpMessageHandler handler)
     {
         // Outermost, whatever the cluster's metadata says now: a client is not rebuilt when only metadata changes.
         var probes = new ProbeRequests.ProbeHandler(services.GetRequiredService<TimeProvider>()) { InnerHandler = handler };
-        return new Grpc.GrpcHealthProbe.Handler { InnerHandler = WrapResilience(context, probes) };
+        var sends = WrapResilience(context, probes);
+        var outer = new Grpc.GrpcHealthProbe.Handler { InnerHandler = sends };
+        _built.AddOrUpdate(context, new Built(outer, sends));
+        return outer;
     }
 
     private HttpMessageHandler WrapResilience(ForwarderHttpClientContext context, HttpMessageHandler handler)
     {
         var breaker = options.CurrentValue.CircuitBreaker;
-        if (breaker.Enabled)
+        if (!breaker.Enabled)
         {
-            var pipelines = new DestinationPipelines(context.ClusterId, breaker, tracker, services);
-            handler = new BreakerHandler(pipelines.For) { InnerHandler = handler };
+            return handler;
         }
 
-        return new RedispatchHandler(services.GetRequiredService<DownSignals>()) { InnerHandler = handler };
+        var pipelines = new DestinationPipelines(context.ClusterId, breaker, tracker, services);
+        return new BreakerHandler(pipelines.For) { InnerHandler = handler };
     }
+
+    /// <summary>The handlers <see cref="WrapHandler"/> made for one client: all of them, and those proxied requests go through.</summary>
+    private sealed record Built(HttpMessageHandler Outer, HttpMessageHandler Sends);
 
     /// <summary>One pipeline per destination of a cluster, found by address prefix without allocating.</summary>
     private sealed class DestinationPipelines(string clusterId, CircuitBreakerOptions options, DestinationHealthTracker tracker, IServiceProvider services)

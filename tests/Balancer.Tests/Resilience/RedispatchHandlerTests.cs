@@ -28,7 +28,7 @@ public sealed class RedispatchHandlerTests : IAsyncLifetime
     private readonly DestinationState _a;
     private readonly DestinationState _b;
     private readonly SilentBackend _silent = SilentBackend.Start();
-    private readonly HttpMessageInvoker _client;
+    private readonly WithdrawableClient _client;
     private readonly CancellationTokenSource _end = new();
 
     public RedispatchHandlerTests()
@@ -46,7 +46,8 @@ public sealed class RedispatchHandlerTests : IAsyncLifetime
         _b = Add("B");
         updater.UpdateAllDestinations(_cluster);
         _tracker.SetActive(_cluster, [new(_a, DestinationHealth.Healthy), new(_b, DestinationHealth.Healthy)]);
-        _client = new HttpMessageInvoker(new RedispatchHandler(_signals) { InnerHandler = new SocketsHttpHandler() });
+        var sockets = new SocketsHttpHandler();
+        _client = new WithdrawableClient(sockets, sockets, _signals);
     }
 
     [Fact]
@@ -89,8 +90,7 @@ public sealed class RedispatchHandlerTests : IAsyncLifetime
     {
         await using var slow = SilentBackend.Start("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
         var request = new HttpRequestMessage(HttpMethod.Get, slow.Address);
-        RedispatchHandler.MarkWithdrawable(request, _b);
-        using var response = await _client.SendAsync(request, _end.Token).WaitAsync(Wait);
+        using var response = await _client.For(_b).SendAsync(request, _end.Token).WaitAsync(Wait);
 
         MarkDown(_b);
         var body = response.Content.ReadAsStringAsync(_end.Token);
@@ -118,12 +118,7 @@ public sealed class RedispatchHandlerTests : IAsyncLifetime
     private Task<HttpResponseMessage> Send(DestinationState? withdrawableFrom)
     {
         var request = new HttpRequestMessage(HttpMethod.Get, _silent.Address);
-        if (withdrawableFrom is not null)
-        {
-            RedispatchHandler.MarkWithdrawable(request, withdrawableFrom);
-        }
-
-        return _client.SendAsync(request, _end.Token);
+        return (withdrawableFrom is null ? _client : _client.For(withdrawableFrom)).SendAsync(request, _end.Token);
     }
 
     private DestinationState Add(string id)
