@@ -13,27 +13,14 @@ namespace Balancer.Resilience;
 /// arrived the link is gone: a response under way is never cut.
 /// </summary>
 /// <remarks>
-/// One per destination, over the cluster's outbound handlers below it (<see cref="WithdrawableClient"/>), so
-/// that a request needs no mark naming its destination. Outside the circuit breaker, so a withdrawn request
-/// never counts as the destination's failure.
+/// One per destination, over the cluster's <see cref="BreakerHandler"/> (<see cref="WithdrawableClient"/>),
+/// so that a request needs no mark naming its destination; the breaker's handler does the linking in the
+/// same step as the breaker.
 /// </remarks>
-internal sealed class RedispatchHandler(DownSignals.Signal down) : DelegatingHandler
+internal sealed class RedispatchHandler(BreakerHandler sends, DownSignals.Signal down) : HttpMessageHandler
 {
     protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
-        SendWithdrawableAsync(request, down.Token, cancellationToken);
-
-    private async Task<HttpResponseMessage> SendWithdrawableAsync(HttpRequestMessage request, CancellationToken down, CancellationToken cancellationToken)
-    {
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, down);
-        try
-        {
-            return await base.SendAsync(request, linked.Token);
-        }
-        catch (Exception e) when (down.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
-        {
-            throw new DestinationMarkedDownException(e);
-        }
-    }
+        sends.SendAsync(request, down, cancellationToken);
 }
 
 /// <summary>
@@ -48,11 +35,11 @@ internal sealed class WithdrawableClient : HttpMessageInvoker
     /// <param name="handler">The cluster's handlers, as every request is sent through them.</param>
     /// <param name="sends">The handler under <paramref name="handler"/> that carries proxied requests.</param>
     /// <param name="signals">Where each destination's Down signal comes from.</param>
-    public WithdrawableClient(HttpMessageHandler handler, HttpMessageHandler sends, DownSignals signals)
+    public WithdrawableClient(HttpMessageHandler handler, BreakerHandler sends, DownSignals signals)
         : base(handler, disposeHandler: true)
     {
-        // Never disposed themselves: disposing would dispose the cluster's handlers, which this client owns.
-        _create = destination => new HttpMessageInvoker(new RedispatchHandler(signals.For(destination)) { InnerHandler = sends }, disposeHandler: false);
+        // Never disposed themselves: they own nothing, and the cluster's handlers belong to this client.
+        _create = destination => new HttpMessageInvoker(new RedispatchHandler(sends, signals.For(destination)), disposeHandler: false);
     }
 
     /// <summary>The client that withdraws a request from <paramref name="destination"/> when it is marked Down.</summary>

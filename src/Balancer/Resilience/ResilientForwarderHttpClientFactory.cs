@@ -124,20 +124,15 @@ internal sealed class ResilientForwarderHttpClientFactory(
         return outer;
     }
 
-    private HttpMessageHandler WrapResilience(ForwarderHttpClientContext context, HttpMessageHandler handler)
+    private BreakerHandler WrapResilience(ForwarderHttpClientContext context, HttpMessageHandler handler)
     {
         var breaker = options.CurrentValue.CircuitBreaker;
-        if (!breaker.Enabled)
-        {
-            return handler;
-        }
-
-        var pipelines = new DestinationPipelines(context.ClusterId, breaker, tracker, services);
-        return new BreakerHandler(pipelines.For) { InnerHandler = handler };
+        var pipelines = breaker.Enabled ? new DestinationPipelines(context.ClusterId, breaker, tracker, services) : null;
+        return new BreakerHandler(pipelines is null ? null : pipelines.For) { InnerHandler = handler };
     }
 
     /// <summary>The handlers <see cref="WrapHandler"/> made for one client: all of them, and those proxied requests go through.</summary>
-    private sealed record Built(HttpMessageHandler Outer, HttpMessageHandler Sends);
+    private sealed record Built(HttpMessageHandler Outer, BreakerHandler Sends);
 
     /// <summary>One pipeline per destination of a cluster, found by address prefix without allocating.</summary>
     private sealed class DestinationPipelines(string clusterId, CircuitBreakerOptions options, DestinationHealthTracker tracker, IServiceProvider services)

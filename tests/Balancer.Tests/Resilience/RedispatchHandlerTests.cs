@@ -46,8 +46,8 @@ public sealed class RedispatchHandlerTests : IAsyncLifetime
         _b = Add("B");
         updater.UpdateAllDestinations(_cluster);
         _tracker.SetActive(_cluster, [new(_a, DestinationHealth.Healthy), new(_b, DestinationHealth.Healthy)]);
-        var sockets = new SocketsHttpHandler();
-        _client = new WithdrawableClient(sockets, sockets, _signals);
+        var sends = new BreakerHandler(pipelineFor: null) { InnerHandler = new SocketsHttpHandler() };
+        _client = new WithdrawableClient(sends, sends, _signals);
     }
 
     [Fact]
