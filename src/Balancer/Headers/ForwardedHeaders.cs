@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.Extensions.Primitives;
 
 namespace Balancer.Headers;
@@ -24,6 +25,37 @@ internal static class ForwardedHeaders
 
         var address = LoadBalancing.ClientIpResolver.Normalize(peer).ToString();
         return Append(trusted ? incoming : default, address);
+    }
+
+    // The key of a connection's ThisHopCache in its items.
+    private static readonly object ThisHopKey = new();
+
+    /// <summary>The two values to send.</summary>
+    public readonly record struct Values(string? XForwardedFor, string Forwarded);
+
+    /// <summary>
+    /// The values naming this hop alone (no chain to keep), made once per HTTP/1.x connection for as long as
+    /// its requests name the same host: the peer and scheme are the connection's, and every request of a
+    /// keep-alive connection would otherwise build the same strings again. The streams of an HTTP/2 or
+    /// HTTP/3 connection run at once, and the connection's items are not made for that: they build theirs.
+    /// </summary>
+    public static Values ThisHop(HttpContext context, IPAddress? peer, string scheme, string host)
+    {
+        var protocol = context.Request.Protocol;
+        var items = HttpProtocol.IsHttp11(protocol) || HttpProtocol.IsHttp10(protocol) ? context.Features.Get<IConnectionItemsFeature>()?.Items : null;
+        if (items is not null && items.TryGetValue(ThisHopKey, out var kept) && kept is ThisHopCache cache
+            && Equals(cache.Peer, peer) && cache.Scheme == scheme && cache.Host == host)
+        {
+            return cache.Values;
+        }
+
+        var values = new Values(XForwardedForValue(default, peer, trusted: false), ForwardedValue(default, peer, trusted: false, scheme, host));
+        if (items is not null)
+        {
+            items[ThisHopKey] = new ThisHopCache(peer, scheme, host, values);
+        }
+
+        return values;
     }
 
     /// <summary>The <c>Forwarded</c> value to send: this hop's element, after the trusted chain if any.</summary>
@@ -88,4 +120,6 @@ internal static class ForwardedHeaders
 
     private static bool IsTokenChar(char c) =>
         char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c, StringComparison.Ordinal);
+
+    private sealed record ThisHopCache(IPAddress? Peer, string Scheme, string Host, Values Values);
 }

@@ -42,8 +42,9 @@ internal sealed class HeaderTransformProvider(ClientIpResolver resolver) : ITran
 
         context.AddResponseTransform(static transform =>
         {
-            if (transform.ProxyResponse is { } response && response.Headers.Connection.Count > 0
-                && ConnectionHeaders.Named(response.Headers.Connection.ToArray()) is { } names)
+            // Read as stored: the typed Connection property would build the response's general-headers object.
+            if (transform.ProxyResponse is { } response && response.Headers.NonValidated.TryGetValues("Connection", out var connection)
+                && ConnectionHeaders.Named(connection.ToArray()) is { } names)
             {
                 var headers = transform.HttpContext.Response.Headers;
                 foreach (var name in names)
@@ -70,14 +71,18 @@ internal sealed class HeaderTransformProvider(ClientIpResolver resolver) : ITran
             var peer = transform.HttpContext.Connection.RemoteIpAddress;
             var trusted = resolver.IsTrustedPeer(peer);
 
-            var forwardedFor = ForwardedHeaders.XForwardedForValue(RequestTransform.TakeHeader(transform, ForwardedHeaders.XForwardedFor), peer, trusted);
-            if (forwardedFor is not null)
+            var incomingFor = RequestTransform.TakeHeader(transform, ForwardedHeaders.XForwardedFor);
+            var incoming = RequestTransform.TakeHeader(transform, ForwardedHeaders.Forwarded);
+            var host = request.Host.Value ?? string.Empty;
+            var values = (trusted && (incomingFor.Count > 0 || incoming.Count > 0))
+                ? new ForwardedHeaders.Values(ForwardedHeaders.XForwardedForValue(incomingFor, peer, trusted), ForwardedHeaders.ForwardedValue(incoming, peer, trusted, request.Scheme, host))
+                : ForwardedHeaders.ThisHop(transform.HttpContext, peer, request.Scheme, host);
+            if (values.XForwardedFor is not null)
             {
-                RequestTransform.AddHeader(transform, ForwardedHeaders.XForwardedFor, forwardedFor);
+                RequestTransform.AddHeader(transform, ForwardedHeaders.XForwardedFor, values.XForwardedFor);
             }
 
-            var forwarded = ForwardedHeaders.ForwardedValue(RequestTransform.TakeHeader(transform, ForwardedHeaders.Forwarded), peer, trusted, request.Scheme, request.Host.Value ?? string.Empty);
-            RequestTransform.AddHeader(transform, ForwardedHeaders.Forwarded, forwarded);
+            RequestTransform.AddHeader(transform, ForwardedHeaders.Forwarded, values.Forwarded);
             return ValueTask.CompletedTask;
         });
     }

@@ -106,6 +106,28 @@ public sealed class HeaderHygieneTests
         Assert.Equal([lb.ProxyAddress.Authority], received["X-Forwarded-Host"]);
     }
 
+    [Fact]
+    public async Task KeepAliveConnection_EachRequestsForwarded_NamesItsOwnHost()
+    {
+        await using var echo = await HeaderEchoServer.StartAsync();
+        await using var lb = await BalancerFixture.StartAsync(edit: Only(echo));
+        // One connection for all four, so the later requests meet what the first left on it.
+        using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 1 });
+        string[] hosts = ["one.example", "one.example", "two.example", "one.example"];
+
+        var received = new List<string>();
+        foreach (var host in hosts)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, lb.ProxyAddress);
+            request.Headers.Host = host;
+            using var response = await client.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            received.Add(HeaderEchoServer.ParseEcho(await response.Content.ReadAsStringAsync())["Forwarded"].Single());
+        }
+
+        Assert.Equal(hosts.Select(h => $"for=127.0.0.1;proto=http;host={h}"), received);
+    }
+
     /// <summary>Points the fixture's cluster at <paramref name="echo"/> alone.</summary>
     private static Action<JsonObject> Only(HeaderEchoServer echo) => config =>
         config["ReverseProxy"]!["Clusters"]!["backends"]!["Destinations"] = new JsonObject
