@@ -48,7 +48,7 @@ done
 
 if $build; then
   echo "Building (Release)..."
-  for project in src/SampleBackend src/Balancer bench/BareYarp bench/Bench; do
+  for project in src/SampleBackend src/Balancer bench/BareYarp bench/Bench bench/PauseWatch; do
     out=$(dotnet build "$project" -c Release --nologo -v quiet 2>&1) || { echo "$out" >&2; exit 1; }
   done
 fi

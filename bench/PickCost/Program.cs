@@ -33,6 +33,12 @@ public static partial class Program
             return;
         }
 
+        if (args.Length > 0 && args[0] == "reload-bytes")
+        {
+            ReloadBytes(int.Parse(args[1], CultureInfo.InvariantCulture));
+            return;
+        }
+
         if (args.Length > 0 && args[0] == "disruption")
         {
             Disruption(int.Parse(args[1], CultureInfo.InvariantCulture), [.. args.Skip(2).Select(a => int.Parse(a, CultureInfo.InvariantCulture))]);
@@ -149,6 +155,44 @@ public static partial class Program
         }
 
         return destinations;
+    }
+
+    /// <summary>
+    /// The bytes a reload of <paramref name="count"/> destinations allocates in the config file's provider (read, parse,
+    /// validate, index its sections), and how many of them it keeps until the next reload.
+    /// </summary>
+    private static void ReloadBytes(int count)
+    {
+        var directory = Directory.CreateTempSubdirectory("pickcost-");
+        try
+        {
+            var path = Path.Combine(directory.FullName, "balancer.json");
+            File.WriteAllBytes(path, ConfigJson(count));
+            for (var round = 0; round < 3; round++)
+            {
+                var before = GC.GetTotalMemory(forceFullCollection: true);
+                var allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
+                var parsed = Balancer.Configuration.ConfigFile.Read(path);
+                var parseBytes = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
+                var parseKept = GC.GetTotalMemory(forceFullCollection: true) - before;
+                GC.KeepAlive(parsed);
+                parsed = null;
+                before = GC.GetTotalMemory(forceFullCollection: true);
+                var source = new Balancer.Configuration.ValidatedJsonConfigurationSource(path, new Balancer.Configuration.ConfigReloadTracker(TimeProvider.System), TimeProvider.System);
+                using var provider = (Balancer.Configuration.ValidatedJsonConfigurationProvider)source.Build(new Microsoft.Extensions.Configuration.ConfigurationBuilder());
+                allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
+                provider.Load();
+                var loadBytes = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
+                var loadKept = GC.GetTotalMemory(forceFullCollection: true) - before;
+                GC.KeepAlive(provider);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{count} destinations: ConfigFile.Read allocates {parseBytes / 1e6:0.0} MB and keeps {parseKept / 1e6:0.0} MB; the provider's load (the same and its section index) allocates {loadBytes / 1e6:0.0} MB and keeps {loadKept / 1e6:0.0} MB"));
+            }
+        }
+        finally
+        {
+            directory.Delete(recursive: true);
+        }
     }
 
     /// <summary>What reading, parsing and validating a config file of <paramref name="count"/> destinations costs (ConfigFile.Parse, as on every reload).</summary>

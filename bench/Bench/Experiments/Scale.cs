@@ -25,8 +25,21 @@ internal static class Scale
     private const double ReloadTargetSeconds = 2;
     private const double ReloadStallTargetMs = 10;
     private const double ChangeTargetMs = 1;
+    private const int RestWindows = 5;
     private static readonly TimeSpan SettleTimeout = TimeSpan.FromSeconds(120);
     private static readonly TimeSpan Quiet = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long each window of the probing client is: at rest, and at least during a change.</summary>
+    private static readonly TimeSpan Window = TimeSpan.FromSeconds(3);
+
+    /// <summary>The probing client's pace: a request every 2 ms, or at once when the last took longer.</summary>
+    private static readonly TimeSpan ProbeInterval = TimeSpan.FromMilliseconds(2);
+
+    /// <summary>How much longer than the shortest change window wrk runs, for a change that takes longer.</summary>
+    private static readonly TimeSpan LoadAfterWindow = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long a change window may last before the change is given up as not applied.</summary>
+    private static readonly TimeSpan LongestChange = TimeSpan.FromSeconds(20);
 
     public static async Task RunAsync(Lab lab, Report report)
     {
@@ -42,13 +55,17 @@ internal static class Scale
         var smallest = results[0];
         var table = new Table(["destinations", "start-up (s)", "all Up after (s)", "RSS (MB)", "plain YARP RSS (MB)", "RSS per destination above plain YARP (KB)",
             "/metrics (MB)", "/metrics lines", "scrape under load, median (ms)", "RPS", "p99 (ms)", "failed (%)"]);
-        var changes = new Table(["destinations", "worst at rest (ms)", "p99 at rest (ms)", "reload applied in (s)", "worst during reload (ms)", "failed during reload",
-            "worst during 20 changes (ms)", "failed during changes"]);
+        var changes = new Table(["destinations, change", "applied in (s)", "worst at rest, median of windows (ms)", "worst during (ms)", "stall: worst during - at rest (ms)",
+            "p99 at rest (ms)", "p99 during (ms)", "longest GC pause at rest, median of windows (ms)", "longest GC pause during (ms)", "requests per window at rest", "requests during", "failed during"]);
         foreach (var r in results)
         {
             table.Row(Format.Number(r.Count), r.StartSeconds, r.SettledSeconds, Mb(r.RssBytes), Mb(r.BareRssBytes), PerDestinationKb(r, smallest),
                 Mb(r.MetricsBytes), r.MetricsLines, r.ScrapeMs, r.Load.RequestsPerSecond, r.Load.P99Ms, r.Load.FailedPercent);
-            changes.Row(Format.Number(r.Count), r.AtRest.WorstMs, r.AtRest.P99Ms, r.ReloadSeconds, r.Reload.WorstMs, r.Reload.Failed, r.Burst.WorstMs, r.Burst.Failed);
+            foreach (var (name, phase) in (ReadOnlySpan<(string, Phase)>)[("reload", r.Reload), ($"{Changes} state changes", r.Burst)])
+            {
+                changes.Row($"{Format.Number(r.Count)}, {name}", phase.AppliedSeconds, phase.RestWorstMs, phase.Change.WorstMs, phase.StallMs, phase.RestP99Ms, phase.Change.P99Ms,
+                    phase.RestGcMs, phase.ChangeGcMs, phase.RestRequests, phase.Change.Requests, phase.Change.Failed);
+            }
         }
 
         var section = report.Add("scale: thousands of destinations");
@@ -60,10 +77,14 @@ internal static class Scale
                   $"the same wrk run, for its RSS: the balancer's memory per destination above YARP's is (balancer(N) - balancer({Format.Number(smallest.Count)})) - " +
                   $"(YARP(N) - YARP({Format.Number(smallest.Count)})), divided by the destinations added.")
             .Table(table)
-            .Text("A client sending one request at a time (one connection) measures the latency a change adds: at rest for 2 s; while the config file is " +
-                  $"replaced by one with every weight drawn again (seed {Seed + 1}), from the write until 1 s after `/status` shows the reload applied; while " +
-                  $"{Changes} state changes go through the runtime API one after another (drain and enable, d00000 to d00009 in turn: each takes a destination out " +
-                  "of the available set or puts it back), until 1 s after the last.")
+            .Text($"What a change adds to a request, under load: while wrk `-c{Connections}` runs, a client sends one request at a time on one connection, " +
+                  $"a new one every {ProbeInterval.TotalMilliseconds:0} ms (at once when the last took longer), timed from its start. Its requests are cut into " +
+                  $"{RestWindows} windows of {Window.TotalSeconds:0} s at rest, then one window from the change until at least {Window.TotalSeconds:0} s later and " +
+                  $"{Quiet.TotalSeconds:0} s after the change is done; the stall is the worst request of the change window minus the median of the rest windows' " +
+                  $"worst. Two changes, each with its own wrk run: the config file replaced by one with every weight drawn again (seed {Seed + 1}; done when " +
+                  $"`/status` shows the reload applied), and {Changes} state changes through the runtime API one after another (drain and enable, d00000 to " +
+                  "d00009 in turn: each takes a destination out of the available set or puts it back). The GC pauses come from the runtime's own events " +
+                  "(`bench/PauseWatch`, EventPipe, attached for the whole run): the longest that began in each window.")
             .Table(changes);
 
         var largest = results[^1];
@@ -83,14 +104,14 @@ internal static class Scale
             $"{Format.Number(scrapeAt.ScrapeMs)} ms ({Format.Number(scrapeAt.MetricsLines)} lines, {Mb(scrapeAt.MetricsBytes).ToString("0.#", CultureInfo.InvariantCulture)} MB)", scrapeAt.ScrapeMs < ScrapeTargetMs));
         report.Targets.Add(new TargetCheck("scale", $"`/metrics` scrape under load < {ScrapeTargetMs} ms ({Format.Number(scrapeAt.Count)} destinations, `Balancer:Metrics:PerDestinationHistograms` true)",
             $"{Format.Number(full.Ms)} ms ({Format.Number(full.Lines)} lines, {Mb(full.Bytes).ToString("0.#", CultureInfo.InvariantCulture)} MB)", full.Ms < ScrapeTargetMs));
-        var reloadStall = largest.Reload.WorstMs - largest.AtRest.WorstMs;
-        report.Targets.Add(new TargetCheck("scale", $"reload of {Format.Number(largest.Count)} destinations applied within {ReloadTargetSeconds} s, no failed request, no request more than {ReloadStallTargetMs} ms slower than the worst at rest",
-            $"applied in {Format.Number(largest.ReloadSeconds)} s, {largest.Reload.Failed} failed, worst {Format.Number(largest.Reload.WorstMs)} ms (at rest {Format.Number(largest.AtRest.WorstMs)} ms)",
-            largest.ReloadSeconds <= ReloadTargetSeconds && largest.Reload.Failed == 0 && reloadStall <= ReloadStallTargetMs));
-        var changeStall = largest.Burst.WorstMs - largest.AtRest.WorstMs;
-        report.Targets.Add(new TargetCheck("scale", $"{Changes} state changes at {Format.Number(largest.Count)} destinations add < {ChangeTargetMs} ms to any request (worst during vs worst at rest), none fails",
-            $"worst {Format.Number(largest.Burst.WorstMs)} ms vs {Format.Number(largest.AtRest.WorstMs)} ms at rest, {largest.Burst.Failed} failed",
-            changeStall < ChangeTargetMs && largest.Burst.Failed == 0));
+        var reload = largest.Reload;
+        report.Targets.Add(new TargetCheck("scale", $"reload of {Format.Number(largest.Count)} destinations applied within {ReloadTargetSeconds} s, no failed request, no request more than {ReloadStallTargetMs} ms slower than the worst at rest (under load)",
+            $"applied in {Format.Number(reload.AppliedSeconds)} s, {reload.Change.Failed} failed, worst {Format.Number(reload.Change.WorstMs)} ms (at rest {Format.Number(reload.RestWorstMs)} ms)",
+            reload.AppliedSeconds <= ReloadTargetSeconds && reload.Change.Failed == 0 && reload.StallMs <= ReloadStallTargetMs));
+        var burst = largest.Burst;
+        report.Targets.Add(new TargetCheck("scale", $"{Changes} state changes at {Format.Number(largest.Count)} destinations add < {ChangeTargetMs} ms to any request (worst during vs worst at rest, under load), none fails",
+            $"worst {Format.Number(burst.Change.WorstMs)} ms vs {Format.Number(burst.RestWorstMs)} ms at rest, {burst.Change.Failed} failed",
+            burst.StallMs < ChangeTargetMs && burst.Change.Failed == 0));
     }
 
     private static async Task<Result> MeasureAsync(Lab lab, int count, TimeSpan duration)
@@ -105,25 +126,19 @@ internal static class Scale
         {
             await UntilAsync(async () => (await ClusterAsync(management, "?state=Up&limit=1"))["matching"]!.GetValue<int>() == count, $"all {count} destinations Up");
             var settledSeconds = started.Elapsed.TotalSeconds;
-            var atRest = await ProbeAsync(balancer.Target.Url, _ => Task.Delay(TimeSpan.FromSeconds(2)));
-
             var (wrk, scrapes) = await ScrapeUnderLoadAsync(lab, balancer, management, duration);
             var rss = ProcStat.RssBytes(balancer.Target.Pid);
 
-            double reloadSeconds = double.NaN;
-            var reload = await ProbeAsync(balancer.Target.Url, async _ =>
+            var reload = await ChangeUnderLoadAsync(lab, balancer, async () =>
             {
                 var before = (await StatusAsync(management, "?limit=1"))["lastReload"]?.ToJsonString();
-                var written = Stopwatch.StartNew();
                 Rewrite(balancer, Destinations(count, lab.Backends, Seed + 1));
                 await UntilAsync(
                     async () => (await StatusAsync(management, "?limit=1"))["lastReload"] is { } last && last.ToJsonString() != before && (string?)last["result"] == "success",
                     "the reload applied");
-                reloadSeconds = written.Elapsed.TotalSeconds;
-                await Task.Delay(Quiet);
             });
 
-            var burst = await ProbeAsync(balancer.Target.Url, async _ =>
+            var burst = await ChangeUnderLoadAsync(lab, balancer, async () =>
             {
                 for (var i = 0; i < Changes; i++)
                 {
@@ -131,12 +146,10 @@ internal static class Scale
                     using var response = await management.PostAsync($"/api/destinations/backends/{id}/{(i % 2 == 0 ? "drain" : "enable")}", null);
                     response.EnsureSuccessStatusCode();
                 }
-
-                await Task.Delay(Quiet);
             });
 
             result = new Result(count, startSeconds, settledSeconds, rss, 0, scrapes.Max(s => s.Bytes), scrapes.Max(s => s.Lines),
-                LatencyStats.Median(scrapes.Select(s => s.Ms)), wrk, atRest, reloadSeconds, reload, burst);
+                LatencyStats.Median(scrapes.Select(s => s.Ms)), wrk, reload, burst);
         }
         finally
         {
@@ -234,68 +247,45 @@ internal static class Scale
     }
 
     /// <summary>
-    /// One request at a time to <paramref name="url"/> while <paramref name="during"/> runs (after a quiet second
-    /// to start from): the worst and the 99th percentile latency, and the requests that failed.
+    /// Under wrk, the probing client's windows at rest, then the window of <paramref name="change"/> (from its start until
+    /// at least <see cref="Window"/> later and <see cref="Quiet"/> after it is done), with the GC pauses of each.
     /// </summary>
-    private static async Task<Probe> ProbeAsync(Uri url, Func<CancellationToken, Task> during)
+    private static async Task<Phase> ChangeUnderLoadAsync(Lab lab, RunningBalancer balancer, Func<Task> change)
     {
-        using var client = new HttpClient(new SocketsHttpHandler { UseProxy = false, MaxConnectionsPerServer = 1 }) { Timeout = TimeSpan.FromSeconds(10) };
-        using var stop = new CancellationTokenSource();
-        var latencies = new List<double>();
-        var failed = 0;
-        var recording = false;
-        var sender = Task.Run(async () =>
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                var watch = Stopwatch.StartNew();
-                try
-                {
-                    using var response = await client.GetAsync(url, HttpCompletionOption.ResponseContentRead);
-                    if (!response.IsSuccessStatusCode && Volatile.Read(ref recording))
-                    {
-                        Interlocked.Increment(ref failed);
-                    }
-                }
-                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
-                {
-                    if (Volatile.Read(ref recording))
-                    {
-                        Interlocked.Increment(ref failed);
-                    }
-                }
-
-                if (Volatile.Read(ref recording))
-                {
-                    lock (latencies)
-                    {
-                        latencies.Add(watch.Elapsed.TotalMilliseconds);
-                    }
-                }
-            }
-        });
+        var restLength = Window * RestWindows;
+        var loaded = Quiet + Quiet + restLength + Window + LoadAfterWindow;
+        await using var pauses = await lab.WatchPausesAsync(balancer.Target.Pid, loaded + LongestChange);
+        var load = lab.WrkAsync(balancer.Target.Url, Connections, loaded);
         await Task.Delay(Quiet);
-        Volatile.Write(ref recording, true);
-        try
+        ProbeWindow[] rest;
+        ProbeWindow during;
+        double applied;
+        List<Metrics.RuntimePause> seen;
+        await using (var probe = SteadyProbe.Start(balancer.Target.Url, ProbeInterval))
         {
-            await during(stop.Token);
-        }
-        finally
-        {
-            Volatile.Write(ref recording, false);
-            await stop.CancelAsync();
-            await sender;
+            await Task.Delay(Quiet);
+            var restStart = DateTimeOffset.UtcNow;
+            await Task.Delay(restLength);
+            var changeStart = DateTimeOffset.UtcNow;
+            var watch = Stopwatch.StartNew();
+            await change().WaitAsync(LongestChange);
+            applied = watch.Elapsed.TotalSeconds;
+            var end = watch.Elapsed + Quiet > Window ? watch.Elapsed + Quiet : Window;
+            await Task.Delay(end - watch.Elapsed);
+            var changeEnd = DateTimeOffset.UtcNow;
+            rest = [.. Enumerable.Range(0, RestWindows).Select(i => probe.Window(restStart + Window * i, restStart + Window * (i + 1)))];
+            during = probe.Window(changeStart, changeEnd);
+            seen = await pauses.StopAsync();
         }
 
-        double[] sorted;
-        lock (latencies)
-        {
-            sorted = [.. latencies.Order()];
-        }
-
-        return sorted.Length == 0
-            ? throw new InvalidOperationException("The probing client completed no request.")
-            : new Probe(sorted[^1], LatencyStats.Percentile(sorted, 99), failed, sorted.Length);
+        await load;
+        double LongestGc(ProbeWindow w) => seen.Where(p => p.Kind == "gc" && p.Start >= w.From && p.Start < w.To).Select(p => p.Ms).DefaultIfEmpty(0).Max();
+        return new Phase(applied, during,
+            LatencyStats.Median(rest.Select(w => w.WorstMs)),
+            LatencyStats.Median(rest.Select(w => w.P99Ms)),
+            LatencyStats.Median(rest.Select(LongestGc)),
+            LongestGc(during),
+            (int)LatencyStats.Median(rest.Select(w => (double)w.Requests)));
     }
 
     private static async Task<JsonNode> StatusAsync(HttpClient management, string query) =>
@@ -323,7 +313,11 @@ internal static class Scale
     private static double PerDestinationKb(Result r, Result smallest) =>
         r.Count == smallest.Count ? 0 : ((r.RssBytes - smallest.RssBytes) - (r.BareRssBytes - smallest.BareRssBytes)) / 1024.0 / (r.Count - smallest.Count);
 
-    private sealed record Probe(double WorstMs, double P99Ms, int Failed, int Requests);
+    /// <summary>A change under load: how long it took, the probing client's window during it, and the medians of its windows at rest.</summary>
+    private sealed record Phase(double AppliedSeconds, ProbeWindow Change, double RestWorstMs, double RestP99Ms, double RestGcMs, double ChangeGcMs, int RestRequests)
+    {
+        public double StallMs => Change.WorstMs - RestWorstMs;
+    }
 
     private sealed record Result(
         int Count,
@@ -335,8 +329,6 @@ internal static class Scale
         int MetricsLines,
         double ScrapeMs,
         WrkResult Load,
-        Probe AtRest,
-        double ReloadSeconds,
-        Probe Reload,
-        Probe Burst);
+        Phase Reload,
+        Phase Burst);
 }

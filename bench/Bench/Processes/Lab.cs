@@ -217,6 +217,10 @@ internal sealed class Lab : IDisposable
     public Task<Load.WrkResult> WrkAsync(Uri url, int connections, TimeSpan duration, IReadOnlyList<string>? headers = null) =>
         Load.Wrk.RunAsync(url, connections, LoadCpus is { } cpus ? CpuList.Count(cpus) : _options.LoadCoreCount, duration, _processes.Track, headers: headers, cpus: LoadCpus);
 
+    /// <summary>bench/PauseWatch on <paramref name="pid"/> for at most <paramref name="longest"/>: its GC pauses, lock waits and thread-pool starvation.</summary>
+    public Task<Metrics.RuntimePauseWatch> WatchPausesAsync(int pid, TimeSpan longest) =>
+        Metrics.RuntimePauseWatch.StartAsync(_options.Repository, _options.BuildConfiguration, pid, longest, LoadCpus, _processes.Track);
+
     /// <summary>Starts h2load (HTTP/2, <paramref name="streams"/> concurrent streams per connection), tracked by PID.</summary>
     public Task<Load.WrkResult> H2loadAsync(Uri url, int connections, int streams, TimeSpan duration, TimeSpan warmUp = default) =>
         Load.H2load.RunAsync(url, connections, streams, _options.LoadCoreCount, duration, warmUp, Directory, _processes.Track);

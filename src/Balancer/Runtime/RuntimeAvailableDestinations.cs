@@ -9,6 +9,10 @@ namespace Balancer.Runtime;
 /// of every cluster's available list, exactly as a destination that is down: every policy skips them, and
 /// IpHash clients move as if it had failed and come back when it is enabled.
 /// </summary>
+/// <remarks>
+/// Runs on every health or state change of any destination of the cluster, so its cost follows the destinations
+/// taken out of service, not the cluster's size: without any, YARP's list is passed on as it is.
+/// </remarks>
 internal sealed class RuntimeAvailableDestinations(IAvailableDestinationsPolicy inner, RuntimeOverrides overrides) : IAvailableDestinationsPolicy
 {
     public string Name => inner.Name;
@@ -17,11 +21,16 @@ internal sealed class RuntimeAvailableDestinations(IAvailableDestinationsPolicy 
     public IReadOnlyList<DestinationState> GetAvailalableDestinations(ClusterConfig config, IReadOnlyList<DestinationState> allDestinations)
     {
         var available = inner.GetAvailalableDestinations(config, allDestinations);
+        if (overrides.OutOfService(config.ClusterId) is not { } outOfService)
+        {
+            return available;
+        }
+
         List<DestinationState>? kept = null;
         for (var i = 0; i < available.Count; i++)
         {
             var destination = available[i];
-            var inService = overrides.ModeOf(config.ClusterId, destination.DestinationId) == AdminMode.Active;
+            var inService = !outOfService.Contains(destination.DestinationId);
             if (!inService && kept is null)
             {
                 kept = new List<DestinationState>(available.Count);

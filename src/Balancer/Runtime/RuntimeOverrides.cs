@@ -53,6 +53,25 @@ internal sealed class RuntimeOverrides
         }
     }
 
+    /// <summary>
+    /// The destinations of <paramref name="clusterId"/> that an operator took out of service (drained or in
+    /// maintenance), or null when none is: a walk over the overrides, so that a cluster of thousands with none
+    /// out pays nothing per destination when its available list is rebuilt.
+    /// </summary>
+    public HashSet<string>? OutOfService(string clusterId)
+    {
+        HashSet<string>? ids = null;
+        foreach (var (_, entry) in _overrides)
+        {
+            if (entry.Override.Mode != AdminMode.Active && string.Equals(entry.Cluster, clusterId, StringComparison.OrdinalIgnoreCase))
+            {
+                (ids ??= new HashSet<string>(StringComparer.OrdinalIgnoreCase)).Add(entry.Destination);
+            }
+        }
+
+        return ids;
+    }
+
     /// <summary>Applies <paramref name="change"/> to the destination's override and saves; returns the previous one.</summary>
     public DestinationOverride? Update(string clusterId, string destinationId, Func<DestinationOverride?, DestinationOverride> change)
     {
