@@ -48,7 +48,7 @@ public static class BalancerHost
                 // backend is down. The health tracker logs one line per change of health instead.
                 ["Logging:LogLevel:Yarp.ReverseProxy.Health.ActiveHealthCheckMonitor"] = "Error",
                 // YARP logs every failed forward with its stack trace, client faults included: a client sending
-                // broken bodies could fill the disk. ProxyErrorLogMiddleware writes one short, rate-limited line instead.
+                // broken bodies could fill the disk. ProxyErrorLog writes one short, rate-limited line instead.
                 ["Logging:LogLevel:Yarp.ReverseProxy.Forwarder.HttpForwarder"] = "None",
                 // ASP.NET Core starts an Activity for every request whenever this category logs at any level,
                 // even with no tracer listening: about a fifth of the bytes a proxied request allocates. It only
@@ -143,7 +143,6 @@ public static class BalancerHost
         app.UseRouting();
         app.MapReverseProxy(proxy =>
         {
-            proxy.UseMiddleware<ProxyErrorLogMiddleware>();
             if (countRequests)
             {
                 proxy.UseMiddleware<ProtocolMetricsMiddleware>();

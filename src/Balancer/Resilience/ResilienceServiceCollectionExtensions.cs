@@ -15,6 +15,7 @@ internal static class ResilienceServiceCollectionExtensions
     {
         services.AddSingleton<IForwarderHttpClientFactory, ResilientForwarderHttpClientFactory>();
         services.AddSingleton<DownSignals>();
+        services.AddSingleton<Logging.ProxyErrorLog>();
         services.Decorate<IHttpForwarder>((_, inner) => new WithdrawingForwarder(inner));
         services.MarkHealthProbes();
         return services;

@@ -29,13 +29,15 @@ internal sealed partial class RetryMiddleware
 
     private readonly RequestDelegate _next;
     private readonly ILogger<RetryMiddleware> _logger;
+    private readonly Logging.ProxyErrorLog _errors;
     private readonly Counter _retries;
     private RetryOptions _options;
 
-    public RetryMiddleware(RequestDelegate next, IOptionsMonitor<BalancerOptions> options, BalancerMetricsRegistry metrics, ILogger<RetryMiddleware> logger)
+    public RetryMiddleware(RequestDelegate next, IOptionsMonitor<BalancerOptions> options, BalancerMetricsRegistry metrics, Logging.ProxyErrorLog errors, ILogger<RetryMiddleware> logger)
     {
         _next = next;
         _logger = logger;
+        _errors = errors;
         _options = options.CurrentValue.Retry;
         // Read once per change, not per request: CurrentValue is a dictionary lookup.
         options.OnChange(o => _options = o.Retry);
@@ -47,7 +49,7 @@ internal sealed partial class RetryMiddleware
         var options = _options;
         if (options.MaxAttempts <= 0)
         {
-            return _next(context);
+            return ForwardOnceAsync(context);
         }
 
         var request = context.Request;
@@ -92,14 +94,14 @@ internal sealed partial class RetryMiddleware
             var error = context.GetForwarderErrorFeature();
             if (error is null)
             {
-                return;
+                break;
             }
 
             var kind = TransportFailure.Classify(error.Error, error.Exception);
             var failed = feature.ProxiedDestination;
             if (kind == FailureKind.None || failed is null || context.Response.HasStarted || context.RequestAborted.IsCancellationRequested)
             {
-                return;
+                break;
             }
 
             if (kind == FailureKind.Local)
@@ -109,7 +111,7 @@ internal sealed partial class RetryMiddleware
                 context.Features.Set<IForwarderErrorFeature>(null);
                 context.Response.Headers.RetryAfter = "1";
                 await Hosting.PlainTextAnswer.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, LocalShortageBody);
-                return;
+                break;
             }
 
             var replayable = body switch
@@ -127,7 +129,7 @@ internal sealed partial class RetryMiddleware
                 context.Response.Clear();
                 context.Features.Set<IForwarderErrorFeature>(null);
                 await NoAvailableDestinationMiddleware.WriteAsync(context);
-                return;
+                break;
             }
 
             if (remaining.Length == 0 || attempt >= maxAttempts)
@@ -139,7 +141,7 @@ internal sealed partial class RetryMiddleware
                     context.Response.StatusCode = StatusCodes.Status504GatewayTimeout;
                 }
 
-                return;
+                break;
             }
 
             var cluster = feature.Cluster.Config.ClusterId;
@@ -162,6 +164,15 @@ internal sealed partial class RetryMiddleware
             candidates = remaining;
             feature.AvailableDestinations = remaining;
         }
+
+        // The request's last answer is known: the one line a failed forward gets, if any.
+        _errors.Record(context);
+    }
+
+    private async Task ForwardOnceAsync(HttpContext context)
+    {
+        await _next(context);
+        _errors.Record(context);
     }
 
     private static bool MayRetry(string method, FailureKind kind) => TransportFailure.NothingSent(kind) || IsIdempotent(method);

@@ -23,7 +23,7 @@ public sealed class BadRequestLogTests
 
         var records = lb.App.Services.GetFakeLogCollector().GetSnapshot();
         var lines = records.Where(r => r.Id.Id == 1301).ToList();
-        Assert.Equal(ProxyErrorLogMiddleware.LinesPerWindow, lines.Count);
+        Assert.Equal(ProxyErrorLog.LinesPerWindow, lines.Count);
         Assert.All(lines, l => Assert.Contains("client fault RequestBodyClient: Bad chunk size data.", l.Message, StringComparison.Ordinal));
         Assert.DoesNotContain(records, r => r.Exception is not null);
         Assert.DoesNotContain(records, r => r.Level >= LogLevel.Warning);

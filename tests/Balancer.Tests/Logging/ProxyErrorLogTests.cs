@@ -9,24 +9,24 @@ using Yarp.ReverseProxy.Forwarder;
 
 namespace Balancer.Tests.Logging;
 
-public sealed class ProxyErrorLogMiddlewareTests
+public sealed class ProxyErrorLogTests
 {
     private readonly FakeTimeProvider _time = new();
-    private readonly FakeLogger<ProxyErrorLogMiddleware> _logger = new();
+    private readonly FakeLogger<ProxyErrorLog> _logger = new();
 
     [Fact]
-    public async Task ClientFaults_OneShortLineEach_UpToTheLimit_ThenTheCountOnTheNextWindowsFirstLine()
+    public void ClientFaults_OneShortLineEach_UpToTheLimit_ThenTheCountOnTheNextWindowsFirstLine()
     {
-        var middleware = Middleware(ForwarderError.RequestBodyClient, new BadHttpRequestException("Bad chunk size data."));
-        var requests = ProxyErrorLogMiddleware.LinesPerWindow + 15;
+        var log = Log();
+        var requests = ProxyErrorLog.LinesPerWindow + 15;
 
         for (var i = 0; i < requests; i++)
         {
-            await middleware.InvokeAsync(Request());
+            log.Record(Request(ForwarderError.RequestBodyClient, new BadHttpRequestException("Bad chunk size data.")));
         }
 
         var lines = _logger.Collector.GetSnapshot();
-        Assert.Equal(ProxyErrorLogMiddleware.LinesPerWindow, lines.Count);
+        Assert.Equal(ProxyErrorLog.LinesPerWindow, lines.Count);
         Assert.All(lines, line =>
         {
             Assert.Equal(LogLevel.Information, line.Level);
@@ -34,22 +34,22 @@ public sealed class ProxyErrorLogMiddlewareTests
             Assert.Equal("POST /upload from 192.0.2.10 to -: client fault RequestBodyClient: Bad chunk size data. (0 similar lines suppressed before this one)", line.Message);
         });
 
-        _time.Advance(ProxyErrorLogMiddleware.Window);
-        await middleware.InvokeAsync(Request());
+        _time.Advance(ProxyErrorLog.Window);
+        log.Record(Request(ForwarderError.RequestBodyClient, new BadHttpRequestException("Bad chunk size data.")));
 
         Assert.Equal("15", _logger.LatestRecord.GetStructuredStateValue("Suppressed"));
     }
 
     [Fact]
-    public async Task DestinationFault_IsAWarning_WithItsOwnBudget()
+    public void DestinationFault_IsAWarning_WithItsOwnBudget()
     {
-        var client = Middleware(ForwarderError.RequestBodyClient, new BadHttpRequestException("Bad chunk size data."));
-        for (var i = 0; i < ProxyErrorLogMiddleware.LinesPerWindow; i++)
+        var log = Log();
+        for (var i = 0; i < ProxyErrorLog.LinesPerWindow; i++)
         {
-            await client.InvokeAsync(Request());
+            log.Record(Request(ForwarderError.RequestBodyClient, new BadHttpRequestException("Bad chunk size data.")));
         }
 
-        await Middleware(ForwarderError.Request, new HttpRequestException("Connection refused (127.0.0.1:5001)")).InvokeAsync(Request());
+        log.Record(Request(ForwarderError.Request, new HttpRequestException("Connection refused (127.0.0.1:5001)")));
 
         Assert.Equal(LogLevel.Warning, _logger.LatestRecord.Level);
         Assert.Contains("Request: Connection refused (127.0.0.1:5001)", _logger.LatestRecord.Message, StringComparison.Ordinal);
@@ -57,30 +57,23 @@ public sealed class ProxyErrorLogMiddlewareTests
     }
 
     [Fact]
-    public async Task NoError_NothingLogged()
+    public void NoError_NothingLogged()
     {
-        await Middleware(ForwarderError.None, null).InvokeAsync(Request());
+        Log().Record(Request(ForwarderError.None, null));
 
         Assert.Equal(0, _logger.Collector.Count);
     }
 
-    private ProxyErrorLogMiddleware Middleware(ForwarderError error, Exception? exception)
+    private ProxyErrorLog Log()
     {
         var options = new ServiceCollection().Configure<BalancerOptions>(_ => { }).BuildServiceProvider().GetRequiredService<IOptionsMonitor<BalancerOptions>>();
-        return new ProxyErrorLogMiddleware(
-            context =>
-            {
-                context.Features.Set<IForwarderErrorFeature>(new Failure(error, exception));
-                return Task.CompletedTask;
-            },
-            new ClientIpResolver(options),
-            _time,
-            _logger);
+        return new ProxyErrorLog(new ClientIpResolver(options), _time, _logger);
     }
 
-    private static DefaultHttpContext Request()
+    private static DefaultHttpContext Request(ForwarderError error, Exception? exception)
     {
         var context = new DefaultHttpContext();
+        context.Features.Set<IForwarderErrorFeature>(new Failure(error, exception));
         context.Connection.RemoteIpAddress = IPAddress.Parse("192.0.2.10");
         context.Request.Method = "POST";
         context.Request.Path = "/upload";

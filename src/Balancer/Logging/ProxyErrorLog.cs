@@ -9,7 +9,11 @@ namespace Balancer.Logging;
 /// (a broken body, a client that went away) are Information; the destination's are Warning. Each kind of
 /// error is rate-limited, and the count of lines held back rides on the next one written.
 /// </summary>
-internal sealed partial class ProxyErrorLogMiddleware
+/// <remarks>
+/// Called by the retry middleware once it has the request's last answer (<see cref="Resilience.RetryMiddleware"/>),
+/// in the async step it takes anyway, rather than by a middleware of its own awaiting every proxied request.
+/// </remarks>
+internal sealed partial class ProxyErrorLog
 {
     /// <summary>Lines per kind of error per <see cref="Window"/>; enough to see what happens, too few to fill a disk.</summary>
     public const int LinesPerWindow = 10;
@@ -19,14 +23,12 @@ internal sealed partial class ProxyErrorLogMiddleware
     // Paths and exception messages come from clients: cut to a length that keeps a line short.
     private const int MaxFieldLength = 160;
 
-    private readonly RequestDelegate _next;
     private readonly ClientIpResolver _clients;
-    private readonly ILogger<ProxyErrorLogMiddleware> _logger;
+    private readonly ILogger<ProxyErrorLog> _logger;
     private readonly LogRateLimiter<ForwarderError> _limiter;
 
-    public ProxyErrorLogMiddleware(RequestDelegate next, ClientIpResolver clients, TimeProvider time, ILogger<ProxyErrorLogMiddleware> logger)
+    public ProxyErrorLog(ClientIpResolver clients, TimeProvider time, ILogger<ProxyErrorLog> logger)
     {
-        _next = next;
         _clients = clients;
         _logger = logger;
         _limiter = new LogRateLimiter<ForwarderError>(time, LinesPerWindow, Window);
@@ -40,9 +42,9 @@ internal sealed partial class ProxyErrorLogMiddleware
         or ForwarderError.UpgradeResponseCanceled or ForwarderError.UpgradeResponseClient
         or ForwarderError.RequestCreation;
 
-    public async Task InvokeAsync(HttpContext context)
+    /// <summary>Writes the line for <paramref name="context"/>'s failed forward, if it failed and the budget allows.</summary>
+    public void Record(HttpContext context)
     {
-        await _next(context);
         if (context.GetForwarderErrorFeature() is not { Error: not ForwarderError.None } failure)
         {
             return;
