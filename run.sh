@@ -4,10 +4,13 @@
 # every process it started.
 #
 # Usage:
-#   ./run.sh [--prometheus] [CONFIG_FILE]   build, start the backends, then the balancer once they answer;
+#   ./run.sh [--prometheus] [--aot] [CONFIG_FILE]
+#                                           build, start the backends, then the balancer once they answer;
 #                                           print the URLs once the balancer answers.
 #                                           --prometheus also runs Prometheus (Debian package) on
 #                                           127.0.0.1:9090 with deploy/prometheus/local.yml.
+#                                           --aot runs the balancer's Native AOT executable instead
+#                                           (deploy/aot/publish.sh: about ten minutes the first time).
 #   ./run.sh stop|start|restart A|B|C       from another terminal: stop, start or restart one backend of
 #                                           the running ./run.sh (to watch the balancer fail over).
 set -euo pipefail
@@ -99,10 +102,11 @@ case "${1:-}" in
 esac
 
 prometheus=false
-if [ "${1:-}" = --prometheus ]; then
-  prometheus=true
+aot=false
+while [ "${1:-}" = --prometheus ] || [ "${1:-}" = --aot ]; do
+  if [ "$1" = --prometheus ]; then prometheus=true; else aot=true; fi
   shift
-fi
+done
 config="${1:-config/balancer.json}"
 mkdir -p "$out"
 if alive "$out/run.pid"; then
@@ -117,7 +121,12 @@ echo $$ >"$out/run.pid"
 
 echo "Building (Release)..."
 dotnet publish src/SampleBackend -c Release -o "$out/backend" --nologo -v quiet
-dotnet publish src/Balancer -c Release -o "$out/balancer" --nologo -v quiet
+if $aot; then
+  balancer_command=("$(deploy/aot/publish.sh)")
+else
+  dotnet publish src/Balancer -c Release -o "$out/balancer" --nologo -v quiet
+  balancer_command=(dotnet "$out/balancer/Balancer.dll")
+fi
 
 balancer=""
 stop() {
@@ -142,7 +151,7 @@ echo " up."
 
 # Process substitution, not a pipe, so that $! is the balancer itself.
 # The runtime setting the deployment files give it (docs/configuration.md, runtime settings).
-DOTNET_TC_CallCountingDelayMs=0 dotnet "$out/balancer/Balancer.dll" --config "$config" > >(tee "$out/balancer.log") 2>&1 &
+DOTNET_TC_CallCountingDelayMs=0 "${balancer_command[@]}" --config "$config" > >(tee "$out/balancer.log") 2>&1 &
 balancer=$!
 printf "Waiting for the balancer..."
 # Its listeners are whatever the config says: read them from its log, and find the management one by

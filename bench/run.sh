@@ -16,6 +16,8 @@
 #   --runs N           runs per proxy in race/overhead/heterogeneous (default 3, overhead 6, smoke 1)
 #   --warmup S         seconds of load per proxy before race/overhead measure it (default 20, smoke 1)
 #   --load-cpus L --proxy-cpus L --backend-cpus L   override the CPU layout (taskset lists)
+#   --aot              race, race-unpinned and warmup also run the balancer's Native AOT build as balancer-aot
+#                      (published by deploy/aot/publish.sh into artifacts/aot/, once: about ten minutes); report folder -aot
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = profile ]; then shift; exec bench/profile.sh "$@"; fi
@@ -36,10 +38,14 @@ last=$((cpus - 1))
 if [ "$cpus" -ge 4 ]; then load=0; backends=1; proxies="2-$last"
 elif [ "$cpus" -ge 2 ]; then load=0; backends=0; proxies=$([ "$last" -eq 1 ] && echo 1 || echo "1-$last")
 else load=0; backends=0; proxies=0; fi
+command_line="bench/run.sh $*"
 build=true
+aot=false
 args=()
 for arg in "$@"; do
-  if [ "$arg" = --no-build ]; then build=false; else args+=("$arg"); fi
+  if [ "$arg" = --no-build ]; then build=false
+  elif [ "$arg" = --aot ]; then aot=true
+  else args+=("$arg"); fi
 done
 set -- ${args[@]+"${args[@]}"}
 for ((i = 0; i < ${#args[@]}; i++)); do
@@ -51,6 +57,12 @@ if $build; then
   for project in src/SampleBackend src/Balancer bench/BareYarp bench/Bench bench/PauseWatch; do
     out=$(dotnet build "$project" -c Release --nologo -v quiet 2>&1) || { echo "$out" >&2; exit 1; }
   done
+fi
+
+if $aot; then
+  aot_executable=$(deploy/aot/publish.sh) || { echo "bench/run.sh --aot: the Native AOT publish failed" >&2; exit 1; }
+  args+=(--aot-executable "$aot_executable")
+  set -- "${args[@]}"
 fi
 
 pidfile=$(mktemp)
@@ -74,7 +86,7 @@ stop() {
 trap stop INT TERM EXIT
 
 status=0
-BENCH_COMMAND="bench/run.sh $*" taskset -c "$load" dotnet bench/Bench/bin/Release/net10.0/Bench.dll --repo . --out bench/results \
+BENCH_COMMAND="$command_line" taskset -c "$load" dotnet bench/Bench/bin/Release/net10.0/Bench.dll --repo . --out bench/results \
   --load-cpus "$load" --proxy-cpus "$proxies" --backend-cpus "$backends" --pid-file "$pidfile" "$@" &
 harness=$!
 wait "$harness" || status=$?

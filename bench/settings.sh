@@ -10,6 +10,8 @@
 #
 # Usage: bench/settings.sh [--rounds N] [--duration S] [--warmup S] [--from-start S] [--out DIR] [--smoke] NAME='VAR=VALUE ...' ...
 #   e.g. bench/settings.sh shipped='' workstation='DOTNET_gcServer=0' conserve='DOTNET_GCConserveMemory=5'
+#   A variant's BALANCER_EXECUTABLE=PATH runs that executable instead of dotnet Balancer.dll, e.g. the Native AOT
+#   build: aot="BALANCER_EXECUTABLE=$(deploy/aot/publish.sh)".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,8 +50,10 @@ start_variant() { # name settings
   local port management
   port=$(free_port) management=$(free_port)
   write_config "$port" "$management" >"$work/$1.json"
+  local command=(dotnet src/Balancer/bin/Release/net10.0/Balancer.dll) word
+  for word in $2; do [[ $word == BALANCER_EXECUTABLE=* ]] && command=("${word#*=}"); done
   # shellcheck disable=SC2086  # the settings are words: VAR=VALUE ...
-  started_pid=$(start "$1" "$proxy_cpus" env $2 dotnet src/Balancer/bin/Release/net10.0/Balancer.dll --config "$work/$1.json")
+  started_pid=$(start "$1" "$proxy_cpus" env $2 "${command[@]}" --config "$work/$1.json")
   wait_http "http://127.0.0.1:$management/healthz"
   wait_http "http://127.0.0.1:$port/"
   started_port=$port
@@ -120,6 +124,10 @@ for round in $(seq "$rounds"); do
   done
 done
 
+# The kernel's high-water mark of each process's RSS, start-up included (the table's peak is sampled during the rounds).
+hwm=()
+for pid in "${pids[@]}"; do hwm+=("$(awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")"); done
+
 {
   echo "# Runtime settings side by side"
   echo
@@ -140,6 +148,8 @@ done
         printf "| %s | `%s` | %.0f | %.2f | %.1f | %.3f | %.3f |\n", n, settings == "" ? "(as shipped)" : settings, median(rps, k), median(cpu, k), peak, median(rr, k), median(cr, k)
       }' "$work/runs"
   done
+  echo
+  echo "RSS high-water mark (VmHWM) at the end, MB: $(for i in "${!names[@]}"; do printf '%s %s; ' "${names[$i]}" "${hwm[$i]}"; done)"
   echo
   echo "Every run (variant, round, RPS, CPU µs / request, peak RSS MB, wrk errors):"
   echo

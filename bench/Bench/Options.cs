@@ -55,6 +55,9 @@ internal sealed class Options
     /// <summary>Where the PIDs of started processes are appended (bench/run.sh's trap reads it); default: beside the logs.</summary>
     public string? PidFile { get; private set; }
 
+    /// <summary>The balancer's Native AOT executable: race, race-unpinned and warmup run it as <c>balancer-aot</c> beside the JIT build.</summary>
+    public string? AotExecutable { get; private set; }
+
     /// <summary>CPUs in the proxy set: NGINX workers and HAProxy threads are set to it, as the balancer's runtime sees it.</summary>
     public int ProxyCoreCount => CpuList.Count(ProxyCpus);
 
@@ -141,6 +144,7 @@ internal sealed class Options
                 case "--configuration": options.BuildConfiguration = Value(); break;
                 case "--pid-file": options.PidFile = Value(); break;
                 case "--scale-counts": options.ScaleCountsGiven = [.. Value().Split(',').Select(c => Count(arg, c)).Order()]; break;
+                case "--aot-executable": options.AotExecutable = Path.GetFullPath(Value()); break;
                 default:
                     if (arg.StartsWith('-') || !AllExperiments.Contains(arg))
                     {

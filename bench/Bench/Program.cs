@@ -87,11 +87,13 @@ public static class Program
     /// <summary>
     /// One folder per experiment set, so a new run replaces the previous report of the same experiments
     /// instead of piling up beside it (git history keeps the old ones): bench/results/full for the default
-    /// set, the experiments' names for a subset (race-qos, soak), with -smoke appended for a smoke run.
+    /// set, the experiments' names for a subset (race-qos, soak), with -aot appended when the Native AOT build runs
+    /// too and -smoke for a smoke run.
     /// </summary>
     internal static string ReportName(Options options)
     {
         var name = options.Experiments.SequenceEqual(options.DefaultSet) ? "full" : string.Join('-', options.Experiments);
+        name = options.AotExecutable is null ? name : name + "-aot";
         return options.Smoke ? name + "-smoke" : name;
     }
 

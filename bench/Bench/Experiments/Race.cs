@@ -37,16 +37,20 @@ internal static class Race
 
         section.Table(table);
         var ratios = new Table(["balancer vs", "RPS ratio -c64", "RPS ratio -c256", "p99 ratio -c64", "p99 ratio -c256", "CPU/req ratio -c64", "CPU/req ratio -c256", "best-run CPU/req ratio -c64", "best-run CPU/req ratio -c256"]);
-        foreach (var other in names.Skip(1))
+        foreach (var balancer in names.Where(IsBalancer))
         {
-            ratios.Row(other,
-                [.. Connections.Select(c => Of("balancer", c).Rps / Of(other, c).Rps),
-                 .. Connections.Select(c => Of("balancer", c).P99 / Of(other, c).P99),
-                 .. Connections.Select(c => Of("balancer", c).CpuPer100k / Of(other, c).CpuPer100k),
-                 .. Connections.Select(c => Of("balancer", c).BestCpuPer100k / Of(other, c).BestCpuPer100k)]);
+            foreach (var other in names.Where(n => n != balancer && n != "balancer"))
+            {
+                ratios.Row(balancer == "balancer" ? other : $"{other} ({balancer})",
+                    [.. Connections.Select(c => Of(balancer, c).Rps / Of(other, c).Rps),
+                     .. Connections.Select(c => Of(balancer, c).P99 / Of(other, c).P99),
+                     .. Connections.Select(c => Of(balancer, c).CpuPer100k / Of(other, c).CpuPer100k),
+                     .. Connections.Select(c => Of(balancer, c).BestCpuPer100k / Of(other, c).BestCpuPer100k)]);
+            }
         }
 
-        section.Text("Ratios: the balancer's median divided by the other proxy's (RPS above 1 is better, p99 and CPU below 1 are better); " +
+        section.Text("Ratios: the balancer's median divided by the other proxy's (RPS above 1 is better, p99 and CPU below 1 are better; " +
+                     "rows marked (balancer-aot) divide the Native AOT build's instead); " +
                      "best-run CPU compares each proxy's least CPU per request of any run, which interference from the rest of the machine cannot lower.")
             .Table(ratios);
         var categories = Connections.Select(c => $"-c{c}").ToArray();
@@ -59,16 +63,22 @@ internal static class Race
 
         Measured.AddRuns(section, "Every run, in the order run (wrk CPU is the share of the load generator's CPUs wrk used; near 100% the load generator, not the proxy, was the limit):", runs);
 
-        var rps64 = Of("balancer", 64).Rps / Of("nginx", 64).Rps;
-        var rps256 = Of("balancer", 256).Rps / Of("nginx", 256).Rps;
-        report.Targets.Add(new TargetCheck("race", "balancer RPS >= 0.8x NGINX at -c64", Format.Ratio(rps64), rps64 >= 0.8));
-        report.Targets.Add(new TargetCheck("race", "balancer RPS >= 1.0x NGINX at -c256", Format.Ratio(rps256), rps256 >= 1.0));
-        foreach (var c in Connections)
+        foreach (var balancer in names.Where(IsBalancer))
         {
-            var p99 = Of("balancer", c).P99 / Of("nginx", c).P99;
-            report.Targets.Add(new TargetCheck("race", $"balancer p99 <= 1.2x NGINX's at -c{c}", Format.Ratio(p99), p99 <= 1.2));
+            var rps64 = Of(balancer, 64).Rps / Of("nginx", 64).Rps;
+            var rps256 = Of(balancer, 256).Rps / Of("nginx", 256).Rps;
+            report.Targets.Add(new TargetCheck("race", $"{balancer} RPS >= 0.8x NGINX at -c64", Format.Ratio(rps64), rps64 >= 0.8));
+            report.Targets.Add(new TargetCheck("race", $"{balancer} RPS >= 1.0x NGINX at -c256", Format.Ratio(rps256), rps256 >= 1.0));
+            foreach (var c in Connections)
+            {
+                var p99 = Of(balancer, c).P99 / Of("nginx", c).P99;
+                report.Targets.Add(new TargetCheck("race", $"{balancer} p99 <= 1.2x NGINX's at -c{c}", Format.Ratio(p99), p99 <= 1.2));
+            }
         }
     }
+
+    /// <summary>The balancer and, when asked for, its Native AOT build (<c>balancer-aot</c>).</summary>
+    public static bool IsBalancer(string name) => name.StartsWith("balancer", StringComparison.Ordinal);
 
     /// <summary>
     /// Starts the balancer, NGINX and HAProxy on the lab's proxy CPUs, warms each, then runs wrk against each in
@@ -81,6 +91,11 @@ internal static class Race
         try
         {
             proxies.Add(await lab.StartBalancerAsync("balancer", "RoundRobin"));
+            if (lab.Options.AotExecutable is not null)
+            {
+                proxies.Add(await lab.StartAotBalancerAsync("balancer-aot", "RoundRobin"));
+            }
+
             proxies.Add(await lab.StartNginxAsync("nginx"));
             proxies.Add(await lab.StartHaproxyAsync("haproxy"));
             var warmUps = await Measured.WarmUpAsync(lab, proxies);

@@ -143,6 +143,13 @@ internal sealed class Lab : IDisposable
     public async Task<Target> StartBalancerAsync(string name, string policy, params string[] settings) =>
         (await StartRunningBalancerAsync(name, policy, settings)).Target;
 
+    /// <summary>
+    /// The balancer's Native AOT executable (<see cref="Options.AotExecutable"/>) on the same config and settings as
+    /// <see cref="StartBalancerAsync"/>.
+    /// </summary>
+    public async Task<Target> StartAotBalancerAsync(string name, string policy) =>
+        (await StartBalancerProcessAsync(name, policy, tls: null, [], command: [_options.AotExecutable ?? throw new InvalidOperationException("No --aot-executable given.")])).Target;
+
     /// <summary>As <see cref="StartBalancerAsync"/>, keeping its config file and ports for changes while it runs.</summary>
     public Task<RunningBalancer> StartRunningBalancerAsync(string name, string policy, params string[] settings) =>
         StartBalancerProcessAsync(name, policy, tls: null, settings);
@@ -292,11 +299,13 @@ internal sealed class Lab : IDisposable
         return tree.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
     }
 
-    private async Task<RunningBalancer> StartBalancerProcessAsync(string name, string policy, TlsFiles? tls, string[] settings, Action<JsonObject>? edit = null)
+    /// <param name="command">The executable to run instead of <c>dotnet Balancer.dll</c> (the Native AOT build).</param>
+    private async Task<RunningBalancer> StartBalancerProcessAsync(string name, string policy, TlsFiles? tls, string[] settings, Action<JsonObject>? edit = null, string[]? command = null)
     {
         var (port, management) = (FreePort(), FreePort());
         var config = WriteConfig(name + ".json", Edited(ProxyConfigs.Balancer(port, management, policy, Backends, tls), edit));
-        var process = _processes.Start(name, ProxyCpus, "env", [.. RuntimeSettings, "dotnet", Dll("src/Balancer", "Balancer"), "--config", config, .. settings]);
+        command ??= ["dotnet", Dll("src/Balancer", "Balancer")];
+        var process = _processes.Start(name, ProxyCpus, "env", [.. RuntimeSettings, .. command, "--config", config, .. settings]);
         await WaitReadyAsync(name + " management", new Uri($"http://127.0.0.1:{management}/healthz"), process);
         return new RunningBalancer(await ReadyAsync(name, port, process, tls is null ? "http" : "https"), config, port, management);
     }

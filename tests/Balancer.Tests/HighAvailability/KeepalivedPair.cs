@@ -159,7 +159,7 @@ public sealed class KeepalivedPair : IAsyncLifetime
             File.WriteAllText(config, BalancerConfig(TrackFile(lb)).ToJsonString());
         }
 
-        _balancers[lb] = Lab.Start(Lab.NamespaceOf(lb), ["dotnet", BalancerProcess.Dll, "--config", config]);
+        _balancers[lb] = Lab.Start(Lab.NamespaceOf(lb), [.. BalancerProcess.Command, "--config", config]);
     }
 
     /// <summary>Every VRRP state change both notify scripts logged, for failure messages.</summary>

@@ -35,7 +35,7 @@ public sealed class MovedAddressTests
             lab.Run(lb, "ip", "addr", "add", Floating + "/24", "dev", "eth0");
             var config = Path.Combine(directory, "balancer.json");
             File.WriteAllText(config, Config(floating).ToJsonString());
-            var balancer = lab.Start(lb, ["dotnet", BalancerProcess.Dll, "--config", config]);
+            var balancer = lab.Start(lb, [.. BalancerProcess.Command, "--config", config]);
 
             using var clientSockets = new NamespaceSockets(lab.AddHost("client", Subnet + "20/24"));
             using var client = clientSockets.CreateClient(new Uri($"http://{Floating}:8080"), TimeSpan.FromSeconds(6));

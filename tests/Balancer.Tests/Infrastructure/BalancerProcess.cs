@@ -28,6 +28,17 @@ internal sealed partial class BalancerProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// How the balancer is started: <c>dotnet Balancer.dll</c>, or the executable <c>BALANCER_EXECUTABLE</c> names
+    /// (a Native AOT build from deploy/aot/publish.sh), so the process-level tests can be run against that build.
+    /// </summary>
+    public static IReadOnlyList<string> Command =>
+        Environment.GetEnvironmentVariable(ExecutableVariable) is { Length: > 0 } executable
+            ? [File.Exists(executable) ? Path.GetFullPath(executable) : throw new FileNotFoundException($"{ExecutableVariable}={executable} does not exist.", executable)]
+            : ["dotnet", Dll];
+
+    public const string ExecutableVariable = "BALANCER_EXECUTABLE";
+
     public int Id => _process.Id;
 
     public bool HasExited => _process.HasExited;
@@ -54,7 +65,8 @@ internal sealed partial class BalancerProcess : IAsyncDisposable
     /// </summary>
     public static BalancerProcess Start(string[] args, IReadOnlyDictionary<string, string>? environment, IReadOnlyList<string>? launcher = null)
     {
-        var start = new ProcessStartInfo(launcher is { Count: > 0 } ? launcher[0] : "dotnet")
+        var command = Command;
+        var start = new ProcessStartInfo(launcher is { Count: > 0 } ? launcher[0] : command[0])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -67,10 +79,14 @@ internal sealed partial class BalancerProcess : IAsyncDisposable
                 start.ArgumentList.Add(arg);
             }
 
-            start.ArgumentList.Add("dotnet");
+            start.ArgumentList.Add(command[0]);
         }
 
-        start.ArgumentList.Add(Dll);
+        foreach (var arg in command.Skip(1))
+        {
+            start.ArgumentList.Add(arg);
+        }
+
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);
