@@ -27,8 +27,12 @@ internal static class DuplicateKeys
         }
 
         var reader = new Utf8JsonReader(json, Options);
-        // One frame per open object or array: its config path, the names seen (objects) or the next index (arrays).
+        // One frame per open object or array: its parent and name (its config path is built only for an error), the
+        // names seen (objects) or the next index (arrays). The names' tables are reused by depth: only one object
+        // is open at each depth, and a file of thousands of destinations would otherwise allocate one per object.
         var frames = new Stack<Frame>();
+        var tables = new List<Dictionary<string, (string Name, int Line)>>();
+        var names = new Names();
         string? pendingName = null;
         var lines = new LineCounter();
         try
@@ -39,8 +43,21 @@ internal static class DuplicateKeys
                 {
                     case JsonTokenType.StartObject:
                     case JsonTokenType.StartArray:
-                        var path = frames.Count == 0 ? string.Empty : Child(frames.Peek(), pendingName);
-                        frames.Push(new Frame(path, reader.TokenType == JsonTokenType.StartArray));
+                        var parent = frames.Count == 0 ? null : frames.Peek();
+                        var segment = parent is { IsArray: true } ? (parent.Index++).ToString(System.Globalization.CultureInfo.InvariantCulture) : pendingName;
+                        Dictionary<string, (string Name, int Line)>? table = null;
+                        if (reader.TokenType == JsonTokenType.StartObject)
+                        {
+                            while (tables.Count <= frames.Count)
+                            {
+                                tables.Add(new Dictionary<string, (string Name, int Line)>(StringComparer.OrdinalIgnoreCase));
+                            }
+
+                            table = tables[frames.Count];
+                            table.Clear();
+                        }
+
+                        frames.Push(new Frame(parent, segment, table));
                         pendingName = null;
                         break;
                     case JsonTokenType.EndObject:
@@ -49,11 +66,12 @@ internal static class DuplicateKeys
                         break;
                     case JsonTokenType.PropertyName:
                         var frame = frames.Peek();
-                        var name = reader.GetString()!;
+                        var name = names.Of(ref reader);
                         var line = lines.LineOf(json, reader.TokenStartIndex);
                         if (frame.Names!.TryGetValue(name, out var first))
                         {
-                            var key = frame.Path.Length == 0 ? name : frame.Path + ":" + name;
+                            var path = frame.Path;
+                            var key = path.Length == 0 ? name : path + ":" + name;
                             var same = string.Equals(first.Name, name, StringComparison.Ordinal) ? "again" : $"differing from '{first.Name}' only in case";
                             errors.Add($"{key}: duplicate key: defined at line {first.Line} and {same} at line {line} (keys and ids are compared ignoring case)");
                         }
@@ -85,10 +103,32 @@ internal static class DuplicateKeys
         return errors;
     }
 
-    private static string Child(Frame parent, string? name)
+    /// <summary>
+    /// One string per distinct property name, exact case kept: "Address" or "Weight" is read thousands of times in a
+    /// large file, and only ids are new each time.
+    /// </summary>
+    private sealed class Names
     {
-        var segment = parent.IsArray ? (parent.Index++).ToString(System.Globalization.CultureInfo.InvariantCulture) : name!;
-        return parent.Path.Length == 0 ? segment : parent.Path + ":" + segment;
+        private readonly HashSet<string> _seen = new(StringComparer.Ordinal);
+
+        public string Of(ref Utf8JsonReader reader)
+        {
+            Span<char> buffer = stackalloc char[128];
+            if (reader.HasValueSequence || reader.ValueSpan.Length > buffer.Length || reader.ValueIsEscaped)
+            {
+                return reader.GetString()!;
+            }
+
+            var length = reader.CopyString(buffer);
+            var lookup = _seen.GetAlternateLookup<ReadOnlySpan<char>>();
+            if (!lookup.TryGetValue(buffer[..length], out var name))
+            {
+                name = new string(buffer[..length]);
+                _seen.Add(name);
+            }
+
+            return name;
+        }
     }
 
     /// <summary>
@@ -108,14 +148,16 @@ internal static class DuplicateKeys
         }
     }
 
-    private sealed class Frame(string path, bool isArray)
+    /// <summary>An open object (with the names seen in it) or array (with its next index).</summary>
+    private sealed class Frame(Frame? parent, string? segment, Dictionary<string, (string Name, int Line)>? names)
     {
-        public string Path { get; } = path;
-
-        public bool IsArray { get; } = isArray;
+        public bool IsArray => Names is null;
 
         public int Index { get; set; }
 
-        public Dictionary<string, (string Name, int Line)>? Names { get; } = isArray ? null : new(StringComparer.OrdinalIgnoreCase);
+        public Dictionary<string, (string Name, int Line)>? Names { get; } = names;
+
+        /// <summary>The config path: "" for the root, "a:b:0" below it.</summary>
+        public string Path => parent is null ? string.Empty : parent.Path.Length == 0 ? segment! : parent.Path + ":" + segment;
     }
 }

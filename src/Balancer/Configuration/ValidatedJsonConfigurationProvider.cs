@@ -188,6 +188,12 @@ internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider
     }
 
     /// <summary>Each section's immediate children, sorted as configuration keys are.</summary>
+    /// <remarks>
+    /// Built on every reload from every key of the file, so it looks sections up by span rather than cutting a
+    /// string for each ancestor of each key, and keeps one string per distinct name ("Address", "Weight"), not
+    /// one per key: at 10,000 destinations the index is built several times faster and adds a fraction of the
+    /// garbage a reload leaves for the GC.
+    /// </remarks>
     private sealed class ChildKeys
     {
         private readonly Dictionary<string, string[]> _children;
@@ -195,8 +201,11 @@ internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider
 
         public ChildKeys(IDictionary<string, string?> data)
         {
-            var sets = new Dictionary<string, HashSet<string>>(StringComparer.OrdinalIgnoreCase);
-            var root = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+            var lists = new Dictionary<string, List<string>>(StringComparer.OrdinalIgnoreCase);
+            var sections = lists.GetAlternateLookup<ReadOnlySpan<char>>();
+            var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+            var known = names.GetAlternateLookup<ReadOnlySpan<char>>();
+            var root = new List<string>();
             foreach (var key in data.Keys)
             {
                 // Every ancestor of the key lists the segment below it: a:b:c gives (root) -> a, a -> b, a:b -> c.
@@ -204,19 +213,30 @@ internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider
                 while (true)
                 {
                     var end = key.IndexOf(ConfigurationPath.KeyDelimiter, start, StringComparison.Ordinal);
-                    var segment = end < 0 ? key[start..] : key[start..end];
-                    HashSet<string>? set;
+                    var segment = end < 0 ? key.AsSpan(start) : key.AsSpan(start, end - start);
+                    List<string>? list;
                     if (start == 0)
                     {
-                        set = root;
+                        list = root;
                     }
-                    else if (!sets.TryGetValue(key[..(start - 1)], out set))
+                    else if (!sections.TryGetValue(key.AsSpan(0, start - 1), out list))
                     {
-                        set = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-                        sets[key[..(start - 1)]] = set;
+                        list = new List<string>(2);
+                        lists[key[..(start - 1)]] = list;
                     }
 
-                    set.Add(segment);
+                    if (!known.TryGetValue(segment, out var name))
+                    {
+                        name = end < 0 ? key[start..] : key[start..end];
+                        names.Add(name);
+                    }
+
+                    // A section lists a child once per key below it; duplicates go when the list is sorted.
+                    if (list.Count == 0 || !string.Equals(list[^1], name, StringComparison.OrdinalIgnoreCase))
+                    {
+                        list.Add(name);
+                    }
+
                     if (end < 0)
                     {
                         break;
@@ -227,20 +247,29 @@ internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider
             }
 
             _root = Sorted(root);
-            _children = new Dictionary<string, string[]>(sets.Count, StringComparer.OrdinalIgnoreCase);
-            foreach (var (parent, set) in sets)
+            _children = new Dictionary<string, string[]>(lists.Count, StringComparer.OrdinalIgnoreCase);
+            foreach (var (parent, list) in lists)
             {
-                _children[parent] = Sorted(set);
+                _children[parent] = Sorted(list);
             }
         }
 
         public string[] Of(string? parentPath) => parentPath is null ? _root : _children.TryGetValue(parentPath, out var children) ? children : [];
 
-        private static string[] Sorted(HashSet<string> set)
+        private static string[] Sorted(List<string> list)
         {
-            var sorted = set.ToArray();
-            Array.Sort(sorted, ConfigurationKeyComparer.Instance);
-            return sorted;
+            list.Sort(ConfigurationKeyComparer.Instance);
+            var kept = 0;
+            for (var i = 0; i < list.Count; i++)
+            {
+                if (kept == 0 || !string.Equals(list[kept - 1], list[i], StringComparison.OrdinalIgnoreCase))
+                {
+                    list[kept++] = list[i];
+                }
+            }
+
+            list.RemoveRange(kept, list.Count - kept);
+            return [.. list];
         }
     }
 }
