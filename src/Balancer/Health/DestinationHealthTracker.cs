@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using Balancer.Telemetry;
-using Prometheus;
 using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Model;
 
@@ -31,7 +30,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
     private readonly IClusterDestinationsUpdater _clusterUpdater;
     private readonly TimeProvider _time;
     private readonly ILogger<DestinationHealthTracker> _logger;
-    private readonly Counter _transitions;
+    private readonly DestinationEventCounts _transitions;
     private readonly ConcurrentDictionary<(string Cluster, string Destination), HealthChange> _last = new();
     private readonly Dictionary<DestinationState, Reactivation> _reactivations = [];
     private readonly ConditionalWeakTable<DestinationModel, ProbeAttempt> _probeStarted = new();
@@ -51,7 +50,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
         _outliers = outliers ?? new OutlierDetectionOptions();
         _time = time;
         _logger = logger;
-        _transitions = DestinationEvents.HealthTransitions(metrics.Factory);
+        _transitions = metrics.Events;
     }
 
     /// <summary>
@@ -342,7 +341,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
         var now = _time.GetUtcNow();
         _last[(cluster.ClusterId, destination.DestinationId)] = new HealthChange(now, before, after, reason);
         Log(destination).HealthChanged(after, now);
-        _transitions.WithLabels(cluster.ClusterId, destination.DestinationId, after.ToLowerInvariant()).Inc();
+        _transitions.HealthTransition(cluster.ClusterId, destination.DestinationId, after.ToLowerInvariant());
         HealthChanged?.Invoke(cluster, destination, before, after);
         if (after == DestinationHealthView.Down)
         {

@@ -13,7 +13,7 @@ internal static partial class ManagementApp
     {
         var metrics = management.ApplicationServices.GetRequiredService<BalancerMetricsRegistry>();
         management.Use(ActivatorUtilities.CreateInstance<ManagementAccess>(management.ApplicationServices).InvokeAsync);
-        management.UseMetricServer("/metrics", metrics.Registry);
+        management.Map(MetricsEndpoint.Path, branch => branch.Run(context => MetricsEndpoint.WriteAsync(context, metrics)));
         management.Use(Readiness.InstanceEndpoints.HandleAsync);
         var runtime = management.ApplicationServices.GetRequiredService<Runtime.RuntimeApi>();
         management.Run(context =>

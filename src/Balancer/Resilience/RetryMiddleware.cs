@@ -3,7 +3,6 @@ using Balancer.Health;
 using Balancer.Telemetry;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
-using Prometheus;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
 
@@ -30,7 +29,7 @@ internal sealed partial class RetryMiddleware
     private readonly RequestDelegate _next;
     private readonly ILogger<RetryMiddleware> _logger;
     private readonly Logging.ProxyErrorLog _errors;
-    private readonly Counter _retries;
+    private readonly DestinationEventCounts _retries;
     private RetryOptions _options;
 
     public RetryMiddleware(RequestDelegate next, IOptionsMonitor<BalancerOptions> options, BalancerMetricsRegistry metrics, Logging.ProxyErrorLog errors, ILogger<RetryMiddleware> logger)
@@ -41,7 +40,7 @@ internal sealed partial class RetryMiddleware
         _options = options.CurrentValue.Retry;
         // Read once per change, not per request: CurrentValue is a dictionary lookup.
         options.OnChange(o => _options = o.Retry);
-        _retries = DestinationEvents.Retries(metrics.Factory);
+        _retries = metrics.Events;
     }
 
     public Task InvokeAsync(HttpContext context)
@@ -146,7 +145,7 @@ internal sealed partial class RetryMiddleware
 
             var cluster = feature.Cluster.Config.ClusterId;
             var reason = TransportFailure.Label(kind);
-            _retries.WithLabels(cluster, failed.DestinationId, reason).Inc();
+            _retries.Retry(cluster, failed.DestinationId, reason);
             LogRetry(context.Request.Method, cluster, failed.DestinationId, reason, attempt + 1);
             RetryCount.Increment(context);
 

@@ -24,4 +24,31 @@ public sealed class BalancerMetricsRegistry
 
     /// <summary>Creates collectors in <see cref="Registry"/>; every feature registers its own series here.</summary>
     public IMetricFactory Factory { get; }
+
+    /// <summary>Retries and health changes per destination, written beside <see cref="Registry"/>'s series.</summary>
+    internal DestinationEventCounts Events { get; } = new();
+
+    /// <summary>Writes what <c>/metrics</c> serves: <see cref="Registry"/>'s series, then <see cref="Events"/>.</summary>
+    public async Task ExportAsync(Stream output, ExpositionFormat format = ExpositionFormat.PrometheusText, CancellationToken cancel = default)
+    {
+        if (format != ExpositionFormat.OpenMetricsText)
+        {
+            await Registry.CollectAndExportAsTextAsync(output, format, cancel);
+            await Events.WriteToAsync(output, openMetrics: false, cancel);
+            return;
+        }
+
+        // OpenMetrics ends with a terminator, after which nothing may follow: the event counters go before it.
+        var body = new HoldBackStream(output, EndOfMetrics.Length);
+        await Registry.CollectAndExportAsTextAsync(body, format, cancel);
+        if (!body.Held.SequenceEqual(EndOfMetrics))
+        {
+            throw new InvalidOperationException("prometheus-net's OpenMetrics exposition did not end with '# EOF'.");
+        }
+
+        await Events.WriteToAsync(output, openMetrics: true, cancel);
+        await output.WriteAsync(EndOfMetrics, cancel);
+    }
+
+    private static readonly byte[] EndOfMetrics = "# EOF\n"u8.ToArray();
 }

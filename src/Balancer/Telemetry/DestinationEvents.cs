@@ -1,11 +1,9 @@
-using Prometheus;
-
 namespace Balancer.Telemetry;
 
 /// <summary>
-/// The counters of rare per-destination events (retries, health changes). Their labels are all known in
-/// advance, so <see cref="ProxyMetrics"/> creates every destination's series at 0 when the destination
-/// appears: a dashboard then shows "0 retries" from start-up instead of no data until the first one.
+/// The labels of the counters of rare per-destination events (retries, health changes), all known in advance:
+/// <see cref="DestinationEventCounts"/> exposes every destination's series at 0 when the destination appears, so a
+/// dashboard shows "0 retries" from start-up instead of no data until the first one.
 /// </summary>
 internal static class DestinationEvents
 {
@@ -15,14 +13,7 @@ internal static class DestinationEvents
     /// <summary>The <c>to</c> values of <c>balancer_destination_health_transitions_total</c>.</summary>
     public static readonly string[] HealthStates = ["up", "down", "unknown"];
 
-    /// <summary>The same collector on every call with the same factory, as prometheus-net returns existing metrics by name.</summary>
-    public static Counter Retries(IMetricFactory factory) => factory.CreateCounter(
-        "balancer_retries_total",
-        "Requests sent again to another destination after a transport failure, by the destination that failed and why.",
-        new CounterConfiguration { LabelNames = ["cluster", "destination", "reason"] });
+    public const string RetriesHelp = "Requests sent again to another destination after a transport failure, by the destination that failed and why.";
 
-    public static Counter HealthTransitions(IMetricFactory factory) => factory.CreateCounter(
-        "balancer_destination_health_transitions_total",
-        "Changes of a destination's health as operators see it (up, down, unknown).",
-        new CounterConfiguration { LabelNames = ["cluster", "destination", "to"] });
+    public const string HealthTransitionsHelp = "Changes of a destination's health as operators see it (up, down, unknown).";
 }

@@ -36,8 +36,7 @@ internal sealed partial class ProxyMetrics
     private readonly Gauge _active;
     private readonly Gauge _policy;
     private readonly Counter _configReloads;
-    private readonly Counter _retries;
-    private readonly Counter _healthTransitions;
+    private readonly DestinationEventCounts _events;
 
     public ProxyMetrics(BalancerMetricsRegistry metrics, IProxyStateLookup proxyState, ConfigReloadTracker reloads, TimeProvider time, Microsoft.Extensions.Options.IOptions<BalancerOptions> options, ILogger<ProxyMetrics> logger)
     {
@@ -94,8 +93,7 @@ internal sealed partial class ProxyMetrics
             new CounterConfiguration { LabelNames = ["result"] });
         _configReloads.WithLabels("success");
         _configReloads.WithLabels("failure");
-        _retries = DestinationEvents.Retries(factory);
-        _healthTransitions = DestinationEvents.HealthTransitions(factory);
+        _events = metrics.Events;
         metrics.Registry.AddBeforeCollectCallback(Refresh);
     }
 
@@ -162,16 +160,7 @@ internal sealed partial class ProxyMetrics
 
     private DestinationMetrics Create(string cluster, string destination)
     {
-        foreach (var reason in DestinationEvents.RetryReasons)
-        {
-            _retries.WithLabels(cluster, destination, reason);
-        }
-
-        foreach (var state in DestinationEvents.HealthStates)
-        {
-            _healthTransitions.WithLabels(cluster, destination, state);
-        }
-
+        _events.Add(cluster, destination);
         return new DestinationMetrics(this, cluster, destination);
     }
 
@@ -308,15 +297,7 @@ internal sealed partial class ProxyMetrics
             ResponseBytes.RemoveLabelled(cluster, destination);
             _up.RemoveLabelled(cluster, destination);
             _active.RemoveLabelled(cluster, destination);
-            foreach (var reason in DestinationEvents.RetryReasons)
-            {
-                _retries.RemoveLabelled(cluster, destination, reason);
-            }
-
-            foreach (var state in DestinationEvents.HealthStates)
-            {
-                _healthTransitions.RemoveLabelled(cluster, destination, state);
-            }
+            _events.Remove(cluster, destination);
         }
     }
 

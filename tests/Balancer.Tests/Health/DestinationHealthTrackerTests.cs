@@ -371,7 +371,7 @@ public sealed class DestinationHealthTrackerTests : IDisposable
     private double Transitions(string destination, string to)
     {
         using var stream = new MemoryStream();
-        _metrics.Registry.CollectAndExportAsTextAsync(stream).GetAwaiter().GetResult();
+        _metrics.ExportAsync(stream).GetAwaiter().GetResult();
         return PrometheusText.Parse(System.Text.Encoding.UTF8.GetString(stream.ToArray()))
             .Matching($"balancer_destination_health_transitions_total{{cluster=\"c\",destination=\"{destination}\",to=\"{to}\"}}")
             .Sum(s => s.Value);
