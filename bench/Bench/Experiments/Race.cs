@@ -4,7 +4,7 @@ using Bench.Reporting;
 namespace Bench.Experiments;
 
 /// <summary>
-/// The balancer (all features) against NGINX and HAProxy in front of the same three backends, wrk at 64
+/// The balancer (all features) against bare YARP, NGINX and HAProxy in front of the same three backends, wrk at 64
 /// and 256 connections, runs alternated in one session so drift hits every proxy alike; medians.
 /// </summary>
 internal static class Race
@@ -18,9 +18,9 @@ internal static class Race
         var summaries = (from r in runs group r by (r.Proxy, r.Connections) into g select ProxySummary.Of([.. g])).ToList();
         ProxySummary Of(string proxy, int connections) => summaries.Single(s => s.Proxy == proxy && s.Connections == connections);
 
-        var section = report.Add("race: balancer vs NGINX vs HAProxy")
+        var section = report.Add("race: balancer vs bare YARP vs NGINX vs HAProxy")
             .Text($"wrk `-t{options.LoadCoreCount} -c64|-c256 -d{options.RunDuration.TotalSeconds:0}s --latency` on `GET /` through each proxy, " +
-                  $"{options.RepeatedRuns} runs per proxy and connection count, run order balancer, nginx, haproxy, balancer, ...; " +
+                  $"{options.RepeatedRuns} runs per proxy and connection count, run order balancer, bare-yarp (plain YARP with the balancer's runtime settings), nginx, haproxy, balancer, ...; " +
                   "medians over runs. The balancer runs RoundRobin with active health checks and its metrics (tracing exporter off); " +
                   $"NGINX {options.ProxyCoreCount} worker(s) with `keepalive {ProxyConfigs.NginxUpstreamKeepalive}` upstream (idle connections kept per worker); HAProxy `nbthread {options.ProxyCoreCount}` with " +
                   "http-keep-alive and health checks every 2 s (NGINX open source has none); all three send X-Forwarded-For, -Proto and -Host. CPU is user+system seconds of the proxy's processes (NGINX master and workers) per 100,000 requests; " +
@@ -37,9 +37,9 @@ internal static class Race
 
         section.Table(table);
         var ratios = new Table(["balancer vs", "RPS ratio -c64", "RPS ratio -c256", "p99 ratio -c64", "p99 ratio -c256", "CPU/req ratio -c64", "CPU/req ratio -c256", "best-run CPU/req ratio -c64", "best-run CPU/req ratio -c256"]);
-        foreach (var balancer in names.Where(IsBalancer))
+        foreach (var balancer in names.Where(n => IsBalancer(n) || n == BareYarp))
         {
-            foreach (var other in names.Where(n => n != balancer && n != "balancer"))
+            foreach (var other in names.Where(n => n != balancer && n != "balancer" && !(balancer == BareYarp && IsBalancer(n))))
             {
                 ratios.Row(balancer == "balancer" ? other : $"{other} ({balancer})",
                     [.. Connections.Select(c => Of(balancer, c).Rps / Of(other, c).Rps),
@@ -50,7 +50,7 @@ internal static class Race
         }
 
         section.Text("Ratios: the balancer's median divided by the other proxy's (RPS above 1 is better, p99 and CPU below 1 are better; " +
-                     "rows marked (balancer-aot) divide the Native AOT build's instead); " +
+                     "rows marked (balancer-aot) divide the Native AOT build's instead, rows marked (bare-yarp) plain YARP's, which shows what YARP and .NET cost before any feature of ours); " +
                      "best-run CPU compares each proxy's least CPU per request of any run, which interference from the rest of the machine cannot lower.")
             .Table(ratios);
         var categories = Connections.Select(c => $"-c{c}").ToArray();
@@ -77,11 +77,14 @@ internal static class Race
         }
     }
 
+    /// <summary>Plain YARP with the balancer's runtime settings and none of its features, raced beside it.</summary>
+    public const string BareYarp = "bare-yarp";
+
     /// <summary>The balancer and, when asked for, its Native AOT build (<c>balancer-aot</c>).</summary>
     public static bool IsBalancer(string name) => name.StartsWith("balancer", StringComparison.Ordinal);
 
     /// <summary>
-    /// Starts the balancer, NGINX and HAProxy on the lab's proxy CPUs, warms each, then runs wrk against each in
+    /// Starts the balancer, bare YARP, NGINX and HAProxy on the lab's proxy CPUs, warms each, then runs wrk against each in
     /// turn, run after run, at each connection count; stops them. Returns the proxies' names in run order.
     /// </summary>
     public static async Task<(string[] Names, List<ProxyRun> Runs, IReadOnlyList<WarmUp> WarmUps)> RunTrioAsync(Lab lab, IReadOnlyList<int> connectionCounts)
@@ -96,6 +99,7 @@ internal static class Race
                 proxies.Add(await lab.StartAotBalancerAsync("balancer-aot", "RoundRobin"));
             }
 
+            proxies.Add(await lab.StartBareYarpAsync(BareYarp));
             proxies.Add(await lab.StartNginxAsync("nginx"));
             proxies.Add(await lab.StartHaproxyAsync("haproxy"));
             var warmUps = await Measured.WarmUpAsync(lab, proxies);

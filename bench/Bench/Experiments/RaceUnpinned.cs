@@ -28,7 +28,7 @@ internal static class RaceUnpinned
         }
 
         var summaries = names.ToDictionary(n => n, n => ProxySummary.Of([.. runs.Where(r => r.Proxy == n)]));
-        var section = report.Add("race-unpinned: balancer vs NGINX vs HAProxy, nothing pinned")
+        var section = report.Add("race-unpinned: balancer vs bare YARP vs NGINX vs HAProxy, nothing pinned")
             .Text($"As `race` at -c{Connections}, but every process (wrk -t{CpuList.Count(cpus)}, the three backends, the proxy) shares CPUs {cpus}: " +
                   $"NGINX {CpuList.Count(cpus)} workers, HAProxy `nbthread {CpuList.Count(cpus)}`, the balancer sees every CPU. " +
                   $"{options.RepeatedRuns} runs of {options.RunDuration.TotalSeconds:0} s per proxy, alternated; medians. " + WarmUp.Describe(warmUps, options));
