@@ -34,6 +34,9 @@ public sealed class BalancerOptions
     /// <summary>Ejection backoff and cap for destinations taken out by passive checks.</summary>
     public Health.OutlierDetectionOptions OutlierDetection { get; set; } = new();
 
+    /// <summary>How many active health probes may be on their way at once, over all clusters.</summary>
+    public Health.ActiveHealthCheckOptions ActiveHealthChecks { get; set; } = new();
+
     /// <summary>Per-destination circuit breaker and attempt timeout around every backend call.</summary>
     public Resilience.CircuitBreakerOptions CircuitBreaker { get; set; } = new();
 

@@ -40,6 +40,7 @@ internal sealed class BalancerOptionsValidator(OptionsSource source) : OptionsVa
         errors.Nested(options.Retry, s => new Resilience.RetryOptionsValidator(s));
         errors.Nested(options.CircuitBreaker, s => new Resilience.CircuitBreakerOptionsValidator(s));
         errors.Nested(options.OutlierDetection, s => new Health.OutlierDetectionOptionsValidator(s));
+        errors.Nested(options.ActiveHealthChecks, s => new Health.ActiveHealthCheckOptionsValidator(s));
         errors.Nested(options.Shutdown, s => new Readiness.ShutdownOptionsValidator(s));
         errors.Nested(options.Limits, s => new Hosting.LimitsOptionsValidator(s));
         errors.Nested(options.Tracing, s => new Telemetry.TracingOptionsValidator(s));

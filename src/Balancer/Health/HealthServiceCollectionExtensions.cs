@@ -1,10 +1,24 @@
 using Balancer.Hosting;
 using Yarp.ReverseProxy.Health;
+using Yarp.ReverseProxy.Model;
 
 namespace Balancer.Health;
 
 internal static class HealthServiceCollectionExtensions
 {
+    /// <summary>
+    /// The balancer's active health monitor in place of YARP's. Call before <c>AddReverseProxy()</c>: YARP
+    /// registers its own only when no <see cref="IActiveHealthCheckMonitor"/> is registered yet.
+    /// </summary>
+    public static IServiceCollection AddSpreadHealthMonitor(this IServiceCollection services)
+    {
+        services.AddSingleton(sp => sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<Configuration.BalancerOptions>>().Value.ActiveHealthChecks);
+        services.AddSingleton<SpreadHealthMonitor>();
+        services.AddSingleton<IActiveHealthCheckMonitor>(sp => sp.GetRequiredService<SpreadHealthMonitor>());
+        services.AddSingleton<IClusterChangeListener>(sp => sp.GetRequiredService<SpreadHealthMonitor>());
+        return services;
+    }
+
     /// <summary>
     /// Health tracking (transitions logged, counted and remembered), outlier ejection, the <c>FirstFailure</c>
     /// passive policy and the observation of active probes. Call after <c>AddReverseProxy()</c>: these replace
@@ -12,6 +26,11 @@ internal static class HealthServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddBalancerHealth(this IServiceCollection services)
     {
+        if (services.Any(d => d.ServiceType.FullName == "Yarp.ReverseProxy.Health.ActiveHealthCheckMonitor"))
+        {
+            throw new InvalidOperationException($"YARP's active health monitor is registered: call {nameof(AddSpreadHealthMonitor)} before AddReverseProxy().");
+        }
+
         services.AddSingleton(sp => sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<Configuration.BalancerOptions>>().Value.OutlierDetection);
         services.AddSingleton<DestinationHealthTracker>();
         services.AddSingleton<IDestinationHealthUpdater>(sp => sp.GetRequiredService<DestinationHealthTracker>());

@@ -44,9 +44,6 @@ public static class BalancerHost
                 ["Logging:LogLevel:Default"] = "Information",
                 ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
                 ["Logging:LogLevel:Yarp"] = "Warning",
-                // YARP logs every failed probe at Warning with a stack trace, every interval, for as long as a
-                // backend is down. The health tracker logs one line per change of health instead.
-                ["Logging:LogLevel:Yarp.ReverseProxy.Health.ActiveHealthCheckMonitor"] = "Error",
                 // YARP logs every failed forward with its stack trace, client faults included: a client sending
                 // broken bodies could fill the disk. ProxyErrorLog writes one short, rate-limited line instead.
                 ["Logging:LogLevel:Yarp.ReverseProxy.Forwarder.HttpForwarder"] = "None",
@@ -106,6 +103,7 @@ public static class BalancerHost
 
         // Read once: it decides whether the per-request transforms exist at all.
         var countRequests = builder.Configuration.GetValue(MetricsOptions.EnabledKey, true);
+        builder.Services.AddSpreadHealthMonitor();
         builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy")).AddBalancerMetrics(countRequests).AddBalancerDiscovery();
         builder.Services.AddEphemeralDataProtection();
         builder.Services.AddBalancerPolicies();
