@@ -23,6 +23,13 @@ public sealed class BalancerOptions
     public bool InlineCompletions { get; set; } = true;
 
     /// <summary>
+    /// The Linux nice value (0-19) of the thread that reads and applies a changed config file: above 0 it gets the
+    /// CPU mostly when requests leave it idle, so a large reload slows requests less and takes longer under load.
+    /// Reloads live.
+    /// </summary>
+    public int ReloadNice { get; set; } = LowPriorityThread.DefaultNice;
+
+    /// <summary>
     /// Peers (addresses or CIDR ranges) whose <c>X-Forwarded-For</c> header is believed when finding the
     /// client IP. Empty by default: the TCP peer is the client.
     /// </summary>

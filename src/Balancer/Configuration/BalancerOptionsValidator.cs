@@ -29,6 +29,7 @@ internal sealed class BalancerOptionsValidator(OptionsSource source) : OptionsVa
 
         CheckTrustedProxies(options, errors);
         errors.PositiveTimeSpan(options.ShutdownTimeout);
+        errors.WholeNumber(options.ReloadNice, 0, 19);
         if (!string.IsNullOrWhiteSpace(options.StateFile))
         {
             ConfigChecks.FileToWrite(errors, nameof(options.StateFile), options.StateFile, "name a file in it, such as state.json");

@@ -21,6 +21,7 @@ internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider
     private ITimer? _poll;
     private (DateTime, long) _stamp;
     private bool _started;
+    private int _reloadState;
     private volatile ChildKeys? _children;
 
     public ValidatedJsonConfigurationProvider(ValidatedJsonConfigurationSource source) => _source = source;
@@ -83,7 +84,7 @@ internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider
     private void StartWatching()
     {
         var directory = Path.GetDirectoryName(_source.Path)!;
-        _debounce = _source.Time.CreateTimer(_ => ReloadFromFile(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _debounce = _source.Time.CreateTimer(_ => QueueReload(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         try
         {
             // The directory is watched, not the file, so that delete-and-recreate saves are seen too.
@@ -153,6 +154,49 @@ internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider
         var children = new ChildKeys(data);
         Data = data;
         _children = children;
+    }
+
+    /// <summary>
+    /// Reads and applies the file on a low-priority thread of its own rather than on the timer's pool thread: with
+    /// thousands of destinations, reading, validating and YARP's rebuilding take a second or more of CPU, which
+    /// would otherwise be taken from the threads serving requests. One reload runs at a time; a change that
+    /// arrives meanwhile is read when it ends.
+    /// </summary>
+    private void QueueReload()
+    {
+        while (true)
+        {
+            // 0 idle, 1 reloading, 2 reloading and changed again since it began.
+            var state = Volatile.Read(ref _reloadState);
+            if (state == 2)
+            {
+                return;
+            }
+
+            if (Interlocked.CompareExchange(ref _reloadState, state + 1, state) == state)
+            {
+                if (state == 0)
+                {
+                    LowPriorityThread.Start("config reload", _source.ReloadNice(), ReloadUntilSettled);
+                }
+
+                return;
+            }
+        }
+    }
+
+    private void ReloadUntilSettled()
+    {
+        while (true)
+        {
+            ReloadFromFile();
+            if (Interlocked.CompareExchange(ref _reloadState, 0, 1) == 1)
+            {
+                return;
+            }
+
+            Volatile.Write(ref _reloadState, 1);
+        }
     }
 
     private void ReloadFromFile()

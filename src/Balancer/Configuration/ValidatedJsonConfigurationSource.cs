@@ -29,5 +29,11 @@ public sealed class ValidatedJsonConfigurationSource(string path, ConfigReloadTr
     /// </summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// The Linux nice value (0-19) of the thread that reads and applies a changed file, asked at each change: higher
+    /// gives it the CPU mostly when the threads serving requests leave it idle.
+    /// </summary>
+    public Func<int> ReloadNice { get; init; } = static () => LowPriorityThread.DefaultNice;
+
     public IConfigurationProvider Build(IConfigurationBuilder builder) => new ValidatedJsonConfigurationProvider(this);
 }

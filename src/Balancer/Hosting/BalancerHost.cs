@@ -192,6 +192,10 @@ public static class BalancerHost
             }
         }
 
-        sources.Insert(lastEnv, new ValidatedJsonConfigurationSource(path, tracker, TimeProvider.System));
+        // The setting as it stands when a change arrives: the last good file's, or an environment variable's.
+        sources.Insert(lastEnv, new ValidatedJsonConfigurationSource(path, tracker, TimeProvider.System)
+        {
+            ReloadNice = () => int.TryParse(configuration[$"{BalancerOptions.SectionName}:{nameof(BalancerOptions.ReloadNice)}"], out var nice) && nice is >= 0 and <= 19 ? nice : LowPriorityThread.DefaultNice,
+        });
     }
 }
