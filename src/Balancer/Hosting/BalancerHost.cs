@@ -131,6 +131,7 @@ public static class BalancerHost
             app.Services.GetRequiredService<ProtocolMetrics>();
         }
 
+        SkipImplicitAuthorization(app);
         app.MapWhen(Listeners.IsManagement, ManagementApp.Configure);
         app.UseMiddleware<TlsPolicyMiddleware>();
         app.UseMiddleware<LeavingConnectionMiddleware>();
@@ -158,6 +159,20 @@ public static class BalancerHost
         });
         return app;
     }
+
+    /// <summary>
+    /// The key <c>UseAuthorization</c> sets in the application's properties; WebApplication adds an authorization
+    /// middleware of its own in front of the whole pipeline only when it is absent.
+    /// </summary>
+    internal const string AuthorizationMiddlewareSetKey = "__AuthorizationMiddlewareSet";
+
+    /// <summary>
+    /// Keeps WebApplication from adding its implicit authorization middleware (it does so whenever the authorization
+    /// services are registered, as YARP's route policies need). It would run in front of <c>UseRouting</c> below,
+    /// before any endpoint is chosen, where it can never authorize anything; all it adds is an async step to every
+    /// request.
+    /// </summary>
+    private static void SkipImplicitAuthorization(IApplicationBuilder app) => app.Properties[AuthorizationMiddlewareSetKey] = true;
 
     /// <summary>
     /// Puts the validated config file where appsettings.json would be: above the defaults, below
