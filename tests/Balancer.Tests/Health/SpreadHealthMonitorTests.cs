@@ -144,6 +144,38 @@ public sealed class SpreadHealthMonitorTests : IDisposable
         Assert.DoesNotContain(sends, s => s.Destination == "d3");
         Assert.Equal(Ids().Where(id => id != "d3").Append("d10").Order(), sends.Select(s => s.Destination).Distinct().Order());
         Assert.Equal(20, sends.Count);
+        // The reload moved no destination's moment in the interval.
+        foreach (var group in SendsSince(_time.Start + TimeSpan.FromTicks(1)).GroupBy(s => s.Destination))
+        {
+            Assert.Single(group.Select(s => s.At.UtcTicks % Interval.Ticks).Distinct());
+        }
+    }
+
+    [Fact]
+    public async Task IntervalChangedByAReload_EachDestinationOncePerNewInterval()
+    {
+        using var monitor = await StartedAsync(maxConcurrent: 3);
+        Step(2 * Interval);
+
+        var shorter = TimeSpan.FromSeconds(4);
+        var config = _cluster.Model.Config with
+        {
+            HealthCheck = new HealthCheckConfig { Active = new ActiveHealthCheckConfig { Enabled = true, Interval = shorter, Timeout = TimeSpan.FromSeconds(1) } },
+        };
+        // As YARP's reload does: a new model on the same cluster state.
+        typeof(ClusterState).GetProperty(nameof(ClusterState.Model))!.SetValue(_cluster, new ClusterModel(config, _cluster.Model.HttpClient));
+        monitor.OnClusterChanged(_cluster);
+        var from = _time.GetUtcNow();
+        Step(3 * shorter);
+
+        var sends = SendsSince(from + shorter + TimeSpan.FromTicks(1));
+        Assert.Equal(20, sends.Count);
+        foreach (var group in sends.GroupBy(s => s.Destination))
+        {
+            var times = group.Select(s => s.At).Order().ToList();
+            Assert.Equal(2, times.Count);
+            Assert.Equal(shorter, times[1] - times[0]);
+        }
     }
 
     [Fact]
