@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # Runtime settings side by side: one balancer process per variant (each started with its own environment,
 # e.g. GC settings), all in front of the same three sample backends, measured in alternating rounds of
-# wrk -c64: RPS, CPU µs per request, RSS (peak over the run, sampled every 0.5 s), and each variant's
-# RPS and CPU per request against the first variant's run of the same round (median of the rounds).
+# wrk -c64 (--connections N for another count): RPS, CPU µs per request, RSS (peak over the run, sampled
+# every 0.5 s), and each variant's RPS and CPU per request against the first variant's run of the same
+# round (median of the rounds).
 # Writes bench/results/settings/report.md (or --out DIR/settings/report.md).
 #
 # With --from-start S, each round starts every variant fresh instead and records its requests per second in
-# each of the first S seconds of wrk -c64 (one-second slices), then stops it: how soon each one is at speed.
+# each of the first S seconds of wrk (one-second slices) and its CPU time per request, then stops it: how soon
+# each one is at speed.
 #
-# Usage: bench/settings.sh [--rounds N] [--duration S] [--warmup S] [--from-start S] [--out DIR] [--smoke] NAME='VAR=VALUE ...' ...
+# Usage: bench/settings.sh [--rounds N] [--duration S] [--warmup S] [--connections N] [--from-start S] [--out DIR] [--smoke] NAME='VAR=VALUE ...' ...
 #   e.g. bench/settings.sh shipped='' workstation='DOTNET_gcServer=0' conserve='DOTNET_GCConserveMemory=5'
 #   A variant's BALANCER_EXECUTABLE=PATH runs that executable instead of dotnet Balancer.dll, e.g. the Native AOT
 #   build: aot="BALANCER_EXECUTABLE=$(deploy/aot/publish.sh)".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rounds=6 duration=10 warmup=40 out=bench/results smoke=0 from_start=0
+rounds=6 duration=10 warmup=40 out=bench/results smoke=0 from_start=0 connections=64
+# The command line as given, for the report (the loop below consumes it); words with spaces quoted.
+arguments=()
+for word in "$@"; do [[ $word =~ ^[][A-Za-z0-9_./=:,+-]*$ ]] && arguments+=("$word") || arguments+=("${word@Q}"); done
 variants=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -23,6 +28,7 @@ while [ $# -gt 0 ]; do
     --duration) duration=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --connections) connections=$2; shift 2 ;;
     --from-start) from_start=$2; shift 2 ;;
     --smoke) smoke=1; rounds=1; duration=2; warmup=2; shift ;;
     *=*) variants+=("$1"); shift ;;
@@ -59,16 +65,22 @@ start_variant() { # name settings
   started_port=$port
 }
 
+hz=$(getconf CLK_TCK)
 if [ "$from_start" -gt 0 ]; then
   for round in $(seq "$rounds"); do
     for variant in "${variants[@]}"; do
       name=${variant%%=*}
       start_variant "$name-$round" "${variant#*=}"
-      line="$name|$round"
+      line="$name|$round" cpu_line="$name|$round"
       for _ in $(seq "$from_start"); do
-        line="$line|$(taskset -c "$load_cpus" wrk -t1 -c64 -d1s "http://127.0.0.1:$started_port/" | awk '/Requests\/sec/ { printf "%.0f", $2 }')"
+        before=$(cpu_ticks "$started_pid")
+        rps=$(taskset -c "$load_cpus" wrk -t1 -c"$connections" -d1s "http://127.0.0.1:$started_port/" | awk '/Requests\/sec/ { printf "%.0f", $2 }')
+        line="$line|$rps"
+        # The process's own CPU time per request: what a busy machine moves far less than the requests per second.
+        cpu_line="$cpu_line|$(awk -v t="$(( $(cpu_ticks "$started_pid") - before ))" -v hz="$hz" -v r="$rps" 'BEGIN { printf "%.0f", (r > 0 ? t / hz / r * 1e6 : 0) }')"
       done
       echo "$line" | tee -a "$work/runs"
+      echo "$cpu_line" >>"$work/cpu-runs"
       kill -TERM "$started_pid"
       for _ in $(seq 100); do kill -0 "$started_pid" 2>/dev/null || break; sleep 0.1; done
     done
@@ -76,13 +88,19 @@ if [ "$from_start" -gt 0 ]; then
   {
     echo "# Runtime settings from the start"
     echo
-    report_provenance settings.sh "$@"
-    echo "- Each balancer started fresh on CPU $proxy_cpus, then wrk -t1 -c64 in 1 s slices for $from_start s (backends and wrk on CPU $load_cpus); $rounds round(s), variants in turn."
+    report_provenance settings.sh "${arguments[@]}"
+    echo "- Each balancer started fresh on CPU $proxy_cpus, then wrk -t1 -c$connections in 1 s slices for $from_start s (backends and wrk on CPU $load_cpus); $rounds round(s), variants in turn."
     echo
     echo "Requests per second in each second from the first request (variant, round, then one column per second):"
     echo
     echo '```'
     cat "$work/runs"
+    echo '```'
+    echo
+    echo "CPU µs per request in each of those seconds (the balancer's user + system time over the requests wrk counted):"
+    echo
+    echo '```'
+    cat "$work/cpu-runs"
     echo '```'
   } >"$report_dir/report.md"
   echo "Report: $report_dir/report.md"
@@ -98,10 +116,9 @@ done
 
 for i in "${!names[@]}"; do
   echo "[$(date +%T)] ${names[$i]}: warm-up ${warmup} s"
-  taskset -c "$load_cpus" wrk -t1 -c64 -d"${warmup}s" "http://127.0.0.1:${ports[$i]}/" >/dev/null
+  taskset -c "$load_cpus" wrk -t1 -c"$connections" -d"${warmup}s" "http://127.0.0.1:${ports[$i]}/" >/dev/null
 done
 
-hz=$(getconf CLK_TCK)
 for round in $(seq "$rounds"); do
   # Alternating order, so that neither variant always runs first in a round.
   order=$(seq 0 $((${#names[@]} - 1)))
@@ -109,7 +126,7 @@ for round in $(seq "$rounds"); do
   for i in $order; do
     pid=${pids[$i]}
     before=$(cpu_ticks "$pid") peak=0
-    taskset -c "$load_cpus" wrk -t1 -c64 -d"${duration}s" "http://127.0.0.1:${ports[$i]}/" >"$work/run.wrk" &
+    taskset -c "$load_cpus" wrk -t1 -c"$connections" -d"${duration}s" "http://127.0.0.1:${ports[$i]}/" >"$work/run.wrk" &
     wrk=$!
     while kill -0 "$wrk" 2>/dev/null; do
       peak=$(awk -v a="$peak" -v b="$(rss_mb "$pid")" 'BEGIN { print (b > a ? b : a) }'); sleep 0.5
@@ -132,8 +149,8 @@ for pid in "${pids[@]}"; do hwm+=("$(awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }'
   echo "# Runtime settings side by side"
   echo
   [ "$smoke" = 1 ] && { echo "> **Smoke run**: a few seconds only; the numbers are not measurements."; echo; }
-  report_provenance settings.sh "$@"
-  echo "- Each balancer on CPU $proxy_cpus, wrk -t1 -c64 and the backends on CPU $load_cpus; ${warmup} s warm-up each, then $rounds rounds of ${duration} s, every variant once per round (order reversed every other round)."
+  report_provenance settings.sh "${arguments[@]}"
+  echo "- Each balancer on CPU $proxy_cpus, wrk -t1 -c$connections and the backends on CPU $load_cpus; ${warmup} s warm-up each, then $rounds rounds of ${duration} s, every variant once per round (order reversed every other round)."
   echo
   echo "| variant | settings | RPS (median) | CPU µs / request (median) | peak RSS (MB, max) | RPS vs ${names[0]}, round by round (median) | CPU / request vs ${names[0]} (median) |"
   echo "|---|---|---:|---:|---:|---:|---:|"
