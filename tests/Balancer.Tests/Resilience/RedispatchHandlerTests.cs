@@ -4,6 +4,8 @@ using Balancer.Telemetry;
 using Balancer.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
+using Polly;
+using Polly.CircuitBreaker;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Health;
@@ -97,6 +99,37 @@ public sealed class RedispatchHandlerTests : IAsyncLifetime
         await slow.SendToAnsweredAsync("hello");
 
         Assert.Equal("hello", await body.WaitAsync(Wait));
+    }
+
+    [Fact]
+    public async Task ThroughACircuitBreaker_AnsweredRequestReturnsItsResponse_MarkedRequestIsWithdrawn()
+    {
+        var judged = 0;
+        var pipeline = new ResiliencePipelineBuilder<HttpResponseMessage>().AddCircuitBreaker(new CircuitBreakerStrategyOptions<HttpResponseMessage>
+        {
+            ShouldHandle = _ =>
+            {
+                Interlocked.Increment(ref judged);
+                return ValueTask.FromResult(false);
+            },
+        }).Build();
+        var sends = new BreakerHandler(_ => pipeline) { InnerHandler = new SocketsHttpHandler() };
+        using var client = new WithdrawableClient(sends, sends, _signals);
+        await using var answering = SilentBackend.Start("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
+
+        using var answered = await client.For(_a).SendAsync(new HttpRequestMessage(HttpMethod.Get, answering.Address), _end.Token).WaitAsync(Wait);
+        var body = answered.Content.ReadAsStringAsync(_end.Token);
+        await answering.SendToAnsweredAsync("ok");
+        Assert.Equal("ok", await body.WaitAsync(Wait));
+
+        var onB = client.For(_b).SendAsync(new HttpRequestMessage(HttpMethod.Get, _silent.Address), _end.Token);
+        await Poll.UntilAsync(() => _silent.RequestLines.Count == 1, Wait, "the request to reach the silent backend");
+        Assert.False(onB.IsCompleted);
+        MarkDown(_b);
+
+        await Assert.ThrowsAsync<DestinationMarkedDownException>(() => onB.WaitAsync(Wait));
+        // Both outcomes went through the breaker's judgement.
+        Assert.Equal(2, Volatile.Read(ref judged));
     }
 
     public Task InitializeAsync() => Task.CompletedTask;
