@@ -119,6 +119,27 @@ profile() { # name pid port
   perf report -i "$work/$name.perf.data" --no-children --stdio --sort dso -g none 2>/dev/null \
     | awk -v us="$us_per_request" '/^ *[0-9.]+%/ { p = $1; sub(/%/, "", p); $1 = ""; sub(/^ +/, ""); printf "%s|%.2f|%s\n", p, p / 100 * us, $0 }' \
     | head -n 8 >"$work/$name.dso"
+  # Samples by the assembly whose code was running: from the leaf, the first managed frame outside CoreLib
+  # (collections, tasks and cancellation count for their caller), so the balancer's own code, Polly, YARP,
+  # Kestrel and SocketsHttpHandler each get what they spend themselves. Read while the process (and so its
+  # perf map) is still there.
+  perf script -i "$work/$name.perf.data" 2>/dev/null | awk -v us="$us_per_request" '
+    BEGIN { RS = ""; FS = "\n" }
+    {
+      n++; bucket = ""
+      for (i = 2; i <= NF; i++) {
+        if (match($i, /\[[A-Za-z][A-Za-z0-9.-]*\] /)) {
+          asm = substr($i, RSTART + 1, RLENGTH - 3)
+          if (asm == "System.Private.CoreLib" || (asm == "unknown" && $i !~ /perf-[0-9]+\.map/)) continue
+          bucket = (asm == "unknown") ? "(JIT-compiled code or stubs perf could not name)" : asm
+          break
+        }
+      }
+      if (bucket == "") bucket = ($2 ~ /kernel\.kallsyms/) ? "(kernel, no managed caller found)" : "(runtime and native code, no managed caller found)"
+      count[bucket]++
+    }
+    END { for (b in count) printf "%.2f|%.2f|%s\n", 100 * count[b] / n, count[b] / n * us, b }' \
+    | sort -t'|' -k1,1 -g -r | head -n 14 >"$work/$name.assemblies"
 }
 
 balancer_port=$(free_port); management_port=$(free_port); bare_port=$(free_port)
@@ -176,9 +197,15 @@ set +e
     echo "| self | µs / request | library |"
     echo "|---:|---:|---|"
     while IFS='|' read -r p us dso; do echo "| $p% | $us | $dso |"; done <"$work/$name.dso"
+    echo
+    echo "Samples by the assembly whose code ran (from the leaf, the first managed frame outside System.Private.CoreLib; a stack perf could not follow past the kernel or a native library has no managed caller):"
+    echo
+    echo "| share | µs / request | assembly |"
+    echo "|---:|---:|---|"
+    while IFS='|' read -r p us asm; do echo "| $p% | $us | $asm |"; done <"$work/$name.assemblies"
   done
 } >"$report_dir/report.md"
 # The full inclusive lists, for digging further (not committed: bench/results/*/raw is ignored).
 mkdir -p "$report_dir/raw"
-cp "$work"/*.allocs "$work"/*.inclusive "$work"/*.counters.csv "$work"/*.wrk "$report_dir/raw/" 2>/dev/null || true
+cp "$work"/*.allocs "$work"/*.assemblies "$work"/*.inclusive "$work"/*.counters.csv "$work"/*.wrk "$report_dir/raw/" 2>/dev/null || true
 echo "Report: $report_dir/report.md"
