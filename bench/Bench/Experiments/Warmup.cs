@@ -6,7 +6,8 @@ using Bench.Stats;
 namespace Bench.Experiments;
 
 /// <summary>
-/// How soon after start each proxy serves at its steady rate: a fresh process, then wrk -c64 in one-second
+/// How soon after start each proxy (bare YARP too: whether a change of pace is YARP's and .NET's or ours)
+/// serves at its steady rate: a fresh process, then wrk -c64 in one-second
 /// slices, back to back, for a minute; the requests each second, and the first second from which three in a
 /// row average 90% of the proxy's steady rate (the median of the last ten seconds).
 /// </summary>
@@ -23,6 +24,7 @@ internal static class Warmup
         var proxies = new List<(string, Func<Task<Target>>)>
         {
             ("balancer", () => lab.StartBalancerAsync("balancer-fresh", "RoundRobin")),
+            (Race.BareYarp, () => lab.StartBareYarpAsync("bare-yarp-fresh")),
             ("nginx", () => lab.StartNginxAsync("nginx-fresh")),
             ("haproxy", () => lab.StartHaproxyAsync("haproxy-fresh")),
         };
