@@ -13,7 +13,7 @@ namespace PickCost;
 /// set costs the request that meets it, what a pick costs afterwards, and what the IpHash table build costs off
 /// the request path. Medians of several rounds; single thread. Times are the thread's CPU time, not wall time,
 /// so that other processes on a busy machine do not count. Usage: PickCost [destination counts...]; PickCost config N
-/// (parse a file of N destinations), reload N (read its destinations as YARP does), disruption N (IpHash clients moved).
+/// (parse a file of N destinations), reload N (read its destinations as YARP does), disruption N (IpHash clients moved), reload-host N [rounds] [seconds before the first] (a whole balancer's reload).
 /// </summary>
 public static partial class Program
 {
@@ -36,6 +36,13 @@ public static partial class Program
         if (args.Length > 0 && args[0] == "reload-bytes")
         {
             ReloadBytes(int.Parse(args[1], CultureInfo.InvariantCulture));
+            return;
+        }
+
+        if (args.Length > 0 && args[0] == "reload-host")
+        {
+            HostReload.RunAsync(int.Parse(args[1], CultureInfo.InvariantCulture), args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 5,
+                TimeSpan.FromSeconds(args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 0)).GetAwaiter().GetResult();
             return;
         }
 
@@ -84,13 +91,14 @@ public static partial class Program
     }
 
     /// <summary>A config file of <paramref name="count"/> destinations over three backends, weights 1-1000.</summary>
-    private static byte[] ConfigJson(int count)
+    internal static byte[] ConfigJson(int count, int? seed = null, bool listen = false)
     {
-        var random = new Random(count);
+        var random = new Random(seed ?? count);
         var destinations = string.Join(",\n", Enumerable.Range(0, count).Select(i =>
             $"\"d{i}\": {{ \"Address\": \"http://127.0.0.1:{5001 + i % 3}/\", \"Metadata\": {{ \"Weight\": \"{random.Next(1, 1001)}\" }} }}"));
+        var balancer = listen ? "\"Balancer\": { \"Listen\": \"http://127.0.0.1:0\", \"Management\": { \"Listen\": \"http://127.0.0.1:0\" } }," : string.Empty;
         var json = $$"""
-            { "ReverseProxy": {
+            { {{balancer}} "ReverseProxy": {
                 "Routes": { "all": { "ClusterId": "backends", "Match": { "Path": "{**catch-all}" } } },
                 "Clusters": { "backends": { "LoadBalancingPolicy": "RoundRobin", "Destinations": { {{destinations}} } } } } }
             """;

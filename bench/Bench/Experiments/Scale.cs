@@ -129,7 +129,7 @@ internal static class Scale
             var (wrk, scrapes) = await ScrapeUnderLoadAsync(lab, balancer, management, duration);
             var rss = ProcStat.RssBytes(balancer.Target.Pid);
 
-            var reload = await ChangeUnderLoadAsync(lab, balancer, async () =>
+            var reload = await ChangeUnderLoadAsync(lab, balancer, $"scale-{count}-reload", async () =>
             {
                 var before = (await StatusAsync(management, "?limit=1"))["lastReload"]?.ToJsonString();
                 Rewrite(balancer, Destinations(count, lab.Backends, Seed + 1));
@@ -138,7 +138,7 @@ internal static class Scale
                     "the reload applied");
             });
 
-            var burst = await ChangeUnderLoadAsync(lab, balancer, async () =>
+            var burst = await ChangeUnderLoadAsync(lab, balancer, $"scale-{count}-changes", async () =>
             {
                 for (var i = 0; i < Changes; i++)
                 {
@@ -248,9 +248,10 @@ internal static class Scale
 
     /// <summary>
     /// Under wrk, the probing client's windows at rest, then the window of <paramref name="change"/> (from its start until
-    /// at least <see cref="Window"/> later and <see cref="Quiet"/> after it is done), with the GC pauses of each.
+    /// at least <see cref="Window"/> later and <see cref="Quiet"/> after it is done), with the GC pauses of each. The pauses of
+    /// the change window, with the generation, kind and reason of each GC, go to the raw folder as NAME-pauses.txt.
     /// </summary>
-    private static async Task<Phase> ChangeUnderLoadAsync(Lab lab, RunningBalancer balancer, Func<Task> change)
+    private static async Task<Phase> ChangeUnderLoadAsync(Lab lab, RunningBalancer balancer, string name, Func<Task> change)
     {
         var restLength = Window * RestWindows;
         var loaded = Quiet + Quiet + restLength + Window + LoadAfterWindow;
@@ -279,6 +280,9 @@ internal static class Scale
         }
 
         await load;
+        await File.WriteAllLinesAsync(Path.Combine(lab.Directory, $"{name}-pauses.txt"), seen
+            .Where(p => p.Start >= during.From && p.Start < during.To)
+            .Select(p => string.Create(CultureInfo.InvariantCulture, $"{(p.Start - during.From).TotalMilliseconds:0} ms in: {p.Kind} {p.Ms:0.0} ms {p.Detail}")));
         double LongestGc(ProbeWindow w) => seen.Where(p => p.Kind == "gc" && p.Start >= w.From && p.Start < w.To).Select(p => p.Ms).DefaultIfEmpty(0).Max();
         return new Phase(applied, during,
             LatencyStats.Median(rest.Select(w => w.WorstMs)),

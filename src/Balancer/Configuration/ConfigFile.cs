@@ -72,17 +72,25 @@ public static class ConfigFile
         }
 
         // The parser's own flat keys: AsEnumerable() would list every section's children by scanning all keys,
-        // which is quadratic in the destinations (about 25 s of CPU for a file of 10,000).
-        var data = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
-        foreach (var (key, value) in provider.Values)
+        // which is quadratic in the destinations (about 25 s of CPU for a file of 10,000). Kept rather than copied:
+        // at thousands of destinations a copy is another table of tens of thousands of entries on every reload.
+        var data = provider.Values;
+        if (data is not Dictionary<string, string?> { Comparer: var comparer } || !ReferenceEquals(comparer, StringComparer.OrdinalIgnoreCase))
         {
-            if (value is not null)
+            data = new Dictionary<string, string?>(data, StringComparer.OrdinalIgnoreCase);
+        }
+
+        List<string>? empty = null;
+        foreach (var (key, value) in data)
+        {
+            if (value is null)
             {
-                data[key] = value;
+                (empty ??= []).Add(key);
             }
         }
 
         ApplyDefaults(parsed, data);
+        empty?.ForEach(key => data.Remove(key));
         return new Result(data, errors);
     }
 
@@ -92,7 +100,7 @@ public static class ConfigFile
     /// for panic mode explicitly. Passive checks are on unless the cluster says otherwise, so a destination
     /// that fails a request leaves rotation at once even in a cluster without active probes.
     /// </summary>
-    private static void ApplyDefaults(IConfiguration parsed, Dictionary<string, string?> data)
+    private static void ApplyDefaults(IConfiguration parsed, IDictionary<string, string?> data)
     {
         foreach (var cluster in parsed.GetSection("ReverseProxy:Clusters").GetChildren())
         {

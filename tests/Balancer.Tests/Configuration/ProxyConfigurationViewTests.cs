@@ -1,0 +1,151 @@
+using Balancer.Configuration;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Configuration.Memory;
+using Yarp.ReverseProxy.Configuration;
+
+namespace Balancer.Tests.Configuration;
+
+/// <summary>
+/// YARP reads the <c>ReverseProxy</c> section through <see cref="ProxyConfigurationView"/>: from the config file's own
+/// provider when nothing else sets a key below it, and the routes and clusters it builds are the same as from the
+/// whole configuration; a key set by another source still wins.
+/// </summary>
+[Trait("Category", "Unit")]
+public sealed class ProxyConfigurationViewTests : IDisposable
+{
+    /// <summary>Every key YARP's configuration reader knows, so that reading from the file alone is compared on all of them.</summary>
+    private const string EveryKey = """
+        {
+          "Balancer": { "Listen": "http://127.0.0.1:0" },
+          "ReverseProxy": {
+            "Routes": {
+              "api": {
+                "ClusterId": "backends", "Order": 3, "MaxRequestBodySize": 1000, "AuthorizationPolicy": "Default", "RateLimiterPolicy": "rl",
+                "OutputCachePolicy": "oc", "TimeoutPolicy": "tp", "Timeout": "00:00:30", "CorsPolicy": "cors",
+                "Metadata": { "RateLimit.RequestsPerSecond": "5", "team": "a" },
+                "Transforms": [ { "PathPrefix": "/api" }, { "RequestHeader": "X-A", "Set": "1" } ],
+                "Match": {
+                  "Path": "/api/{**rest}", "Methods": [ "GET", "POST" ], "Hosts": [ "a.example", "b.example" ],
+                  "Headers": [ { "Name": "X-H", "Values": [ "1", "2" ], "Mode": "HeaderPrefix", "IsCaseSensitive": true } ],
+                  "QueryParameters": [ { "Name": "q", "Values": [ "v" ], "Mode": "Contains", "IsCaseSensitive": false } ]
+                }
+              },
+              "all": { "ClusterId": "backends", "Match": { "Path": "{**catch-all}" } }
+            },
+            "Clusters": {
+              "backends": {
+                "LoadBalancingPolicy": "RoundRobin",
+                "SessionAffinity": {
+                  "Enabled": true, "Policy": "Cookie", "FailurePolicy": "Redistribute", "AffinityKeyName": "k",
+                  "Cookie": { "Path": "/", "SameSite": "Lax", "HttpOnly": true, "MaxAge": "01:00:00", "Domain": "example", "IsEssential": true, "SecurePolicy": "Always", "Expiration": "02:00:00" }
+                },
+                "HealthCheck": {
+                  "AvailableDestinationsPolicy": "HealthyAndUnknown",
+                  "Active": { "Enabled": true, "Interval": "00:00:05", "Timeout": "00:00:02", "Policy": "ConsecutiveFailures", "Path": "/health", "Query": "?x=1" },
+                  "Passive": { "Enabled": true, "Policy": "TransportFailureRate", "ReactivationPeriod": "00:01:00" }
+                },
+                "HttpClient": {
+                  "SslProtocols": [ "Tls12", "Tls13" ], "DangerousAcceptAnyServerCertificate": false, "MaxConnectionsPerServer": 10,
+                  "EnableMultipleHttp2Connections": true, "RequestHeaderEncoding": "utf-8", "ResponseHeaderEncoding": "utf-8",
+                  "WebProxy": { "Address": "http://proxy.example:3128", "BypassOnLocal": true, "UseDefaultCredentials": false }
+                },
+                "HttpRequest": { "ActivityTimeout": "00:02:00", "Version": "2", "VersionPolicy": "RequestVersionOrLower", "AllowResponseBuffering": false },
+                "Metadata": { "ConsecutiveFailuresHealthPolicy.Threshold": "3" },
+                "Destinations": {
+                  "d1": { "Address": "http://127.0.0.1:5001/", "Health": "http://127.0.0.1:6001/", "Host": "one.example", "Metadata": { "Weight": "5", "zone": "a" } },
+                  "d2": { "Address": "http://127.0.0.1:5002/" },
+                  "d10": { "Address": "http://127.0.0.1:5003/", "Metadata": { "Weight": "2" } }
+                }
+              },
+              "other": { "Destinations": { "x": { "Address": "http://127.0.0.1:5004/" } } }
+            }
+          }
+        }
+        """;
+
+    private readonly string _directory = Directory.CreateTempSubdirectory("proxy-view-").FullName;
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    [Fact]
+    public void NothingElseUnderReverseProxy_YarpReadsTheSameRoutesAndClustersAsFromTheWholeConfiguration()
+    {
+        var counting = new CountingSource(new Dictionary<string, string?> { ["Balancer:Management:Listen"] = "http://127.0.0.1:0" });
+        using var root = Root(counting);
+        var view = new ProxyConfigurationView(root);
+
+        var fromView = YarpConfig(view);
+        var asked = counting.ChildKeyCalls;
+        var fromWhole = YarpConfig(root.GetSection(ProxyConfigurationView.SectionName));
+
+        Assert.Equal(2, fromWhole.Routes.Count);
+        Assert.Equal(2, fromWhole.Clusters.Count);
+        Assert.Equal(fromWhole.Routes.OrderBy(r => r.RouteId), fromView.Routes.OrderBy(r => r.RouteId));
+        Assert.Equal(fromWhole.Clusters.OrderBy(c => c.ClusterId), fromView.Clusters.OrderBy(c => c.ClusterId));
+        Assert.Equal("5", fromView.Clusters.Single(c => c.ClusterId == "backends").Destinations!["d1"].Metadata!["Weight"]);
+        // The other source is asked once per section YARP reads (Clusters, Routes), not once per destination and route.
+        Assert.Equal(2, asked);
+        Assert.True(counting.ChildKeyCalls - asked > 20, $"the whole configuration asked the other source {counting.ChildKeyCalls - asked} times");
+    }
+
+    [Fact]
+    public void AnotherSourceSetsAKeyUnderReverseProxy_ItsValueWins()
+    {
+        var overrides = new CountingSource(new Dictionary<string, string?>
+        {
+            ["ReverseProxy:Clusters:backends:Destinations:d2:Address"] = "http://127.0.0.1:7002/",
+            ["ReverseProxy:Clusters:backends:Destinations:d3:Address"] = "http://127.0.0.1:7003/",
+        });
+        using var root = Root(overrides);
+
+        var config = YarpConfig(new ProxyConfigurationView(root));
+
+        var destinations = config.Clusters.Single(c => c.ClusterId == "backends").Destinations!;
+        Assert.Equal("http://127.0.0.1:7002/", destinations["d2"].Address);
+        Assert.Equal("http://127.0.0.1:7003/", destinations["d3"].Address);
+        Assert.Equal("http://127.0.0.1:5001/", destinations["d1"].Address);
+        Assert.Equal(4, destinations.Count);
+    }
+
+    /// <summary>The config file's validated source, then <paramref name="after"/> above it, as environment variables sit in the balancer.</summary>
+    private ConfigurationRoot Root(IConfigurationSource after)
+    {
+        var path = Path.Combine(_directory, "balancer.json");
+        File.WriteAllText(path, EveryKey);
+        return (ConfigurationRoot)new ConfigurationBuilder()
+            .Add(new ValidatedJsonConfigurationSource(path, new ConfigReloadTracker(TimeProvider.System), TimeProvider.System))
+            .Add(after)
+            .Build();
+    }
+
+    /// <summary>YARP's own reading of a configuration: the provider <c>LoadFromConfig</c> registers.</summary>
+    private static IProxyConfig YarpConfig(IConfiguration section)
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddReverseProxy().LoadFromConfig(section);
+        using var provider = services.BuildServiceProvider();
+        return provider.GetServices<IProxyConfigProvider>().Single().GetConfig();
+    }
+
+    /// <summary>An in-memory source that counts how often its provider is asked for a section's children.</summary>
+    private sealed class CountingSource(Dictionary<string, string?> data) : IConfigurationSource
+    {
+        private readonly Counting _provider = new(data);
+
+        public int ChildKeyCalls => _provider.Calls;
+
+        public IConfigurationProvider Build(IConfigurationBuilder builder) => _provider;
+
+        private sealed class Counting(Dictionary<string, string?> data) : MemoryConfigurationProvider(new MemoryConfigurationSource { InitialData = data })
+        {
+            public int Calls { get; private set; }
+
+            public override IEnumerable<string> GetChildKeys(IEnumerable<string> earlierKeys, string? parentPath)
+            {
+                Calls++;
+                return base.GetChildKeys(earlierKeys, parentPath);
+            }
+        }
+    }
+}
