@@ -13,7 +13,7 @@ namespace PickCost;
 /// set costs the request that meets it, what a pick costs afterwards, and what the IpHash table build costs off
 /// the request path. Medians of several rounds; single thread. Times are the thread's CPU time, not wall time,
 /// so that other processes on a busy machine do not count. Usage: PickCost [destination counts...]; PickCost config N
-/// (parse a file of N destinations), reload N (read its destinations as YARP does), disruption N (IpHash clients moved), reload-host N [rounds] [seconds before the first] (a whole balancer's reload).
+/// (parse a file of N destinations), reload N (read its destinations as YARP does), disruption N (IpHash clients moved), reload-host N [rounds] [seconds before the first] (a whole balancer's reload), drains [counts...] (RoundRobin drains and enables as the runtime API makes them).
 /// </summary>
 public static partial class Program
 {
@@ -43,6 +43,12 @@ public static partial class Program
         {
             HostReload.RunAsync(int.Parse(args[1], CultureInfo.InvariantCulture), args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 5,
                 TimeSpan.FromSeconds(args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 0)).GetAwaiter().GetResult();
+            return;
+        }
+
+        if (args.Length > 0 && args[0] == "drains")
+        {
+            Drains([.. args.Skip(1).Select(a => int.Parse(a, CultureInfo.InvariantCulture))]);
             return;
         }
 
@@ -271,6 +277,49 @@ public static partial class Program
         var offPath = builds.Count == 0 ? "nothing" : $"table build {builds[builds.Count / 2]:0.0} ms";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"| {size:N0} | {name} | {changes[changes.Count / 2]:0.000} / {changes[^1]:0.000} | {pickNs:0} | {offPath} |"));
+    }
+
+    /// <summary>
+    /// A drain and an enable as the runtime API makes them (the override first, then YARP's new list), RoundRobin, with an
+    /// operator's weight on another destination of the cluster: the CPU time of every pick from the override until the
+    /// policy holds the new list's snapshot, summed per change. Medians of <see cref="Rounds"/> x 20 changes.
+    /// </summary>
+    private static void Drains(int[] sizes)
+    {
+        Console.WriteLine("| Destinations | Picks that met a change: CPU time per change (median / worst, ms) |");
+        Console.WriteLine("|---:|---:|");
+        var context = new DefaultHttpContext();
+        foreach (var size in sizes.Length > 0 ? sizes : [1000, 10_000])
+        {
+            var random = new Random(size);
+            var all = Destinations.Make([.. Enumerable.Range(0, size).Select(i => ($"destination-{i}", random.Next(1, 1001)))]);
+            var costs = new List<double>();
+            for (var round = 0; round < Rounds; round++)
+            {
+                var overrides = new Balancer.Runtime.RuntimeOverrides(null);
+                var policy = new RoundRobinPolicy(new EffectiveWeights(overrides, TimeProvider.System));
+                var cluster = new ClusterState("c");
+                Destinations.Available(cluster, all);
+                overrides.Update("c", all[^1].DestinationId, _ => new(Balancer.Runtime.AdminMode.Active, 500, DateTimeOffset.UnixEpoch, "bench"));
+                policy.PickDestination(context, cluster, all);
+                for (var change = 0; change < 20; change++)
+                {
+                    var id = all[change / 2].DestinationId;
+                    var drain = change % 2 == 0;
+                    IReadOnlyList<DestinationState> next = drain ? [.. all.Where(d => d.DestinationId != id)] : all;
+                    var clock = CpuClock.StartNew();
+                    overrides.Update("c", id, o => new(drain ? Balancer.Runtime.AdminMode.Drain : Balancer.Runtime.AdminMode.Active, o?.Weight, DateTimeOffset.UnixEpoch, "bench"));
+                    // A request between the override and the new list, as on a busy balancer.
+                    policy.PickDestination(context, cluster, cluster.DestinationsState.AvailableDestinations);
+                    Destinations.Available(cluster, next);
+                    policy.PickDestination(context, cluster, next);
+                    costs.Add(clock.Elapsed.TotalMilliseconds);
+                }
+            }
+
+            costs.Sort();
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {size:N0} | {costs[costs.Count / 2]:0.000} / {costs[^1]:0.000} |"));
+        }
     }
 
     /// <summary>The calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID).</summary>

@@ -15,6 +15,10 @@ internal sealed class ClusterPolicyState(Action<Action> runBuild)
     private BuiltTable? _table;
     private int _building;
     private uint _counter;
+    private int _builds;
+
+    /// <summary>Snapshots built for the cluster's own available list (a retry's are not counted): the work a change causes.</summary>
+    public int Builds => Volatile.Read(ref _builds);
 
     /// <summary>The snapshot kept for the cluster's own available set, if one was built.</summary>
     public DestinationSet? Cached => Volatile.Read(ref _set);
@@ -30,6 +34,7 @@ internal sealed class ClusterPolicyState(Action<Action> runBuild)
         var set = DestinationSet.For(current, cluster, available, weights, kind);
         if (!ReferenceEquals(set, current) && ReferenceEquals(available, cluster.DestinationsState.AvailableDestinations))
         {
+            Interlocked.Increment(ref _builds);
             // Losing this race only means another request's equivalent snapshot wins.
             Volatile.Write(ref _set, set);
         }
@@ -129,6 +134,9 @@ internal sealed class ClusterPolicyState(Action<Action> runBuild)
 
         /// <summary>The snapshot kept for <paramref name="cluster"/>, for tests to check what a request left behind.</summary>
         public DestinationSet? CachedSet(ClusterState cluster) => _states.TryGetValue(cluster, out var state) ? state.Cached : null;
+
+        /// <summary>How many snapshots of <paramref name="cluster"/>'s own available list were built, for tests to bound the work of a change.</summary>
+        public int Builds(ClusterState cluster) => _states.TryGetValue(cluster, out var state) ? state.Builds : 0;
 
         /// <summary>The newest lookup table of <paramref name="cluster"/>, for tests to wait for a build.</summary>
         public BuiltTable? CachedTable(ClusterState cluster) => _states.TryGetValue(cluster, out var state) ? state.LatestTable : null;

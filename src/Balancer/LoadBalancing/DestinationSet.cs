@@ -12,7 +12,8 @@ namespace Balancer.LoadBalancing;
 /// destination's config, an operator's override (<see cref="EffectiveWeights.Generation"/>) or a slow-start
 /// step changed. Weights come only from <see cref="EffectiveWeights"/>. A build costs O(N log N) at most,
 /// whatever the weights: the round-robin order is unrolled only while its period is short, and the
-/// IpHash table of a large cluster is built apart (see <see cref="ClusterPolicyState.RequestTable"/>).
+/// IpHash table of a large cluster is built apart (see <see cref="ClusterPolicyState.RequestTable"/>). After a
+/// change of membership it copies references and weights rather than weighing every destination again.
 /// </remarks>
 internal sealed class DestinationSet
 {
@@ -20,10 +21,12 @@ internal sealed class DestinationSet
     private readonly DestinationModel[] _models;
     private readonly long _generation;
     private readonly long _expires;
+    private readonly PickKind _kind;
 
     private DestinationSet(ClusterState cluster, IReadOnlyList<DestinationState> destinations, EffectiveWeights weights, PickKind kind, DestinationSet? previous)
     {
         _source = destinations;
+        _kind = kind;
         _generation = weights.Generation;
         var count = destinations.Count;
         Destinations = new DestinationState[count];
@@ -37,15 +40,12 @@ internal sealed class DestinationSet
             _models[i] = destination.Model;
         }
 
+        // No slow start for IpHash: a ramp would move clients twice, away and back, for no gain.
+        _expires = Fill(cluster, weights, kind, previous);
         if (kind == PickKind.IpHash)
         {
-            // No slow start for IpHash: a ramp would move clients twice, away and back, for no gain.
-            _expires = long.MaxValue;
-            FillIpHash(cluster, weights, previous);
             return;
         }
-
-        _expires = weights.Fill(cluster, Destinations, Weights, slowStart: true);
 
         if (SmoothWeightedRoundRobin.FitsUnrolled(Weights))
         {
@@ -62,16 +62,18 @@ internal sealed class DestinationSet
     }
 
     /// <summary>
-    /// Hashes and weights of an IpHash set, taken from <paramref name="previous"/> for every destination it held
-    /// with the same config and no override changed since: a change of one destination in a cluster of thousands
-    /// then hashes and weighs one, not all. YARP keeps the order of the destinations it leaves in a list, so the
-    /// previous set is walked alongside, looking a few places ahead; a destination not found there is computed.
+    /// Weights (and, for IpHash, id hashes) taken from <paramref name="previous"/> for every destination it held with
+    /// the same config, when no weight override or ramp changed since and none was ramping then: a change of one
+    /// destination in a cluster of thousands then weighs (and hashes) one, not all. YARP keeps the order of the
+    /// destinations it leaves in a list, so the previous set is walked alongside, looking a few places ahead; a
+    /// destination not found there is computed. Returns when a ramp takes its next step (<see cref="long.MaxValue"/>: never).
     /// </summary>
-    private void FillIpHash(ClusterState cluster, EffectiveWeights weights, DestinationSet? previous)
+    private long Fill(ClusterState cluster, EffectiveWeights weights, PickKind kind, DestinationSet? previous)
     {
         const int LookAhead = 8;
         var count = Destinations.Length;
-        var reuse = previous is not null && previous.IdHashes.Length > 0 && previous._generation == _generation ? previous : null;
+        var slowStart = kind != PickKind.IpHash;
+        var reuse = previous is not null && previous._kind == kind && previous._generation == _generation && previous._expires == long.MaxValue ? previous : null;
         List<int>? missing = null;
         var next = 0;
         for (var i = 0; i < count; i++)
@@ -93,25 +95,32 @@ internal sealed class DestinationSet
 
             if (found >= 0)
             {
-                IdHashes[i] = reuse!.IdHashes[found];
-                Weights[i] = reuse.Weights[found];
+                Weights[i] = reuse!.Weights[found];
+                if (!slowStart)
+                {
+                    IdHashes[i] = reuse.IdHashes[found];
+                }
+
                 continue;
             }
 
-            IdHashes[i] = RendezvousHash.HashId(Destinations[i].DestinationId);
+            if (!slowStart)
+            {
+                IdHashes[i] = RendezvousHash.HashId(Destinations[i].DestinationId);
+            }
+
             (missing ??= []).Add(i);
         }
 
         Computed = missing?.Count ?? 0;
         if (missing is null)
         {
-            return;
+            return long.MaxValue;
         }
 
         if (missing.Count == count)
         {
-            weights.Fill(cluster, Destinations, Weights, slowStart: false);
-            return;
+            return weights.Fill(cluster, Destinations, Weights, slowStart);
         }
 
         var fresh = new DestinationState[missing.Count];
@@ -121,11 +130,13 @@ internal sealed class DestinationSet
             fresh[k] = Destinations[missing[k]];
         }
 
-        weights.Fill(cluster, fresh, freshWeights, slowStart: false);
+        var expires = weights.Fill(cluster, fresh, freshWeights, slowStart);
         for (var k = 0; k < fresh.Length; k++)
         {
             Weights[missing[k]] = freshWeights[k];
         }
+
+        return expires;
     }
 
     /// <summary>What a set is built for: each policy needs its own derived structure.</summary>
@@ -141,7 +152,7 @@ internal sealed class DestinationSet
     /// <summary>The effective weights (in twentieths for RoundRobin and LeastConnections, which follow slow start).</summary>
     public int[] Weights { get; }
 
-    /// <summary>How many destinations an IpHash set hashed and weighed itself rather than took from the previous set.</summary>
+    /// <summary>How many destinations this set weighed (and, for IpHash, hashed) itself rather than took from the previous set.</summary>
     public int Computed { get; private set; }
 
     /// <summary>Hashed destination ids (IpHash only).</summary>

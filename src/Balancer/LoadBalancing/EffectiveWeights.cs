@@ -30,14 +30,14 @@ internal sealed class EffectiveWeights(RuntimeOverrides overrides, TimeProvider 
     public long Fill(ClusterState cluster, ReadOnlySpan<DestinationState> destinations, Span<int> weights, bool slowStart)
     {
         var expires = long.MaxValue;
-        var now = slowStart ? time.GetTimestamp() : 0;
-        var plain = !overrides.Touches(cluster.ClusterId);
+        var now = time.GetTimestamp();
+        var adjusted = overrides.WeightAdjusted(cluster.ClusterId, now - LongestRampTimestamp);
         for (var i = 0; i < destinations.Length; i++)
         {
             var destination = destinations[i];
-            if (plain)
+            if (adjusted is null || !adjusted.Contains(destination.DestinationId))
             {
-                // No override and no ramp in this cluster: the file's weight, at full strength.
+                // No weight override and no ramp: the file's weight, at full strength.
                 var file = DestinationWeight.Of(destination.Model.Config);
                 weights[i] = slowStart ? SlowStart.ScaledWeight(file, SlowStart.Steps) : file;
                 continue;
@@ -61,6 +61,9 @@ internal sealed class EffectiveWeights(RuntimeOverrides overrides, TimeProvider 
 
         return expires;
     }
+
+    /// <summary>The longest ramp there can be, in timestamp units: a ramp started longer ago has ended.</summary>
+    private long LongestRampTimestamp => (long)(SlowStart.Longest.TotalSeconds * time.TimestampFrequency);
 
     /// <summary>
     /// The slow-start ramp of a destination now, for the status API: the fraction of its weight it gets (0.1

@@ -8,8 +8,10 @@ namespace Balancer.Runtime;
 /// config reloads; saved to the state file on every change, so that they outlive restarts.
 /// </summary>
 /// <remarks>
-/// Readers (the policies when they rebuild a destination snapshot, the status API) never lock; every change
-/// bumps <see cref="Generation"/>, which is how a policy notices that its snapshot's weights are stale.
+/// Readers (the policies when they rebuild a destination snapshot, the status API) never lock; every change of a
+/// weight or a ramp bumps <see cref="Generation"/>, which is how a policy notices that its snapshot's weights are
+/// stale. A change of mode alone leaves it: that reaches the policies as a new available list, and bumping it too
+/// would make every drain cost a second rebuild of each cluster's snapshot, with every weight looked up again.
 /// </remarks>
 internal sealed class RuntimeOverrides
 {
@@ -31,7 +33,7 @@ internal sealed class RuntimeOverrides
     /// <summary>Raised after every change of an override, outside the lock.</summary>
     public event Action<string, string>? Changed;
 
-    /// <summary>Changes whenever an override or a ramp changes.</summary>
+    /// <summary>Changes whenever a weight override or a ramp changes (not on a change of mode alone).</summary>
     public long Generation => Volatile.Read(ref _generation);
 
     public DestinationOverride? Find(string clusterId, string destinationId) =>
@@ -90,7 +92,11 @@ internal sealed class RuntimeOverrides
                 _overrides[key] = new Entry(clusterId, destinationId, next);
             }
 
-            Interlocked.Increment(ref _generation);
+            if (previous?.Weight != (next.IsEmpty ? null : next.Weight))
+            {
+                Interlocked.Increment(ref _generation);
+            }
+
             Save();
         }
 
@@ -114,7 +120,11 @@ internal sealed class RuntimeOverrides
 
             if (removed.Count > 0)
             {
-                Interlocked.Increment(ref _generation);
+                if (removed.Exists(entry => entry.Override.Weight is not null))
+                {
+                    Interlocked.Increment(ref _generation);
+                }
+
                 Save();
             }
         }
@@ -135,8 +145,8 @@ internal sealed class RuntimeOverrides
     }
 
     /// <summary>
-    /// Whether any override or ramp names <paramref name="clusterId"/>: when none does, a policy rebuilding the
-    /// snapshot of a cluster of thousands skips a lookup per destination.
+    /// Whether any override or ramp names <paramref name="clusterId"/>: when none does, a walk over a cluster of
+    /// thousands skips a lookup per destination.
     /// </summary>
     public bool Touches(string clusterId)
     {
@@ -158,6 +168,35 @@ internal sealed class RuntimeOverrides
         }
 
         return false;
+    }
+
+    /// <summary>
+    /// The destinations of <paramref name="clusterId"/> whose weight is not simply the file's: an operator's weight
+    /// override, or a ramp started at or after <paramref name="rampsSince"/> (older ones have ended). Null when there
+    /// are none, which is the usual case: a drained destination or one that came back long ago then costs a rebuilt
+    /// snapshot no lookup per destination.
+    /// </summary>
+    public HashSet<string>? WeightAdjusted(string clusterId, long rampsSince)
+    {
+        HashSet<string>? ids = null;
+        foreach (var (_, entry) in _overrides)
+        {
+            if (entry.Override.Weight is not null && string.Equals(entry.Cluster, clusterId, StringComparison.OrdinalIgnoreCase))
+            {
+                (ids ??= new HashSet<string>(StringComparer.OrdinalIgnoreCase)).Add(entry.Destination);
+            }
+        }
+
+        var prefix = clusterId + "\n";
+        foreach (var (key, start) in _rampStarts)
+        {
+            if (start >= rampsSince && key.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))
+            {
+                (ids ??= new HashSet<string>(StringComparer.OrdinalIgnoreCase)).Add(key[prefix.Length..]);
+            }
+        }
+
+        return ids;
     }
 
     public long? RampStart(string clusterId, string destinationId) =>

@@ -22,6 +22,9 @@ public static class SlowStart
     /// <summary>From 2/20 to 20/20.</summary>
     public const int Steps = Scale - 2;
 
+    /// <summary>The longest ramp a destination or cluster may configure.</summary>
+    public static readonly TimeSpan Longest = TimeSpan.FromHours(1);
+
     /// <summary>The ramp duration of a destination: its own metadata, else its cluster's, else none.</summary>
     public static TimeSpan? DurationOf(DestinationState destination, ClusterModel? cluster) =>
         Parse(destination.Model.Config.Metadata) ?? Parse(cluster?.Config.Metadata);
@@ -32,7 +35,7 @@ public static class SlowStart
     public static bool TryParse(string? raw, out TimeSpan value, out string? error)
     {
         error = null;
-        if (!TimeSpan.TryParse(raw, CultureInfo.InvariantCulture, out value) || value <= TimeSpan.Zero || value > TimeSpan.FromHours(1))
+        if (!TimeSpan.TryParse(raw, CultureInfo.InvariantCulture, out value) || value <= TimeSpan.Zero || value > Longest)
         {
             error = $"'{raw}' is not a time span above 0 and at most 01:00:00, such as 00:00:30";
             return false;

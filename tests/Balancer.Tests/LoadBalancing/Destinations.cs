@@ -31,10 +31,10 @@ internal static class Destinations
     public static void Available(ClusterState cluster, IReadOnlyList<DestinationState> available) =>
         cluster.DestinationsState = new ClusterDestinationsState(available, available);
 
-    /// <summary>One of the balancer's policies by name, with its per-cluster states; file weights, default options.</summary>
-    public static (ILoadBalancingPolicy Policy, ClusterPolicyState.Table Clusters) Policy(string name)
+    /// <summary>One of the balancer's policies by name, with its per-cluster states; file weights unless given, default options.</summary>
+    public static (ILoadBalancingPolicy Policy, ClusterPolicyState.Table Clusters) Policy(string name, EffectiveWeights? weights = null)
     {
-        var weights = EffectiveWeights.FileOnly();
+        weights ??= EffectiveWeights.FileOnly();
         switch (name)
         {
             case "RoundRobin":

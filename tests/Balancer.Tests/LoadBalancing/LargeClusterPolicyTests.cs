@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using Balancer.LoadBalancing;
+using Balancer.Runtime;
 using Xunit.Abstractions;
 using Yarp.ReverseProxy.Model;
 
@@ -221,6 +222,74 @@ public sealed class LargeClusterPolicyTests(ITestOutputHelper output)
         Assert.Same(cached, clusters.CachedSet(cluster));
         Assert.Same(table, clusters.CachedTable(cluster));
         Assert.Empty(pending);
+    }
+
+    [Theory]
+    [InlineData("RoundRobin")]
+    [InlineData("LeastConnections")]
+    public void DrainThenEnable_10000Destinations_WithAWeightOverride_OneRebuildEach_WeighingOnlyTheReturning(string name)
+    {
+        var overrides = new RuntimeOverrides(null);
+        var (policy, clusters) = Destinations.Policy(name, new EffectiveWeights(overrides, TimeProvider.System));
+        var all = Many(10_000, seed: 51);
+        var cluster = Destinations.Cluster(all);
+        var now = DateTimeOffset.UnixEpoch;
+        // An operator's weight elsewhere in the cluster: every rebuild used to look each destination up in the overrides.
+        overrides.Update("c", all[7].DestinationId, _ => new DestinationOverride(AdminMode.Active, 500, now, "test"));
+        policy.PickDestination(Context(1), cluster, all);
+        Assert.Equal(1, clusters.Builds(cluster));
+        Assert.Equal(10_000, clusters.CachedSet(cluster)!.Computed);
+
+        // A drain as the runtime API makes it: the mode first (a request may come in between), then YARP's new list.
+        var drained = all[5000];
+        overrides.Update("c", drained.DestinationId, o => new DestinationOverride(AdminMode.Drain, o?.Weight, now, "test"));
+        policy.PickDestination(Context(1), cluster, all);
+        Assert.Equal(1, clusters.Builds(cluster));
+        DestinationState[] withoutOne = [.. all.Where(d => d != drained)];
+        Destinations.Available(cluster, withoutOne);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        policy.PickDestination(Context(1), cluster, withoutOne);
+        var bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+        var afterDrain = clusters.CachedSet(cluster)!;
+        Assert.Equal(2, clusters.Builds(cluster));
+        Assert.Equal(0, afterDrain.Computed);
+        // Six arrays of a reference, a weight or a deadline per destination, nothing per destination besides.
+        Assert.InRange(bytes, 1, 40L * withoutOne.Length);
+        if (afterDrain.Deadlines is { } deadlines)
+        {
+            // Building the heap (at most two comparisons a destination) and one pick.
+            Assert.InRange(deadlines.Comparisons, 1, 2L * withoutOne.Length + 64);
+        }
+
+        overrides.Update("c", drained.DestinationId, o => new DestinationOverride(AdminMode.Active, o?.Weight, now, "test"));
+        Destinations.Available(cluster, all);
+        policy.PickDestination(Context(1), cluster, all);
+        var afterEnable = clusters.CachedSet(cluster)!;
+        Assert.Equal(3, clusters.Builds(cluster));
+        Assert.Equal(1, afterEnable.Computed);
+        Assert.Equal(all.Select(d => SlowStart.ScaledWeight(d == all[7] ? 500 : Weight(d), SlowStart.Steps)), afterEnable.Weights);
+    }
+
+    [Fact]
+    public void RoundRobin_10000Destinations_AfterADrain_PicksExactlyAsAFreshOrderOfTheRest_NeverTheDrained()
+    {
+        var (policy, clusters) = Destinations.Policy("RoundRobin");
+        var all = Many(10_000, seed: 52);
+        var cluster = Destinations.Cluster(all);
+        for (var i = 0; i < 1000; i++)
+        {
+            policy.PickDestination(Context(1), cluster, all);
+        }
+
+        var drained = all[1234];
+        DestinationState[] withoutOne = [.. all.Where(d => d != drained)];
+        Destinations.Available(cluster, withoutOne);
+        string[] picks = [.. Enumerable.Range(0, 30_000).Select(_ => policy.PickDestination(Context(1), cluster, withoutOne)!.DestinationId)];
+
+        Assert.Equal(0, clusters.CachedSet(cluster)!.Computed);
+        var fresh = new EarliestDeadlineFirst([.. withoutOne.Select(d => SlowStart.ScaledWeight(Weight(d), SlowStart.Steps))]);
+        Assert.Equal(Enumerable.Range(0, 30_000).Select(_ => withoutOne[fresh.Next()].DestinationId), picks);
+        Assert.DoesNotContain(drained.DestinationId, picks);
     }
 
     private static DestinationState[] Many(int count, int seed)

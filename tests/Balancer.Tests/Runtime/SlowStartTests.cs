@@ -86,6 +86,41 @@ public sealed class SlowStartTests
             Destinations.Count(300, () => policy.PickDestination(new DefaultHttpContext(), cluster, destinations)!));
     }
 
+    [Fact]
+    public void Generation_MovesWithWeightsAndRamps_NotWithAModeAlone()
+    {
+        var now = _time.GetUtcNow();
+        var start = _overrides.Generation;
+        _overrides.Update("c", "A", o => new DestinationOverride(AdminMode.Drain, o?.Weight, now, "test"));
+        _overrides.Update("c", "A", o => new DestinationOverride(AdminMode.Active, o?.Weight, now, "test"));
+        Assert.Equal(start, _overrides.Generation);
+
+        _overrides.Update("c", "A", o => new DestinationOverride(o?.Mode ?? AdminMode.Active, 5, now, "test"));
+        Assert.Equal(start + 1, _overrides.Generation);
+        _overrides.Update("c", "A", o => new DestinationOverride(AdminMode.Maintenance, o?.Weight, now, "test"));
+        Assert.Equal(start + 1, _overrides.Generation);
+        _overrides.RemoveWhere((_, _) => true);
+        Assert.Equal(start + 2, _overrides.Generation);
+        _overrides.StartRamp("c", "A", _time.GetTimestamp());
+        Assert.Equal(start + 3, _overrides.Generation);
+    }
+
+    [Fact]
+    public void WeightAdjusted_NamesOverriddenWeightsAndRampsInProgress_NotDrainsOrRampsLongOver()
+    {
+        var now = _time.GetUtcNow();
+        _overrides.Update("c", "A", _ => new DestinationOverride(AdminMode.Drain, null, now, "test"));
+        _overrides.Update("other", "B", _ => new DestinationOverride(AdminMode.Active, 3, now, "test"));
+        _overrides.StartRamp("c", "C", _time.GetTimestamp());
+        _time.Advance(SlowStart.Longest + TimeSpan.FromSeconds(1));
+        var longest = (long)(SlowStart.Longest.TotalSeconds * _time.TimestampFrequency);
+        Assert.Null(_overrides.WeightAdjusted("c", _time.GetTimestamp() - longest));
+
+        _overrides.Update("c", "D", _ => new DestinationOverride(AdminMode.Active, 7, now, "test"));
+        _overrides.StartRamp("C", "E", _time.GetTimestamp());
+        Assert.Equal(["D", "E"], _overrides.WeightAdjusted("c", _time.GetTimestamp() - longest)!.Order(StringComparer.Ordinal));
+    }
+
     private static ClusterState Cluster(string? slowStart)
     {
         var config = new ClusterConfig
