@@ -66,6 +66,9 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
 
     public void SetActive(ClusterState cluster, IEnumerable<NewActiveDestinationHealth> newHealthPairs)
     {
+        // Only a move into or out of Unhealthy changes an available set (both YARP policies the config accepts count
+        // Unknown and Healthy alike). Probes judged one at a time would otherwise rebuild the cluster's list, O(N),
+        // for each destination that turns from Unknown to Healthy: O(N^2) for the first round of a large cluster.
         var changed = false;
         lock (_gate)
         {
@@ -82,6 +85,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
                 var recovered = pair.NewActiveHealth == DestinationHealth.Healthy;
                 // Probes failing and then passing again means the backend was restarted or repaired.
                 var restarted = recovered && health.Active == DestinationHealth.Unhealthy;
+                changed |= (health.Active == DestinationHealth.Unhealthy) != (pair.NewActiveHealth == DestinationHealth.Unhealthy);
                 health.Active = pair.NewActiveHealth;
                 if (restarted && health.Passive == DestinationHealth.Unhealthy)
                 {
@@ -90,7 +94,6 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
                     Returned(destination, "active health probes failed and then succeeded again");
                 }
 
-                changed = true;
                 Record(cluster, destination, before, recovered ? "active health probe succeeded" : "active health probe failed");
             }
         }

@@ -326,6 +326,25 @@ public sealed class DestinationHealthTrackerTests : IDisposable
         Assert.Equal("Ejected", events[^1].Kind);
     }
 
+    [Fact]
+    public void ActiveUnknownToHealthy_KeepsTheAvailableList_IntoOrOutOfUnhealthy_ReplacesIt()
+    {
+        var c = Add("C");
+        _services.GetRequiredService<IClusterDestinationsUpdater>().UpdateAllDestinations(_cluster);
+        var withUnknown = _cluster.DestinationsState.AvailableDestinations;
+        Assert.Equal(["A", "B", "C"], Available());
+
+        // Judged one probe at a time, a first round of thousands would otherwise rebuild the list once per destination.
+        _tracker.SetActive(_cluster, [new(c, DestinationHealth.Healthy)]);
+        Assert.Same(withUnknown, _cluster.DestinationsState.AvailableDestinations);
+        Assert.Equal(("Unknown", "Up", "active health probe succeeded"), Last("C"));
+
+        _tracker.SetActive(_cluster, [new(c, DestinationHealth.Unhealthy)]);
+        Assert.Equal(["A", "B"], Available());
+        _tracker.SetActive(_cluster, [new(c, DestinationHealth.Unknown)]);
+        Assert.Equal(["A", "B", "C"], Available());
+    }
+
     public void Dispose()
     {
         _tracker.Dispose();
