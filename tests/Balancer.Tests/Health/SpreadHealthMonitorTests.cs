@@ -79,6 +79,43 @@ public sealed class SpreadHealthMonitorTests : IDisposable
     }
 
     [Fact]
+    public async Task FirstRound_2000Destinations_JudgedOneByOne_AllUp_WithoutRebuildingTheAvailableList()
+    {
+        // YARP's own ConsecutiveFailures policy reporting to the balancer's tracker, as the host wires them.
+        var services = new ServiceCollection().AddLogging();
+        services.AddReverseProxy();
+        services.AddSingleton<TimeProvider>(_time);
+        services.AddSingleton<Balancer.Telemetry.BalancerMetricsRegistry>();
+        services.AddSingleton<DestinationHealthTracker>();
+        services.AddSingleton<IDestinationHealthUpdater>(sp => sp.GetRequiredService<DestinationHealthTracker>());
+        using var provider = services.BuildServiceProvider();
+        var large = new ClusterState("large", new ClusterModel(_cluster.Model.Config with { ClusterId = "large" }, new HttpMessageInvoker(_backend)));
+        for (var i = 0; i < 2000; i++)
+        {
+            var id = $"d{i}";
+            large.Destinations.TryAdd(id, new DestinationState(id, new DestinationModel(new DestinationConfig { Address = $"http://{id}.test/" })));
+        }
+
+        provider.GetRequiredService<IClusterDestinationsUpdater>().UpdateAllDestinations(large);
+        var before = large.DestinationsState.AvailableDestinations;
+        using var monitor = new SpreadHealthMonitor(
+            Options.Create(new ActiveHealthCheckMonitorOptions()),
+            provider.GetServices<IActiveHealthCheckPolicy>(),
+            new Factory(),
+            _time,
+            new ActiveHealthCheckOptions { MaxConcurrentProbes = 256 },
+            NullLogger<SpreadHealthMonitor>.Instance);
+        monitor.OnClusterAdded(large);
+        await monitor.CheckHealthAsync([large]).WaitAsync(Deadline);
+
+        Assert.True(monitor.InitialProbeCompleted);
+        Assert.Equal(2000, _backend.Started);
+        Assert.All(large.Destinations.Values, d => Assert.Equal(DestinationHealth.Healthy, d.Health.Active));
+        // Unknown -> Healthy leaves every destination available: one probe at a time must not rebuild the list, O(N) each.
+        Assert.Same(before, large.DestinationsState.AvailableDestinations);
+    }
+
+    [Fact]
     public async Task AfterTheFirstRound_EachDestinationOncePerInterval_EachAtItsOwnMoment()
     {
         using var monitor = await StartedAsync(maxConcurrent: 3);
