@@ -8,6 +8,7 @@
 #   scale: 3 to 10,000 destinations (smoke: 3, 100, 300; --scale-counts 3,100,1000 for others); --duration sets its wrk runs (default 10 s, smoke 2 s)
 #   bench/run.sh profile [...]   the CPU profile and allocations of the balancer beside bare YARP: bench/profile.sh's options
 #   bench/run.sh cost [...]      CPU time and bytes allocated per request, counted inside each process, beside bare YARP: bench/cost.sh's options
+#   bench/run.sh wakeups [...]   context switches per second by thread, idle and under load, and the timers queued, beside bare YARP: bench/wakeups.sh's options
 #   --smoke            a few seconds per experiment, soak included (CI); numbers are not measurements
 #   --no-build         use the Release build already there (the test suite runs the smoke run right after building)
 #   --soak-duration S  the soak (default 600), --soak-reload-every S (30), --soak-restart-every S (120)
@@ -22,6 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = profile ]; then shift; exec bench/profile.sh "$@"; fi
 if [ "${1:-}" = cost ]; then shift; exec bench/cost.sh "$@"; fi
+if [ "${1:-}" = wakeups ]; then shift; exec bench/wakeups.sh "$@"; fi
 
 for tool in wrk h2load nginx haproxy openssl taskset; do
   command -v "$tool" >/dev/null || PATH="$PATH:/usr/sbin" command -v "$tool" >/dev/null || {

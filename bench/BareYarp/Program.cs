@@ -14,7 +14,7 @@ public static class Program
         var config = ValueOf(args, "--config");
         if (config is null)
         {
-            Console.Error.WriteLine("Usage: BareYarp --config FILE [--runtime-defaults]   (reads Balancer:Listen and ReverseProxy from FILE)");
+            Console.Error.WriteLine("Usage: BareYarp --config FILE [--runtime-defaults | --no-inline-scheduling | --no-inline-completions]   (reads Balancer:Listen and ReverseProxy from FILE)");
             return 2;
         }
 
@@ -26,12 +26,21 @@ public static class Program
         // The balancer's two runtime settings, so that the overhead experiment measures its features and
         // nothing else: no per-request hosting Activity, and I/O continuations inline on the epoll threads
         // (src/Balancer/Hosting/BalancerHost.cs, src/Balancer/Program.cs and InlineIoScheduling.cs). --runtime-defaults leaves both
-        // as ASP.NET Core ships them, to show what the settings are worth on their own.
+        // as ASP.NET Core ships them, to show what the settings are worth on their own; --no-inline-scheduling
+        // (Kestrel's part) and --no-inline-completions (the sockets' part, unless the environment already set it)
+        // leave out one part of the second, to measure each alone.
         if (Array.IndexOf(args, "--runtime-defaults") < 0)
         {
             builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None);
-            Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
-            builder.WebHost.UseSockets(sockets => sockets.UnsafePreferInlineScheduling = true);
+            if (Array.IndexOf(args, "--no-inline-completions") < 0)
+            {
+                Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
+            }
+
+            if (Array.IndexOf(args, "--no-inline-scheduling") < 0)
+            {
+                builder.WebHost.UseSockets(sockets => sockets.UnsafePreferInlineScheduling = true);
+            }
         }
 
         // The same listener shape as the balancer's proxy listener: HTTP/1.1 only, Kestrel defaults otherwise.

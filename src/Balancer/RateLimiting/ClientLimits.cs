@@ -17,6 +17,11 @@ namespace Balancer.RateLimiting;
 /// partitioned limiter itself (ten seconds after a bucket is full again, or after the last request ended),
 /// so memory follows the clients active now, not all that ever came.
 /// </summary>
+/// <remarks>
+/// Each partitioned limiter runs a timer ten times a second for as long as it exists, which wakes a thread-pool
+/// thread every time; so both are made when the first request under a limit arrives, never in a balancer that
+/// limits nothing.
+/// </remarks>
 internal sealed class ClientLimits : IAsyncDisposable
 {
     /// <summary>The <c>limit</c> label of <c>balancer_rate_limited_total</c>.</summary>
@@ -26,8 +31,10 @@ internal sealed class ClientLimits : IAsyncDisposable
 
     private readonly TimeProvider _time;
     private readonly IProxyStateLookup _proxyState;
-    private readonly PartitionedRateLimiter<ClientKey> _rate;
-    private readonly PartitionedRateLimiter<ClientKey> _concurrency;
+    private readonly Lock _gate = new();
+    private PartitionedRateLimiter<ClientKey>? _rate;
+    private PartitionedRateLimiter<ClientKey>? _concurrency;
+    private bool _disposed;
     private readonly ConditionalWeakTable<RouteModel, RouteLimits> _routes = [];
     private readonly ConcurrentDictionary<string, ClusterCounters> _clusters = new(StringComparer.Ordinal);
     private readonly Counter _limited;
@@ -41,10 +48,6 @@ internal sealed class ClientLimits : IAsyncDisposable
         _proxyState = proxyState;
         _defaults = ClientLimitSettings.From(options.CurrentValue.RateLimit);
         _subscription = options.OnChange(o => _defaults = ClientLimitSettings.From(o.RateLimit));
-        _rate = PartitionedRateLimiter.Create<ClientKey, ClientKey>(key => RateLimitPartition.Get(key, NewBucket));
-        _concurrency = PartitionedRateLimiter.Create<ClientKey, ClientKey>(static key => RateLimitPartition.GetConcurrencyLimiter(
-            key,
-            static k => new ConcurrencyLimiterOptions { PermitLimit = k.Settings.MaxConcurrent, QueueLimit = 0 }));
         _limited = metrics.Factory.CreateCounter(
             "balancer_rate_limited_total",
             "Requests answered 429 by the per-client limits (Balancer:RateLimit), by cluster and by the limit: rate or concurrency. None of them reached a backend.",
@@ -71,11 +74,14 @@ internal sealed class ClientLimits : IAsyncDisposable
 
     /// <summary>A token of the client's bucket, or a lease saying no, with <c>RetryAfter</c>.</summary>
     public RateLimitLease AcquireRate(ClientLimitSettings settings, IPAddress client) =>
-        _rate.AttemptAcquire(new ClientKey(settings, client));
+        (_rate ?? Limiters().Rate).AttemptAcquire(new ClientKey(settings, client));
 
     /// <summary>A place among the client's requests in flight; dispose it when the request ends.</summary>
     public RateLimitLease AcquireConcurrency(ClientLimitSettings settings, IPAddress client) =>
-        _concurrency.AttemptAcquire(new ClientKey(settings, client));
+        (_concurrency ?? Limiters().Concurrency).AttemptAcquire(new ClientKey(settings, client));
+
+    /// <summary>Whether the partitioned limiters exist yet (they are made by the first limited request); for tests.</summary>
+    internal bool LimitersCreated => Volatile.Read(ref _concurrency) is not null;
 
     /// <summary>Counts a request refused in <paramref name="cluster"/>.</summary>
     public void CountLimited(string cluster, bool rate)
@@ -91,8 +97,40 @@ internal sealed class ClientLimits : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _subscription?.Dispose();
-        await _rate.DisposeAsync();
-        await _concurrency.DisposeAsync();
+        PartitionedRateLimiter<ClientKey>? rate, concurrency;
+        lock (_gate)
+        {
+            _disposed = true;
+            (rate, concurrency) = (_rate, _concurrency);
+        }
+
+        if (rate is not null)
+        {
+            await rate.DisposeAsync();
+        }
+
+        if (concurrency is not null)
+        {
+            await concurrency.DisposeAsync();
+        }
+    }
+
+    /// <summary>Both limiters, made together on first use; the rate limiter is published first, so either set means both are.</summary>
+    private (PartitionedRateLimiter<ClientKey> Rate, PartitionedRateLimiter<ClientKey> Concurrency) Limiters()
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_rate is null)
+            {
+                Volatile.Write(ref _rate, PartitionedRateLimiter.Create<ClientKey, ClientKey>(key => RateLimitPartition.Get(key, NewBucket)));
+                Volatile.Write(ref _concurrency, PartitionedRateLimiter.Create<ClientKey, ClientKey>(static key => RateLimitPartition.GetConcurrencyLimiter(
+                    key,
+                    static k => new ConcurrencyLimiterOptions { PermitLimit = k.Settings.MaxConcurrent, QueueLimit = 0 })));
+            }
+
+            return (_rate, _concurrency!);
+        }
     }
 
     private RateLimiter NewBucket(ClientKey key)

@@ -219,15 +219,19 @@ public sealed class RateLimitTests
     }
 
     [Fact]
-    public async Task Limits_ReloadLive_AnInvalidValueIsRejected_AndTheLastGoodLimitsStay()
+    public async Task Limits_NoLimiterUntilOneIsConfigured_ReloadLive_AnInvalidValueIsRejected_AndTheLastGoodLimitsStay()
     {
         await using var lb = await StartAsync(_ => { });
+        var limits = lb.App.Services.GetRequiredService<ClientLimits>();
         using var client = new SourceAddressClient(IPAddress.Parse("127.0.11.2"));
         Assert.All(await StatusesAsync(client, lb, 10), s => Assert.Equal(HttpStatusCode.OK, s));
+        // A partitioned limiter ticks a timer ten times a second: none may exist while nothing is limited.
+        Assert.False(limits.LimitersCreated);
 
         lb.WriteConfig(lb.Config("RoundRobin", Limit(0.01, 2)));
         await ReloadedAsync(lb, "success", 1);
         Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.TooManyRequests], await StatusesAsync(client, lb, 3));
+        Assert.True(limits.LimitersCreated);
 
         lb.WriteConfig(lb.Config("RoundRobin", c => c["Balancer"]!["RateLimit"] = new JsonObject { ["RequestsPerSecond"] = 100, ["Burst"] = -1 }));
         await ReloadedAsync(lb, "failure", 1);
