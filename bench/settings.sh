@@ -129,7 +129,14 @@ for round in $(seq "$rounds"); do
     taskset -c "$load_cpus" wrk -t1 -c"$connections" -d"${duration}s" "http://127.0.0.1:${ports[$i]}/" >"$work/run.wrk" &
     wrk=$!
     while kill -0 "$wrk" 2>/dev/null; do
-      peak=$(awk -v a="$peak" -v b="$(rss_mb "$pid")" 'BEGIN { print (b > a ? b : a) }'); sleep 0.5
+      rss=$(rss_mb "$pid")
+      # Where the memory is at the variant's highest sample so far (bench/rss-map.sh), for the report.
+      peak=$(awk -v a="$peak" -v b="$rss" 'BEGIN { print (b > a ? b : a) }')
+      highest=$(awk '{ print $1 }' "$work/${names[$i]}.map" 2>/dev/null || echo 0)
+      if awk -v a="$highest" -v b="$rss" 'BEGIN { exit !(b > a) }'; then
+        echo "$rss $(bench/rss-map.sh --line "$pid")" >"$work/${names[$i]}.map"
+      fi
+      sleep 0.5
     done
     wait "$wrk"
     ticks=$(( $(cpu_ticks "$pid") - before ))
@@ -167,6 +174,12 @@ for pid in "${pids[@]}"; do hwm+=("$(awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }'
   done
   echo
   echo "RSS high-water mark (VmHWM) at the end, MB: $(for i in "${!names[@]}"; do printf '%s %s; ' "${names[$i]}" "${hwm[$i]}"; done)"
+  echo
+  echo "Where each variant's RSS was at its highest sample (MB, bench/rss-map.sh):"
+  echo
+  echo '```'
+  for name in "${names[@]}"; do echo "$name: $(cut -d' ' -f2- "$work/$name.map" 2>/dev/null || true)"; done
+  echo '```'
   echo
   echo "Every run (variant, round, RPS, CPU µs / request, peak RSS MB, wrk errors):"
   echo
