@@ -49,19 +49,17 @@ public static class ConfigFile
         Flattened provider;
         try
         {
-            using var stream = new MemoryStream(bytes, writable: false);
-            provider = new Flattened(stream);
+            provider = new Flattened(JsonFlattening.Flatten(bytes));
             parsed = new ConfigurationRoot([provider]);
         }
         catch (FormatException e)
         {
-            // The parser reports duplicate keys itself ("A duplicate key 'X' was found.") and wraps JSON
-            // syntax errors, whose message carries the line and position.
-            var reason = e.InnerException is JsonException json ? json.Message : e.Message;
-            return Failed($"{path}: not valid JSON: {reason}");
+            // A key the file sets twice through different spellings ("a:b" and "a": {"b"}), or a file that is not an object.
+            return Failed($"{path}: not valid JSON: {e.Message}");
         }
         catch (JsonException e)
         {
+            // Syntax errors: the message carries the line and position.
             return Failed($"{path}: not valid JSON: {e.Message}");
         }
 
@@ -112,9 +110,11 @@ public static class ConfigFile
 
     private static Result Failed(string error) => new(null, [error]);
 
-    /// <summary>The JSON provider, with its flattened keys readable.</summary>
-    private sealed class Flattened(Stream stream) : Microsoft.Extensions.Configuration.Json.JsonStreamConfigurationProvider(new Microsoft.Extensions.Configuration.Json.JsonStreamConfigurationSource { Stream = stream })
+    /// <summary>The file's flattened keys as a configuration provider, readable as they are.</summary>
+    private sealed class Flattened(Dictionary<string, string?> values) : ConfigurationProvider
     {
         public IDictionary<string, string?> Values => Data;
+
+        public override void Load() => Data = values;
     }
 }
