@@ -281,45 +281,63 @@ public static partial class Program
 
     /// <summary>
     /// A drain and an enable as the runtime API makes them (the override first, then YARP's new list), RoundRobin, with an
-    /// operator's weight on another destination of the cluster: the CPU time of every pick from the override until the
-    /// policy holds the new list's snapshot, summed per change. Medians of <see cref="Rounds"/> x 20 changes.
+    /// operator's weight on another destination of the cluster: the CPU time per change of the picks from the override
+    /// until the policy holds the new list's snapshot when nothing prepares it, and, when the changing thread prepares it
+    /// (as the runtime API and the health tracker do), that preparation and the next pick. Medians of <see cref="Rounds"/> x 20 changes.
     /// </summary>
     private static void Drains(int[] sizes)
     {
-        Console.WriteLine("| Destinations | Picks that met a change: CPU time per change (median / worst, ms) |");
-        Console.WriteLine("|---:|---:|");
-        var context = new DefaultHttpContext();
+        Console.WriteLine("| Destinations | Unprepared: picks that met a change (median / worst, ms) | Prepared: on the changing thread (median / worst, ms) | Prepared: the next pick (median / worst, ms) |");
+        Console.WriteLine("|---:|---:|---:|---:|");
         foreach (var size in sizes.Length > 0 ? sizes : [1000, 10_000])
         {
-            var random = new Random(size);
-            var all = Destinations.Make([.. Enumerable.Range(0, size).Select(i => ($"destination-{i}", random.Next(1, 1001)))]);
-            var costs = new List<double>();
-            for (var round = 0; round < Rounds; round++)
-            {
-                var overrides = new Balancer.Runtime.RuntimeOverrides(null);
-                var policy = new RoundRobinPolicy(new EffectiveWeights(overrides, TimeProvider.System));
-                var cluster = new ClusterState("c");
-                Destinations.Available(cluster, all);
-                overrides.Update("c", all[^1].DestinationId, _ => new(Balancer.Runtime.AdminMode.Active, 500, DateTimeOffset.UnixEpoch, "bench"));
-                policy.PickDestination(context, cluster, all);
-                for (var change = 0; change < 20; change++)
-                {
-                    var id = all[change / 2].DestinationId;
-                    var drain = change % 2 == 0;
-                    IReadOnlyList<DestinationState> next = drain ? [.. all.Where(d => d.DestinationId != id)] : all;
-                    var clock = CpuClock.StartNew();
-                    overrides.Update("c", id, o => new(drain ? Balancer.Runtime.AdminMode.Drain : Balancer.Runtime.AdminMode.Active, o?.Weight, DateTimeOffset.UnixEpoch, "bench"));
-                    // A request between the override and the new list, as on a busy balancer.
-                    policy.PickDestination(context, cluster, cluster.DestinationsState.AvailableDestinations);
-                    Destinations.Available(cluster, next);
-                    policy.PickDestination(context, cluster, next);
-                    costs.Add(clock.Elapsed.TotalMilliseconds);
-                }
-            }
-
-            costs.Sort();
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {size:N0} | {costs[costs.Count / 2]:0.000} / {costs[^1]:0.000} |"));
+            var unprepared = DrainCosts(size, prepare: false).Picks;
+            var (preparing, picks) = DrainCosts(size, prepare: true);
+            static string Cell(List<double> costs) => string.Create(CultureInfo.InvariantCulture, $"{costs[costs.Count / 2]:0.000} / {costs[^1]:0.000}");
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {size:N0} | {Cell(unprepared)} | {Cell(preparing)} | {Cell(picks)} |"));
         }
+    }
+
+    private static (List<double> Preparing, List<double> Picks) DrainCosts(int size, bool prepare)
+    {
+        var context = new DefaultHttpContext();
+        var random = new Random(size);
+        var all = Destinations.Make([.. Enumerable.Range(0, size).Select(i => ($"destination-{i}", random.Next(1, 1001)))]);
+        var preparing = new List<double>();
+        var picks = new List<double>();
+        for (var round = 0; round < Rounds; round++)
+        {
+            var overrides = new Balancer.Runtime.RuntimeOverrides(null);
+            var policy = new RoundRobinPolicy(new EffectiveWeights(overrides, TimeProvider.System));
+            var cluster = new ClusterState("c");
+            Destinations.Available(cluster, all);
+            overrides.Update("c", all[^1].DestinationId, _ => new(Balancer.Runtime.AdminMode.Active, 500, DateTimeOffset.UnixEpoch, "bench"));
+            policy.PickDestination(context, cluster, all);
+            for (var change = 0; change < 20; change++)
+            {
+                var id = all[change / 2].DestinationId;
+                var drain = change % 2 == 0;
+                IReadOnlyList<DestinationState> next = drain ? [.. all.Where(d => d.DestinationId != id)] : all;
+                var clock = CpuClock.StartNew();
+                overrides.Update("c", id, o => new(drain ? Balancer.Runtime.AdminMode.Drain : Balancer.Runtime.AdminMode.Active, o?.Weight, DateTimeOffset.UnixEpoch, "bench"));
+                // A request between the override and the new list, as on a busy balancer.
+                policy.PickDestination(context, cluster, cluster.DestinationsState.AvailableDestinations);
+                Destinations.Available(cluster, next);
+                if (prepare)
+                {
+                    policy.Prepare(cluster);
+                    preparing.Add(clock.Elapsed.TotalMilliseconds);
+                    clock.Restart();
+                }
+
+                policy.PickDestination(context, cluster, next);
+                picks.Add(clock.Elapsed.TotalMilliseconds);
+            }
+        }
+
+        preparing.Sort();
+        picks.Sort();
+        return (preparing, picks);
     }
 
     /// <summary>The calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID).</summary>

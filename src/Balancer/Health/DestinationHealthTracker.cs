@@ -39,13 +39,16 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
     private readonly ConditionalWeakTable<DestinationState, DestinationHealthLog> _logs = new();
     private readonly Dictionary<DestinationState, Ejections> _ejections = [];
     private readonly OutlierDetectionOptions _outliers;
+    private readonly LoadBalancing.PolicySnapshots? _snapshots;
 
     // Health changes are rare (probe rounds, failures); one lock keeps "read view, change, read view" atomic
     // so two racing updates never log the same transition twice or miss one.
     private readonly Lock _gate = new();
 
-    public DestinationHealthTracker(IClusterDestinationsUpdater clusterUpdater, TimeProvider time, BalancerMetricsRegistry metrics, ILogger<DestinationHealthTracker> logger, OutlierDetectionOptions? outliers = null)
+    public DestinationHealthTracker(IClusterDestinationsUpdater clusterUpdater, TimeProvider time, BalancerMetricsRegistry metrics, ILogger<DestinationHealthTracker> logger,
+        OutlierDetectionOptions? outliers = null, LoadBalancing.PolicySnapshots? snapshots = null)
     {
+        _snapshots = snapshots;
         _clusterUpdater = clusterUpdater;
         _outliers = outliers ?? new OutlierDetectionOptions();
         _time = time;
@@ -100,7 +103,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
 
         if (changed)
         {
-            _clusterUpdater.UpdateAvailableDestinations(cluster);
+            UpdateAvailable(cluster);
         }
     }
 
@@ -163,7 +166,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
 
         // On the caller's thread (YARP's own updater defers this to the thread pool): the very next pick must
         // skip the destination, so that only requests already in flight meet a dead backend.
-        _clusterUpdater.UpdateAvailableDestinations(cluster);
+        UpdateAvailable(cluster);
     }
 
     /// <summary>True while fewer destinations than the cap are ejected by passive checks; one is always allowed.</summary>
@@ -256,7 +259,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
 
         if (changed)
         {
-            _clusterUpdater.UpdateAvailableDestinations(cluster);
+            UpdateAvailable(cluster);
         }
     }
 
@@ -302,7 +305,14 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
             Record(cluster, destination, before, why);
         }
 
+        UpdateAvailable(cluster);
+    }
+
+    /// <summary>YARP's new available list, and the cluster's policy snapshot for it, so no request has to build one.</summary>
+    private void UpdateAvailable(ClusterState cluster)
+    {
         _clusterUpdater.UpdateAvailableDestinations(cluster);
+        _snapshots?.Prepare(cluster);
     }
 
     private void CancelReactivation(DestinationState destination)

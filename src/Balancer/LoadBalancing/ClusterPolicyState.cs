@@ -132,6 +132,16 @@ internal sealed class ClusterPolicyState(Action<Action> runBuild)
         public ClusterPolicyState For(ClusterState cluster) =>
             _states.TryGetValue(cluster, out var state) ? state : _states.GetValue(cluster, _ => new ClusterPolicyState(build => RunBuild(build)));
 
+        /// <summary>Builds and keeps the snapshot of <paramref name="cluster"/>'s current available list, if a policy would pick from it.</summary>
+        public void Prepare(ClusterState cluster, EffectiveWeights weights, DestinationSet.PickKind kind)
+        {
+            var available = cluster.DestinationsState.AvailableDestinations;
+            if (available.Count >= 2)
+            {
+                For(cluster).SetFor(cluster, available, weights, kind);
+            }
+        }
+
         /// <summary>The snapshot kept for <paramref name="cluster"/>, for tests to check what a request left behind.</summary>
         public DestinationSet? CachedSet(ClusterState cluster) => _states.TryGetValue(cluster, out var state) ? state.Cached : null;
 

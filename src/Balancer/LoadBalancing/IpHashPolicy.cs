@@ -16,7 +16,7 @@ namespace Balancer.LoadBalancing;
 /// previous table gives it while that destination is still available; only clients whose destination left
 /// are placed by rendezvous hashing, which is exact and needs nothing built but costs O(N) per pick.
 /// </remarks>
-internal sealed class IpHashPolicy(ClientIpResolver clientIp, EffectiveWeights weights) : ILoadBalancingPolicy
+internal sealed class IpHashPolicy(ClientIpResolver clientIp, EffectiveWeights weights) : ILoadBalancingPolicy, IPreparingPolicy
 {
     private readonly ClusterPolicyState.Table _clusters = new();
 

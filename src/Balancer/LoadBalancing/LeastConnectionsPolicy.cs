@@ -14,7 +14,7 @@ namespace Balancer.LoadBalancing;
 /// the pick. Pick and increment are not atomic, so a burst can briefly tie on a stale count; the rotating
 /// schedule position spreads such a burst instead of sending all of it to the first destination.
 /// </remarks>
-internal sealed class LeastConnectionsPolicy(EffectiveWeights weights) : ILoadBalancingPolicy
+internal sealed class LeastConnectionsPolicy(EffectiveWeights weights) : ILoadBalancingPolicy, IPreparingPolicy
 {
     private const int StackLimit = 64;
 
@@ -56,6 +56,8 @@ internal sealed class LeastConnectionsPolicy(EffectiveWeights weights) : ILoadBa
         state.Advance(position, (uint)advance);
         return destinations[index];
     }
+
+    public void Prepare(ClusterState cluster) => _clusters.Prepare(cluster, weights, DestinationSet.PickKind.LeastConnections);
 
     private static Span<int> InFlightBuffer(int count)
     {

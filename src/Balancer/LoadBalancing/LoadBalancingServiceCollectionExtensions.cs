@@ -23,6 +23,7 @@ public static class LoadBalancingServiceCollectionExtensions
         }
 
         services.TryAddSingleton<ClientIpResolver>();
+        services.TryAddSingleton<PolicySnapshots>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ILoadBalancingPolicy, RoundRobinPolicy>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ILoadBalancingPolicy, LeastConnectionsPolicy>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ILoadBalancingPolicy, IpHashPolicy>());

@@ -9,7 +9,7 @@ namespace Balancer.LoadBalancing;
 /// NGINX's order walked with an atomic counter while the period is short, earliest deadline first otherwise
 /// (see <see cref="DestinationSet"/>).
 /// </summary>
-internal sealed class RoundRobinPolicy(EffectiveWeights weights) : ILoadBalancingPolicy
+internal sealed class RoundRobinPolicy(EffectiveWeights weights) : ILoadBalancingPolicy, IPreparingPolicy
 {
     private readonly ClusterPolicyState.Table _clusters = new();
 
@@ -40,6 +40,8 @@ internal sealed class RoundRobinPolicy(EffectiveWeights weights) : ILoadBalancin
         // destination every time; a weighted draw keyed by the cluster's counter spreads retries by weight.
         return set.Destinations[WeightedDraw(set.Weights, RendezvousHash.Mix(state.Next()))];
     }
+
+    public void Prepare(ClusterState cluster) => _clusters.Prepare(cluster, weights, DestinationSet.PickKind.RoundRobin);
 
     private static int WeightedDraw(int[] weights, ulong random)
     {

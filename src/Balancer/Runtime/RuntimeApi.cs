@@ -37,10 +37,12 @@ internal sealed partial class RuntimeApi
     private readonly ILogger<RuntimeApi> _logger;
     private readonly Counter _changes;
     private readonly IConfiguration _configuration;
+    private readonly PolicySnapshots _snapshots;
 
     public RuntimeApi(IConfiguration configuration, IProxyStateLookup proxyState, IClusterDestinationsUpdater updater, RuntimeOverrides overrides, DestinationRuntimeViews views,
-        DrainWatch drains, TimeProvider time, Telemetry.BalancerMetricsRegistry metrics, ILogger<RuntimeApi> logger)
+        DrainWatch drains, TimeProvider time, Telemetry.BalancerMetricsRegistry metrics, PolicySnapshots snapshots, ILogger<RuntimeApi> logger)
     {
+        _snapshots = snapshots;
         _configuration = configuration;
         _proxyState = proxyState;
         _updater = updater;
@@ -186,6 +188,8 @@ internal sealed partial class RuntimeApi
             _overrides.StartRamp(cluster.ClusterId, destination.DestinationId, _time.GetTimestamp());
         }
 
+        _snapshots.Prepare(cluster);
+
         var inFlight = destination.ConcurrentRequestCount;
         var action = mode switch { AdminMode.Drain => "drain", AdminMode.Maintenance => "maintenance", _ => "enable" };
         _changes.WithLabels(action).Inc();
@@ -216,6 +220,7 @@ internal sealed partial class RuntimeApi
         var now = _time.GetUtcNow();
         var previous = _overrides.Update(cluster.ClusterId, destination.DestinationId, o =>
             new DestinationOverride(o?.Mode ?? AdminMode.Active, weight, now, by));
+        _snapshots.Prepare(cluster);
         var action = weight is null ? "weight_removed" : "weight";
         _changes.WithLabels(action).Inc();
         var fileWeight = DestinationWeight.Of(destination.Model.Config);
