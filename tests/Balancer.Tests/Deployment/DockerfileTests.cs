@@ -5,7 +5,8 @@ namespace Balancer.Tests.Deployment;
 /// <summary>
 /// The two Dockerfiles, read instruction by instruction (hadolint is not available and no Docker engine
 /// runs here): pinned .NET 10 base images, a non-root final stage, a HEALTHCHECK that uses the app's probe
-/// mode, and COPY sources that exist and are not excluded from the build context.
+/// mode, and COPY sources that exist and are not excluded from the build context. The balancer's image carries
+/// its Native AOT executable on the runtime-deps image; the sample backend's runs its DLL on the ASP.NET one.
 /// </summary>
 [Trait("Category", "Unit")]
 public sealed partial class DockerfileTests
@@ -16,9 +17,16 @@ public sealed partial class DockerfileTests
         { "src/SampleBackend/Dockerfile", "SampleBackend" },
     };
 
+    /// <summary>How each image starts its app, in exec form: the native executable, or dotnet and the DLL.</summary>
+    private static readonly Dictionary<string, string> Commands = new(StringComparer.Ordinal)
+    {
+        ["Balancer"] = "\"/app/Balancer\"",
+        ["SampleBackend"] = "\"dotnet\", \"/app/SampleBackend.dll\"",
+    };
+
     /// <summary>The runtime patch a Dockerfile's final stage is pinned to, e.g. 10.0.12.</summary>
     public static string RuntimeVersion(string dockerfile) =>
-        AspNetImage().Match(Stages(dockerfile)[^1].From).Groups["version"].Value;
+        RuntimeImage().Match(Stages(dockerfile)[^1].From).Groups["version"].Value;
 
     [Theory]
     [MemberData(nameof(Images))]
@@ -34,7 +42,7 @@ public sealed partial class DockerfileTests
 
     [Theory]
     [MemberData(nameof(Images))]
-    public void Dockerfile_BuildsWithThePinnedSdk_AndRunsOnThePinnedChiseledAspNetRuntime(string dockerfile, string project)
+    public void Dockerfile_BuildsWithThePinnedSdk_AndRunsOnThePinnedChiseledRuntime(string dockerfile, string project)
     {
         var stages = Stages(dockerfile);
 
@@ -47,8 +55,14 @@ public sealed partial class DockerfileTests
         var required = Version.Parse((string)System.Text.Json.Nodes.JsonNode.Parse(Repo.Read("global.json"))!["sdk"]!["version"]!);
         Assert.True(Version.Parse(sdk.Groups["version"].Value) >= required, $"SDK {sdk.Groups["version"].Value} is older than global.json's {required}");
 
-        Assert.Matches(AspNetImage(), stages[1].From);
+        var runtime = RuntimeImage().Match(stages[1].From);
+        Assert.True(runtime.Success, $"{dockerfile}: final stage '{stages[1].From}' is not a pinned chiseled .NET 10 runtime image");
         Assert.Equal(RuntimeVersion("src/Balancer/Dockerfile"), RuntimeVersion(dockerfile));
+
+        // A Native AOT executable needs no .NET runtime in the image; a DLL needs the ASP.NET one.
+        var native = stages[0].Text.Contains("-p:PublishAot=true", StringComparison.Ordinal);
+        Assert.Equal(native ? "runtime-deps" : "aspnet", runtime.Groups["image"].Value);
+        Assert.Equal(project == "Balancer", native);
     }
 
     [Theory]
@@ -62,13 +76,13 @@ public sealed partial class DockerfileTests
         Assert.Equal("$APP_UID", user);
 
         var healthcheck = Assert.Single(final, i => i.Keyword == "HEALTHCHECK").Arguments;
-        var probe = Regex.Match(healthcheck, @"CMD \[""dotnet"", ""/app/(?<dll>[^""]+)"", ""--probe"", ""(?<target>[^""]+)""\]$");
+        var probe = Regex.Match(healthcheck, @"CMD \[(?<command>.+), ""--probe"", ""(?<target>[^""]+)""\]$");
         Assert.True(probe.Success, $"{dockerfile}: HEALTHCHECK '{healthcheck}' does not run the app's --probe mode in exec form");
-        Assert.Equal($"{project}.dll", probe.Groups["dll"].Value);
+        Assert.Equal(Commands[project], probe.Groups["command"].Value);
         Assert.Matches(@"--interval=\d+s", healthcheck);
 
         var entrypoint = Assert.Single(final, i => i.Keyword == "ENTRYPOINT").Arguments;
-        Assert.Equal($"[\"dotnet\", \"/app/{project}.dll\"]", entrypoint);
+        Assert.Equal($"[{Commands[project]}]", entrypoint);
         Assert.DoesNotContain(final, i => i.Keyword == "RUN");
     }
 
@@ -96,8 +110,8 @@ public sealed partial class DockerfileTests
         Assert.Contains(".env", ignored);
     }
 
-    [GeneratedRegex(@"^mcr\.microsoft\.com/dotnet/aspnet:(?<version>10\.0\.\d+)-noble-chiseled AS final$")]
-    private static partial Regex AspNetImage();
+    [GeneratedRegex(@"^mcr\.microsoft\.com/dotnet/(?<image>aspnet|runtime-deps):(?<version>10\.0\.\d+)-noble-chiseled AS final$")]
+    private static partial Regex RuntimeImage();
 
     private static List<Stage> Stages(string dockerfile)
     {
