@@ -13,7 +13,7 @@ namespace PickCost;
 /// set costs the request that meets it, what a pick costs afterwards, and what the IpHash table build costs off
 /// the request path. Medians of several rounds; single thread. Times are the thread's CPU time, not wall time,
 /// so that other processes on a busy machine do not count. Usage: PickCost [destination counts...]; PickCost config N
-/// (parse a file of N destinations), reload N (read its destinations as YARP does), disruption N (IpHash clients moved), reload-host N [rounds] [seconds before the first] (a whole balancer's reload), drains [counts...] (RoundRobin drains and enables as the runtime API makes them).
+/// (parse a file of N destinations), reload N (read its destinations as YARP does), disruption N (IpHash clients moved), reload-host N [rounds] [seconds before the first] (a whole balancer's reload), drains [counts...] (RoundRobin drains and enables as the runtime API makes them), changes-host N [rounds] [policies...] (a whole balancer's drains and health changes).
 /// </summary>
 public static partial class Program
 {
@@ -49,6 +49,13 @@ public static partial class Program
         if (args.Length > 0 && args[0] == "drains")
         {
             Drains([.. args.Skip(1).Select(a => int.Parse(a, CultureInfo.InvariantCulture))]);
+            return;
+        }
+
+        if (args.Length > 0 && args[0] == "changes-host")
+        {
+            HostChanges.RunAsync(int.Parse(args[1], CultureInfo.InvariantCulture), args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 3,
+                args.Length > 3 ? args[3..] : ["RoundRobin", "LeastConnections", "IpHash"]).GetAwaiter().GetResult();
             return;
         }
 
@@ -97,16 +104,17 @@ public static partial class Program
     }
 
     /// <summary>A config file of <paramref name="count"/> destinations over three backends, weights 1-1000.</summary>
-    internal static byte[] ConfigJson(int count, int? seed = null, bool listen = false)
+    internal static byte[] ConfigJson(int count, int? seed = null, bool listen = false, string policy = "RoundRobin", bool passiveHealth = false)
     {
         var random = new Random(seed ?? count);
         var destinations = string.Join(",\n", Enumerable.Range(0, count).Select(i =>
             $"\"d{i}\": {{ \"Address\": \"http://127.0.0.1:{5001 + i % 3}/\", \"Metadata\": {{ \"Weight\": \"{random.Next(1, 1001)}\" }} }}"));
         var balancer = listen ? "\"Balancer\": { \"Listen\": \"http://127.0.0.1:0\", \"Management\": { \"Listen\": \"http://127.0.0.1:0\" } }," : string.Empty;
+        var health = passiveHealth ? "\"HealthCheck\": { \"Passive\": { \"Enabled\": true } }," : string.Empty;
         var json = $$"""
             { {{balancer}} "ReverseProxy": {
                 "Routes": { "all": { "ClusterId": "backends", "Match": { "Path": "{**catch-all}" } } },
-                "Clusters": { "backends": { "LoadBalancingPolicy": "RoundRobin", "Destinations": { {{destinations}} } } } } }
+                "Clusters": { "backends": { "LoadBalancingPolicy": "{{policy}}", {{health}} "Destinations": { {{destinations}} } } } } }
             """;
         return System.Text.Encoding.UTF8.GetBytes(json);
     }
@@ -340,20 +348,26 @@ public static partial class Program
         return (preparing, picks);
     }
 
+    /// <summary>The calling thread's CPU time so far.</summary>
+    internal static TimeSpan ThreadCpu() => CpuClock.Now(3);
+
+    /// <summary>The process's CPU time so far (CLOCK_PROCESS_CPUTIME_ID, not the 10 ms ticks of /proc).</summary>
+    internal static TimeSpan ProcessCpu() => CpuClock.Now(2);
+
     /// <summary>The calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID).</summary>
     private sealed partial class CpuClock
     {
-        private TimeSpan _start = Now();
+        private TimeSpan _start = Now(3);
 
-        public TimeSpan Elapsed => Now() - _start;
+        public TimeSpan Elapsed => Now(3) - _start;
 
         public static CpuClock StartNew() => new();
 
-        public void Restart() => _start = Now();
+        public void Restart() => _start = Now(3);
 
-        private static TimeSpan Now()
+        internal static TimeSpan Now(int clock)
         {
-            _ = ClockGetTime(3, out var spec);
+            _ = ClockGetTime(clock, out var spec);
             return TimeSpan.FromTicks(spec.Seconds * TimeSpan.TicksPerSecond + spec.Nanoseconds / 100);
         }
 

@@ -14,7 +14,7 @@ namespace Bench.Experiments;
 /// <c>/metrics</c> weighs and how long a scrape takes under load, RPS and p99 under wrk, and the worst latency a
 /// client sees while the config is reloaded (every weight changed) and while 20 destinations change state.
 /// </summary>
-internal static class Scale
+internal static partial class Scale
 {
     private const int Seed = 22;
     private const int Connections = 32;
@@ -87,6 +87,7 @@ internal static class Scale
                   "(`bench/PauseWatch`, EventPipe, attached for the whole run): the longest that began in each window.")
             .Table(changes);
 
+        AddPacedReport(section, report, results.Select(r => (r.Count, r.Paced)).ToList());
         var largest = results[^1];
         var scrapeAt = results.LastOrDefault(r => r.Count <= 3000) ?? largest;
         Console.Out.WriteLine($"[{DateTime.UtcNow:HH:mm:ss}]   scale: {scrapeAt.Count} destinations, per-destination histograms in every cluster");
@@ -116,7 +117,8 @@ internal static class Scale
 
     private static async Task<Result> MeasureAsync(Lab lab, int count, TimeSpan duration)
     {
-        var destinations = Destinations(count, lab.Backends, Seed);
+        using var health = new HealthSwitch();
+        var destinations = Destinations(count, lab.Backends, Seed, health);
         var started = Stopwatch.StartNew();
         var balancer = await lab.StartRunningBalancerAsync($"scale-{count}", "RoundRobin", destinations);
         var startSeconds = started.Elapsed.TotalSeconds;
@@ -132,7 +134,7 @@ internal static class Scale
             var reload = await ChangeUnderLoadAsync(lab, balancer, $"scale-{count}-reload", async () =>
             {
                 var before = (await StatusAsync(management, "?limit=1"))["lastReload"]?.ToJsonString();
-                Rewrite(balancer, Destinations(count, lab.Backends, Seed + 1));
+                Rewrite(balancer, Destinations(count, lab.Backends, Seed + 1, health));
                 await UntilAsync(
                     async () => (await StatusAsync(management, "?limit=1"))["lastReload"] is { } last && last.ToJsonString() != before && (string?)last["result"] == "success",
                     "the reload applied");
@@ -148,8 +150,9 @@ internal static class Scale
                 }
             });
 
+            var paced = await PacedAsync(lab, balancer, management, count, health);
             result = new Result(count, startSeconds, settledSeconds, rss, 0, scrapes.Max(s => s.Bytes), scrapes.Max(s => s.Lines),
-                LatencyStats.Median(scrapes.Select(s => s.Ms)), wrk, reload, burst);
+                LatencyStats.Median(scrapes.Select(s => s.Ms)), wrk, reload, burst, paced);
         }
         finally
         {
@@ -217,7 +220,7 @@ internal static class Scale
     }
 
     /// <summary>The cluster's destinations: d00000 to d(N-1), the backends in turn, weights 1-1000 from <paramref name="seed"/>; probes every 5 s.</summary>
-    private static Action<JsonObject> Destinations(int count, IReadOnlyList<Backend> backends, int seed) => config =>
+    private static Action<JsonObject> Destinations(int count, IReadOnlyList<Backend> backends, int seed, HealthSwitch? health = null) => config =>
     {
         var random = new Random(seed);
         var cluster = config["ReverseProxy"]!["Clusters"]!["backends"]!.AsObject();
@@ -232,6 +235,7 @@ internal static class Scale
         }
 
         cluster["Destinations"] = destinations;
+        SwitchedHealth(cluster, count, health);
         var active = cluster["HealthCheck"]!["Active"]!.AsObject();
         active["Interval"] = "00:00:05";
         active["Timeout"] = "00:00:02";
@@ -334,5 +338,6 @@ internal static class Scale
         double ScrapeMs,
         WrkResult Load,
         Phase Reload,
-        Phase Burst);
+        Phase Burst,
+        IReadOnlyList<PacedPhase> Paced);
 }

@@ -26,16 +26,10 @@ internal sealed class SteadyProbe : IAsyncDisposable
     /// <summary>The requests that started in [<paramref name="from"/>, <paramref name="to"/>).</summary>
     public ProbeWindow Window(DateTimeOffset from, DateTimeOffset to)
     {
-        List<Sample> inside;
         lock (_samples)
         {
-            inside = [.. _samples.Where(s => s.Start >= from && s.Start < to)];
+            return ProbeWindow.Of("probing client", from, to, [.. _samples.Where(s => s.Start >= from && s.Start < to).Select(s => (s.Ms, s.Ok))]);
         }
-
-        double[] sorted = [.. inside.Select(s => s.Ms).Order()];
-        return sorted.Length == 0
-            ? throw new InvalidOperationException($"The probing client completed no request between {from:HH:mm:ss.fff} and {to:HH:mm:ss.fff}.")
-            : new ProbeWindow(from, to, sorted[^1], LatencyStats.Percentile(sorted, 99), inside.Count(s => !s.Ok), sorted.Length);
     }
 
     public async ValueTask DisposeAsync()
@@ -67,16 +61,7 @@ internal sealed class SteadyProbe : IAsyncDisposable
 
             var start = DateTimeOffset.UtcNow;
             var watch = Stopwatch.StartNew();
-            bool ok;
-            try
-            {
-                using var response = await _client.GetAsync(url, HttpCompletionOption.ResponseContentRead);
-                ok = response.IsSuccessStatusCode;
-            }
-            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
-            {
-                ok = false;
-            }
+            var ok = await ProbeWindow.GetAsync(_client, url);
 
             lock (_samples)
             {
@@ -92,4 +77,28 @@ internal sealed class SteadyProbe : IAsyncDisposable
 }
 
 /// <summary>The probe's requests of one window: the slowest, the 99th percentile, how many failed, of how many.</summary>
-internal sealed record ProbeWindow(DateTimeOffset From, DateTimeOffset To, double WorstMs, double P99Ms, int Failed, int Requests);
+internal sealed record ProbeWindow(DateTimeOffset From, DateTimeOffset To, double WorstMs, double P99Ms, int Failed, int Requests)
+{
+    /// <summary>The window of <paramref name="inside"/>, the requests of <paramref name="client"/> that started in it.</summary>
+    public static ProbeWindow Of(string client, DateTimeOffset from, DateTimeOffset to, IReadOnlyList<(double Ms, bool Ok)> inside)
+    {
+        double[] sorted = [.. inside.Select(s => s.Ms).Order()];
+        return sorted.Length == 0
+            ? throw new InvalidOperationException($"The {client} completed no request between {from:HH:mm:ss.fff} and {to:HH:mm:ss.fff}.")
+            : new ProbeWindow(from, to, sorted[^1], LatencyStats.Percentile(sorted, 99), inside.Count(s => !s.Ok), sorted.Length);
+    }
+
+    /// <summary>One GET with its body read: whether it succeeded (a transport failure or a timeout counts as failed).</summary>
+    public static async Task<bool> GetAsync(HttpClient client, Uri url)
+    {
+        try
+        {
+            using var response = await client.GetAsync(url, HttpCompletionOption.ResponseContentRead);
+            return response.IsSuccessStatusCode;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return false;
+        }
+    }
+}

@@ -172,11 +172,19 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
     /// <summary>True while fewer destinations than the cap are ejected by passive checks; one is always allowed.</summary>
     private bool MayEject(ClusterState cluster)
     {
-        var total = cluster.Destinations.Count;
-        var ejected = 0;
-        foreach (var other in cluster.Destinations.Values)
+        // YARP's list of all the cluster's destinations, not the dictionary's Values, which copies them into a new list
+        // (the dictionary itself when the list is not made yet, as in a cluster put together by hand).
+        var all = cluster.DestinationsState?.AllDestinations;
+        if (all is null || all.Count != cluster.Destinations.Count)
         {
-            ejected += other.Health.Passive == DestinationHealth.Unhealthy ? 1 : 0;
+            all = [.. cluster.Destinations.Values];
+        }
+
+        var total = all.Count;
+        var ejected = 0;
+        for (var i = 0; i < all.Count; i++)
+        {
+            ejected += all[i].Health.Passive == DestinationHealth.Unhealthy ? 1 : 0;
         }
 
         return ejected < Math.Max(1, total * _outliers.MaxEjectionPercent / 100);

@@ -18,7 +18,11 @@ namespace Balancer.LoadBalancing;
 internal sealed class DestinationSet
 {
     private readonly IReadOnlyList<DestinationState> _source;
-    private readonly DestinationModel[] _models;
+
+    // The cluster's list of all destinations when this set was built: YARP replaces it whenever a destination is
+    // added, removed or reconfigured (a new model), and keeps it when only health or state changes. While it is
+    // the same, no destination's model changed, so nothing needs comparing per destination.
+    private readonly IReadOnlyList<DestinationState>? _all;
     private readonly long _generation;
     private readonly long _expires;
     private readonly PickKind _kind;
@@ -28,17 +32,14 @@ internal sealed class DestinationSet
         _source = destinations;
         _kind = kind;
         _generation = weights.Generation;
+        var state = cluster.DestinationsState;
+        _all = state?.AllDestinations;
         var count = destinations.Count;
-        Destinations = new DestinationState[count];
-        _models = new DestinationModel[count];
+        // The cluster's own list is an array no one changes (RuntimeAvailableDestinations makes one per change):
+        // it is taken as it is rather than copied.
+        Destinations = destinations is DestinationState[] array && ReferenceEquals(destinations, state?.AvailableDestinations) ? array : [.. destinations];
         Weights = new int[count];
         IdHashes = kind == PickKind.IpHash ? new ulong[count] : [];
-        for (var i = 0; i < count; i++)
-        {
-            var destination = destinations[i];
-            Destinations[i] = destination;
-            _models[i] = destination.Model;
-        }
 
         // No slow start for IpHash: a ramp would move clients twice, away and back, for no gain.
         _expires = Fill(cluster, weights, kind, previous);
@@ -53,7 +54,7 @@ internal sealed class DestinationSet
         }
         else if (kind == PickKind.RoundRobin)
         {
-            Deadlines = new EarliestDeadlineFirst(Weights);
+            Deadlines = EarliestDeadlineFirst.Over(Weights);
         }
         else
         {
@@ -62,8 +63,8 @@ internal sealed class DestinationSet
     }
 
     /// <summary>
-    /// Weights (and, for IpHash, id hashes) taken from <paramref name="previous"/> for every destination it held with
-    /// the same config, when no weight override or ramp changed since and none was ramping then: a change of one
+    /// Weights (and, for IpHash, id hashes) taken from <paramref name="previous"/> for every destination it held, when the
+    /// cluster's destinations were not reconfigured, no weight override or ramp changed since and none was ramping then: a change of one
     /// destination in a cluster of thousands then weighs (and hashes) one, not all. YARP keeps the order of the
     /// destinations it leaves in a list, so the previous set is walked alongside, looking a few places ahead; a
     /// destination not found there is computed. Returns when a ramp takes its next step (<see cref="long.MaxValue"/>: never).
@@ -73,7 +74,8 @@ internal sealed class DestinationSet
         const int LookAhead = 8;
         var count = Destinations.Length;
         var slowStart = kind != PickKind.IpHash;
-        var reuse = previous is not null && previous._kind == kind && previous._generation == _generation && previous._expires == long.MaxValue ? previous : null;
+        var reuse = previous is not null && previous._kind == kind && previous._generation == _generation && previous._expires == long.MaxValue
+            && previous._all is not null && ReferenceEquals(previous._all, _all) ? previous : null;
         List<int>? missing = null;
         var next = 0;
         for (var i = 0; i < count; i++)
@@ -86,7 +88,7 @@ internal sealed class DestinationSet
                 {
                     if (ReferenceEquals(reuse.Destinations[j], Destinations[i]))
                     {
-                        found = ReferenceEquals(reuse._models[j], _models[i]) ? j : -1;
+                        found = j;
                         next = j + 1;
                         break;
                     }
@@ -181,9 +183,9 @@ internal sealed class DestinationSet
 
     /// <summary>Returns <paramref name="current"/> if it still describes <paramref name="available"/>, else a new snapshot.</summary>
     public static DestinationSet For(DestinationSet? current, ClusterState cluster, IReadOnlyList<DestinationState> available, EffectiveWeights weights, PickKind kind) =>
-        current is not null && current.Matches(available, weights) ? current : new DestinationSet(cluster, available, weights, kind, current);
+        current is not null && current.Matches(cluster, available, weights) ? current : new DestinationSet(cluster, available, weights, kind, current);
 
-    private bool Matches(IReadOnlyList<DestinationState> available, EffectiveWeights weights)
+    private bool Matches(ClusterState cluster, IReadOnlyList<DestinationState> available, EffectiveWeights weights)
     {
         if (available.Count != Destinations.Length || _generation != weights.Generation
             || (_expires != long.MaxValue && weights.Time.GetTimestamp() >= _expires))
@@ -197,10 +199,14 @@ internal sealed class DestinationSet
             return true;
         }
 
+        if (!ReferenceEquals(cluster.DestinationsState?.AllDestinations, _all))
+        {
+            return false;
+        }
+
         for (var i = 0; i < Destinations.Length; i++)
         {
-            var destination = available[i];
-            if (!ReferenceEquals(destination, Destinations[i]) || !ReferenceEquals(destination.Model, _models[i]))
+            if (!ReferenceEquals(available[i], Destinations[i]))
             {
                 return false;
             }

@@ -31,8 +31,13 @@ public sealed class EarliestDeadlineFirst
     /// fixed number of picks reaches each destination at least once.
     /// </param>
     internal EarliestDeadlineFirst(ReadOnlySpan<int> weights, bool everyoneFirst)
+        : this(weights.ToArray(), everyoneFirst)
     {
-        _weights = weights.ToArray();
+    }
+
+    private EarliestDeadlineFirst(int[] weights, bool everyoneFirst)
+    {
+        _weights = weights;
         _due = new long[_weights.Length];
         _heap = new int[_weights.Length];
         for (var i = 0; i < _weights.Length; i++)
@@ -47,6 +52,12 @@ public sealed class EarliestDeadlineFirst
             SiftDown(i);
         }
     }
+
+    /// <summary>
+    /// An order over <paramref name="weights"/> itself rather than a copy, for a caller that never changes the array
+    /// (a destination snapshot's weights): one array of a cluster's size less to allocate per change.
+    /// </summary>
+    internal static EarliestDeadlineFirst Over(int[] weights) => new(weights, everyoneFirst: false);
 
     public int Count => _weights.Length;
 

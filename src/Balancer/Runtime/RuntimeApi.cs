@@ -185,7 +185,8 @@ internal sealed partial class RuntimeApi
         _updater.UpdateAvailableDestinations(cluster);
         if (before == AdminMode.Maintenance && mode == AdminMode.Active)
         {
-            _overrides.StartRamp(cluster.ClusterId, destination.DestinationId, _time.GetTimestamp());
+            _overrides.StartRamp(cluster.ClusterId, destination.DestinationId, _time.GetTimestamp(),
+                changesWeights: SlowStart.DurationOf(destination, cluster.Model) is not null);
         }
 
         _snapshots.Prepare(cluster);

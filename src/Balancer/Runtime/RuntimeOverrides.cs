@@ -138,10 +138,20 @@ internal sealed class RuntimeOverrides
     }
 
     /// <summary>Starts a slow-start ramp at <paramref name="timestamp"/> (a <see cref="TimeProvider"/> timestamp).</summary>
-    public void StartRamp(string clusterId, string destinationId, long timestamp)
+    public void StartRamp(string clusterId, string destinationId, long timestamp) => StartRamp(clusterId, destinationId, timestamp, changesWeights: true);
+
+    /// <summary>
+    /// Starts a slow-start ramp; <paramref name="changesWeights"/> false when the destination has no slow start configured,
+    /// so its weight stays what it was: then the policies' snapshots stay valid, and a destination coming back in a
+    /// cluster of thousands does not make every policy weigh all of them again.
+    /// </summary>
+    public void StartRamp(string clusterId, string destinationId, long timestamp, bool changesWeights)
     {
         _rampStarts[Key(clusterId, destinationId)] = timestamp;
-        Interlocked.Increment(ref _generation);
+        if (changesWeights)
+        {
+            Interlocked.Increment(ref _generation);
+        }
     }
 
     /// <summary>

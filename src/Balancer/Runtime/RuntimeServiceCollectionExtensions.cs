@@ -52,7 +52,8 @@ internal sealed class SlowStartTrigger
         {
             if (from == DestinationHealthView.Down && to != DestinationHealthView.Down)
             {
-                overrides.StartRamp(cluster.ClusterId, destination.DestinationId, time.GetTimestamp());
+                overrides.StartRamp(cluster.ClusterId, destination.DestinationId, time.GetTimestamp(),
+                    changesWeights: SlowStart.DurationOf(destination, cluster.Model) is not null);
             }
         };
 }

@@ -23,13 +23,21 @@ internal static class Destinations
     public static ClusterState Cluster(IReadOnlyList<DestinationState> available)
     {
         var cluster = new ClusterState("c");
-        Available(cluster, available);
+        Reconfigured(cluster, available);
         return cluster;
     }
 
-    /// <summary>What YARP does when health changes: a new available list for the cluster.</summary>
+    /// <summary>
+    /// What YARP does when health changes: a new available list for the cluster, beside the same list of all its
+    /// destinations (YARP replaces that one only when destinations are added, removed or reconfigured).
+    /// </summary>
     public static void Available(ClusterState cluster, IReadOnlyList<DestinationState> available) =>
-        cluster.DestinationsState = new ClusterDestinationsState(available, available);
+        cluster.DestinationsState = new ClusterDestinationsState(
+            cluster.DestinationsState?.AllDestinations is { Count: > 0 } all ? all : available, available);
+
+    /// <summary>What YARP does after a reload that touched the cluster's destinations: a new list of all of them, and of the available ones.</summary>
+    public static void Reconfigured(ClusterState cluster, IReadOnlyList<DestinationState> all) =>
+        cluster.DestinationsState = new ClusterDestinationsState(all, all);
 
     /// <summary>One of the balancer's policies by name, with its per-cluster states; file weights unless given, default options.</summary>
     public static (ILoadBalancingPolicy Policy, ClusterPolicyState.Table Clusters) Policy(string name, EffectiveWeights? weights = null)
