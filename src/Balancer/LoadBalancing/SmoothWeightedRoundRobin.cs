@@ -19,6 +19,13 @@ public static class SmoothWeightedRoundRobin
     /// <summary>Whether the period of <paramref name="weights"/> is short enough to unroll (see <see cref="MaxBuildSteps"/>).</summary>
     public static bool FitsUnrolled(ReadOnlySpan<int> weights)
     {
+        // Every reduced weight is at least 1, so the period is at least the count: a large cluster never fits, and
+        // a change in one need not walk its weights to learn that.
+        if ((long)weights.Length * weights.Length > MaxBuildSteps)
+        {
+            return false;
+        }
+
         var gcd = 0;
         long total = 0;
         foreach (var w in weights)
