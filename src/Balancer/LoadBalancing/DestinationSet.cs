@@ -17,7 +17,8 @@ namespace Balancer.LoadBalancing;
 /// </remarks>
 internal sealed class DestinationSet
 {
-    private readonly IReadOnlyList<DestinationState> _source;
+    // The list this set was built from, or a later one found to hold the same destinations (see Matches).
+    private IReadOnlyList<DestinationState> _source;
 
     // The cluster's list of all destinations when this set was built: YARP replaces it whenever a destination is
     // added, removed or reconfigured (a new model), and keeps it when only health or state changes. While it is
@@ -194,7 +195,7 @@ internal sealed class DestinationSet
         }
 
         // YARP replaces the list, never changes it in place, whenever membership or a destination's config changes.
-        if (ReferenceEquals(available, _source))
+        if (ReferenceEquals(available, Volatile.Read(ref _source)))
         {
             return true;
         }
@@ -210,6 +211,13 @@ internal sealed class DestinationSet
             {
                 return false;
             }
+        }
+
+        // A new list of the same destinations (a change that moved none in or out, such as draining one already
+        // down): the cluster's own is remembered, so the requests that follow match it by reference, not by a walk.
+        if (ReferenceEquals(available, cluster.DestinationsState?.AvailableDestinations))
+        {
+            Volatile.Write(ref _source, available);
         }
 
         return true;

@@ -99,6 +99,31 @@ public sealed class StateChangeCostTests : IDisposable
         Assert.InRange(bytes, 1, (long)bytesPerDestination * Count + 16 * 1024);
     }
 
+    [Theory]
+    [InlineData("RoundRobin")]
+    [InlineData("LeastConnections")]
+    [InlineData("IpHash")]
+    public void Drain_OfADestinationAlreadyDown_NewListOfTheSameDestinations_KeepsTheSnapshot_AllocatingNothing(string name)
+    {
+        var (policy, clusters) = Cluster(name, slowStart: null);
+        var destination = _all[99];
+        _tracker.SetPassive(_cluster, destination, DestinationHealth.Unhealthy, TimeSpan.FromMinutes(1), "test", clearedByProbe: false);
+        ((IPreparingPolicy)policy).Prepare(_cluster);
+        var set = clusters.CachedSet(_cluster)!;
+        var builds = clusters.Builds(_cluster);
+
+        _overrides.Update("c", destination.DestinationId, o => new DestinationOverride(AdminMode.Drain, o?.Weight, _time.GetUtcNow(), "test"));
+        _updater.UpdateAvailableDestinations(_cluster);
+        Assert.NotSame(set.Destinations, _cluster.DestinationsState.AvailableDestinations);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        ((IPreparingPolicy)policy).Prepare(_cluster);
+        var bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Same(set, clusters.CachedSet(_cluster));
+        Assert.Equal(builds, clusters.Builds(_cluster));
+        Assert.Equal(0, bytes);
+    }
+
     [Fact]
     public void DownThenUp_WithSlowStart_TheReturningDestinationRampsFromATenth()
     {
