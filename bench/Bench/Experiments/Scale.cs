@@ -131,13 +131,25 @@ internal static partial class Scale
             var (wrk, scrapes) = await ScrapeUnderLoadAsync(lab, balancer, management, duration);
             var rss = ProcStat.RssBytes(balancer.Target.Pid);
 
+            // Written before the windows: editing a file of several MB is the harness's own CPU and garbage, on the CPU its
+            // probing client shares, and inside the change window it made the client's requests slow before the balancer
+            // had even read the file.
+            var next = Prepare(balancer, Destinations(count, lab.Backends, Seed + 1, health));
+            // Done when the balancer logs the reload's outcome: asking /status instead (every destination listed and sorted at
+            // each poll, over 10 ms of CPU at 10,000) put the harness's own load on the proxy's CPU during the change window only.
+            var log = new LogTail(Path.Combine(lab.Directory, $"scale-{count}.log"));
             var reload = await ChangeUnderLoadAsync(lab, balancer, $"scale-{count}-reload", async () =>
             {
-                var before = (await StatusAsync(management, "?limit=1"))["lastReload"]?.ToJsonString();
-                Rewrite(balancer, Destinations(count, lab.Backends, Seed + 1, health));
+                File.Move(next, balancer.ConfigPath, overwrite: true);
                 await UntilAsync(
-                    async () => (await StatusAsync(management, "?limit=1"))["lastReload"] is { } last && last.ToJsonString() != before && (string?)last["result"] == "success",
-                    "the reload applied");
+                    () => Task.FromResult(log.Next("Config reloaded and applied", "Config reload rejected") switch
+                    {
+                        null => false,
+                        "Config reload rejected" => throw new InvalidOperationException("The balancer rejected the reloaded config; see its log."),
+                        _ => true,
+                    }),
+                    "the reload applied",
+                    TimeSpan.FromMilliseconds(5));
             });
 
             var burst = await ChangeUnderLoadAsync(lab, balancer, $"scale-{count}-changes", async () =>
@@ -241,13 +253,16 @@ internal static partial class Scale
         active["Timeout"] = "00:00:02";
     };
 
-    /// <summary>Replaces the config file at once (a new file moved over it), so the balancer never reads a half-written one of several MB.</summary>
-    private static void Rewrite(RunningBalancer balancer, Action<JsonObject> edit)
+    /// <summary>
+    /// Writes the edited config beside the file and returns its path, to be moved over the file at once, so the balancer
+    /// never reads a half-written one of several MB.
+    /// </summary>
+    private static string Prepare(RunningBalancer balancer, Action<JsonObject> edit)
     {
         var next = balancer.ConfigPath + ".next";
         File.Copy(balancer.ConfigPath, next, overwrite: true);
         Lab.Rewrite(balancer with { ConfigPath = next }, edit);
-        File.Move(next, balancer.ConfigPath, overwrite: true);
+        return next;
     }
 
     /// <summary>
@@ -266,6 +281,7 @@ internal static partial class Scale
         ProbeWindow during;
         double applied;
         List<Metrics.RuntimePause> seen;
+        List<(DateTimeOffset Start, double Ms, bool Ok)> requests;
         await using (var probe = SteadyProbe.Start(balancer.Target.Url, ProbeInterval))
         {
             await Task.Delay(Quiet);
@@ -280,6 +296,7 @@ internal static partial class Scale
             var changeEnd = DateTimeOffset.UtcNow;
             rest = [.. Enumerable.Range(0, RestWindows).Select(i => probe.Window(restStart + Window * i, restStart + Window * (i + 1)))];
             during = probe.Window(changeStart, changeEnd);
+            requests = probe.Requests(changeStart, changeEnd);
             seen = await pauses.StopAsync();
         }
 
@@ -287,6 +304,9 @@ internal static partial class Scale
         await File.WriteAllLinesAsync(Path.Combine(lab.Directory, $"{name}-pauses.txt"), seen
             .Where(p => p.Start >= during.From && p.Start < during.To)
             .Select(p => string.Create(CultureInfo.InvariantCulture, $"{(p.Start - during.From).TotalMilliseconds:0} ms in: {p.Kind} {p.Ms:0.0} ms {p.Detail}")));
+        // The probing client's requests of the change window, each from its start, beside the pauses above: which requests a change made slow, and when.
+        await File.WriteAllLinesAsync(Path.Combine(lab.Directory, $"{name}-requests.txt"), requests
+            .Select(r => string.Create(CultureInfo.InvariantCulture, $"{(r.Start - during.From).TotalMilliseconds:0.0} ms in ({r.Start.ToUnixTimeMilliseconds()}): {r.Ms:0.00} ms{(r.Ok ? "" : " failed")}")));
         double LongestGc(ProbeWindow w) => seen.Where(p => p.Kind == "gc" && p.Start >= w.From && p.Start < w.To).Select(p => p.Ms).DefaultIfEmpty(0).Max();
         return new Phase(applied, during,
             LatencyStats.Median(rest.Select(w => w.WorstMs)),
@@ -302,7 +322,7 @@ internal static partial class Scale
     private static async Task<JsonNode> ClusterAsync(HttpClient management, string query) =>
         (await StatusAsync(management, query))["clusters"]![0]!;
 
-    private static async Task UntilAsync(Func<Task<bool>> condition, string what)
+    private static async Task UntilAsync(Func<Task<bool>> condition, string what, TimeSpan? every = null)
     {
         var deadline = Stopwatch.StartNew();
         while (!await condition())
@@ -312,7 +332,28 @@ internal static partial class Scale
                 throw new TimeoutException($"Timed out after {SettleTimeout.TotalSeconds:0} s waiting for {what}.");
             }
 
-            await Task.Delay(50);
+            await Task.Delay(every ?? TimeSpan.FromMilliseconds(50));
+        }
+    }
+
+    /// <summary>A process's log file read from where it ends now: which of some phrases appears first in what it writes next.</summary>
+    private sealed class LogTail(string path)
+    {
+        private long _offset = new FileInfo(path).Length;
+        private string _partial = string.Empty;
+
+        /// <summary>The first of <paramref name="phrases"/> found in the lines written since the last call, or null.</summary>
+        public string? Next(params string[] phrases)
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            file.Seek(_offset, SeekOrigin.Begin);
+            using var reader = new StreamReader(file);
+            var text = _partial + reader.ReadToEnd();
+            _offset = file.Position;
+            var end = text.LastIndexOf('\n');
+            _partial = end < 0 ? text : text[(end + 1)..];
+            var lines = end < 0 ? string.Empty : text[..end];
+            return phrases.Select(p => (Phrase: p, At: lines.IndexOf(p, StringComparison.Ordinal))).Where(f => f.At >= 0).OrderBy(f => f.At).Select(f => f.Phrase).FirstOrDefault();
         }
     }
 

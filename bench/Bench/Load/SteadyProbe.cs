@@ -32,6 +32,15 @@ internal sealed class SteadyProbe : IAsyncDisposable
         }
     }
 
+    /// <summary>Each request that started in [<paramref name="from"/>, <paramref name="to"/>): its start, how long it took, whether it succeeded.</summary>
+    public List<(DateTimeOffset Start, double Ms, bool Ok)> Requests(DateTimeOffset from, DateTimeOffset to)
+    {
+        lock (_samples)
+        {
+            return [.. _samples.Where(s => s.Start >= from && s.Start < to).Select(s => (s.Start, s.Ms, s.Ok))];
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync();

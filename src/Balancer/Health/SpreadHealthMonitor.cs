@@ -38,6 +38,7 @@ internal sealed partial class SpreadHealthMonitor : IActiveHealthCheckMonitor, I
     private readonly Queue<PendingProbe> _waiting = new();
     private readonly Lock _gate = new();
     private int _inFlight;
+    private int _targetRebuilds;
     private bool _started;
     private bool _disposed;
 
@@ -63,6 +64,9 @@ internal sealed partial class SpreadHealthMonitor : IActiveHealthCheckMonitor, I
     }
 
     public bool InitialProbeCompleted { get; private set; }
+
+    /// <summary>How many times a cluster's probe targets were rebuilt and re-sorted (for tests to bound the work of a change).</summary>
+    internal int TargetRebuilds => Volatile.Read(ref _targetRebuilds);
 
     /// <summary>Probes whose turn came while the cap was reached (for tests).</summary>
     internal int Waiting
@@ -539,12 +543,41 @@ internal sealed partial class SpreadHealthMonitor : IActiveHealthCheckMonitor, I
 
             if (!ReferenceEquals(destinations, _builtFrom))
             {
-                Rebuild(destinations);
+                if (SameDestinations(destinations, _builtFrom))
+                {
+                    // A reload that changed only the destinations' config (weights, metadata): YARP hands over a new list
+                    // of the same states, and the targets sorted for it still hold. Rebuilding them re-sorted 10,000
+                    // targets under the locks that probe completions and timer ticks wait on.
+                    _builtFrom = destinations;
+                }
+                else
+                {
+                    Rebuild(destinations);
+                }
             }
+        }
+
+        private static bool SameDestinations(IReadOnlyList<DestinationState> destinations, IReadOnlyList<DestinationState>? builtFrom)
+        {
+            if (builtFrom is null || builtFrom.Count != destinations.Count)
+            {
+                return false;
+            }
+
+            for (var i = 0; i < destinations.Count; i++)
+            {
+                if (!ReferenceEquals(destinations[i], builtFrom[i]))
+                {
+                    return false;
+                }
+            }
+
+            return true;
         }
 
         private void Rebuild(IReadOnlyList<DestinationState> destinations)
         {
+            Interlocked.Increment(ref _monitor._targetRebuilds);
             var kept = new Dictionary<DestinationState, ProbeTarget>(_targets.Length, ReferenceEqualityComparer.Instance);
             foreach (var target in _targets)
             {

@@ -1,4 +1,6 @@
+using Balancer.Hosting;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.LoadBalancing;
 
 namespace Balancer.LoadBalancing;
@@ -24,6 +26,7 @@ public static class LoadBalancingServiceCollectionExtensions
 
         services.TryAddSingleton<ClientIpResolver>();
         services.TryAddSingleton<PolicySnapshots>();
+        services.Decorate<IClusterDestinationsUpdater>((sp, inner) => new PreparingDestinationsUpdater(inner, sp.GetRequiredService<PolicySnapshots>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ILoadBalancingPolicy, RoundRobinPolicy>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ILoadBalancingPolicy, LeastConnectionsPolicy>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ILoadBalancingPolicy, IpHashPolicy>());

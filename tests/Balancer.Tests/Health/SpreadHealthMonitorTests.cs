@@ -169,10 +169,12 @@ public sealed class SpreadHealthMonitorTests : IDisposable
         using var monitor = await StartedAsync(maxConcurrent: 3);
         Step(Interval);
 
+        var rebuilds = monitor.TargetRebuilds;
         _cluster.Destinations.TryRemove("d3", out _);
         Add("d10");
         _updater.UpdateAllDestinations(_cluster);
         monitor.OnClusterChanged(_cluster);
+        Assert.Equal(rebuilds + 1, monitor.TargetRebuilds);
         var from = _time.GetUtcNow();
         Step(Interval);
         Step(Interval);
@@ -182,6 +184,35 @@ public sealed class SpreadHealthMonitorTests : IDisposable
         Assert.Equal(Ids().Where(id => id != "d3").Append("d10").Order(), sends.Select(s => s.Destination).Distinct().Order());
         Assert.Equal(20, sends.Count);
         // The reload moved no destination's moment in the interval.
+        foreach (var group in SendsSince(_time.Start + TimeSpan.FromTicks(1)).GroupBy(s => s.Destination))
+        {
+            Assert.Single(group.Select(s => s.At.UtcTicks % Interval.Ticks).Distinct());
+        }
+    }
+
+    [Fact]
+    public async Task ReloadChangingOnlyWeights_KeepsTheTargets_EachDestinationStillOncePerIntervalAtItsMoment()
+    {
+        using var monitor = await StartedAsync(maxConcurrent: 3);
+        Step(Interval);
+        var rebuilds = monitor.TargetRebuilds;
+
+        // As YARP applies a reload that changed every weight: a new model for each kept state, then a new list of the same states.
+        foreach (var destination in _cluster.Destinations.Values)
+        {
+            var model = new DestinationModel(destination.Model.Config with { Metadata = new Dictionary<string, string> { ["Weight"] = "7" } });
+            typeof(DestinationState).GetProperty(nameof(DestinationState.Model))!.SetValue(destination, model);
+        }
+
+        _updater.UpdateAllDestinations(_cluster);
+        monitor.OnClusterChanged(_cluster);
+        var from = _time.GetUtcNow();
+        Step(2 * Interval);
+
+        Assert.Equal(rebuilds, monitor.TargetRebuilds);
+        var sends = SendsSince(from + TimeSpan.FromTicks(1));
+        Assert.Equal(20, sends.Count);
+        Assert.Equal(Ids(), sends.Select(s => s.Destination).Distinct().Order());
         foreach (var group in SendsSince(_time.Start + TimeSpan.FromTicks(1)).GroupBy(s => s.Destination))
         {
             Assert.Single(group.Select(s => s.At.UtcTicks % Interval.Ticks).Distinct());
