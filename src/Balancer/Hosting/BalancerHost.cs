@@ -81,6 +81,7 @@ public static class BalancerHost
         var configuration = builder.Configuration;
         BalancerOptions Startup() => configuration.GetSection(BalancerOptions.SectionName).Get<BalancerOptions>() ?? new();
         builder.Services.AddGracefulShutdown(() => Startup().ShutdownTimeout);
+        builder.Services.AddHostedService<GarbageCollectorLog>();
         builder.Services.AddReadiness();
         var listeners = new Listeners();
         builder.Services.AddSingleton(listeners);

@@ -39,6 +39,23 @@ public sealed class StartupLogTests : IAsyncDisposable
         Assert.Empty(Directory.EnumerateFileSystemEntries(home));
     }
 
+    [Fact]
+    public async Task Start_OnOneCpu_ReportsWorkstationGcWithBackgroundCollections()
+    {
+        // One CPU is what the benchmarks give the proxy (taskset), and there the runtime picks workstation GC
+        // whatever the build asks for: the build's background-GC setting is what bounds its budgets, and so its
+        // memory under load. The line is the runtime's own report, so this checks the setting reached the
+        // process (runtimeconfig.json, or the Native AOT executable with BALANCER_EXECUTABLE).
+        var config = Path.Combine(_directory, "balancer.json");
+        await File.WriteAllTextAsync(config, await ConfigAsync());
+        await using var balancer = BalancerProcess.Start(["--config", config], new Dictionary<string, string> { ["DOTNET_PROCESSOR_COUNT"] = "1" });
+        await balancer.ListenersAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Contains("Garbage collector: workstation (1 heaps at most), background collections on, gen0 budget at most ", balancer.Output, StringComparison.Ordinal);
+        balancer.Signal("TERM");
+        Assert.Equal(0, await balancer.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+    }
+
     public async ValueTask DisposeAsync()
     {
         foreach (var backend in _backends)
