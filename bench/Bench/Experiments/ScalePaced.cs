@@ -22,6 +22,15 @@ internal static partial class Scale
 
     private const int PacedConnections = 8;
 
+    /// <summary>Rest windows before a burst of health changes: fewer than for drains, each being four times as long.</summary>
+    private const int HealthRestWindows = 3;
+
+    /// <summary>The policies measured in turn (RoundRobin only in a smoke run).</summary>
+    private static readonly string[] PacedPolicies = ["RoundRobin", "LeastConnections", "IpHash"];
+
+    /// <summary>After the policy is switched, before the next windows.</summary>
+    private static readonly TimeSpan PolicySettle = TimeSpan.FromSeconds(5);
+
     /// <summary>Destinations whose health the harness switches (fewer in a cluster too small to keep one Up).</summary>
     private const int SwitchedDestinations = Changes / 2;
 
@@ -49,40 +58,57 @@ internal static partial class Scale
         cluster["Metadata"] = new JsonObject { ["ConsecutiveFailuresHealthPolicy.Threshold"] = "1" };
     }
 
-    /// <summary>The paced client's windows for drains, then for health changes, on a balancer at rest otherwise.</summary>
+    /// <summary>
+    /// The paced client's windows for drains, then for health changes, on a balancer at rest otherwise; for each policy of
+    /// <see cref="PacedPolicies"/> in turn (the config's policy switched by a reload between them, outside any window).
+    /// </summary>
     private static async Task<IReadOnlyList<PacedPhase>> PacedAsync(Lab lab, RunningBalancer balancer, HttpClient management, int count, HealthSwitch health)
     {
         var smoke = lab.Options.Smoke;
         var restWindows = smoke ? 1 : RestWindows;
+        var healthRestWindows = smoke ? 1 : HealthRestWindows;
+        string[] policies = smoke ? PacedPolicies[..1] : PacedPolicies;
         var switched = Switched(count);
         var downBefore = await DownTransitionsAsync(management, switched);
-        var longest = Quiet + Window * (restWindows + 1) + HealthWindow * (restWindows + 1) + LongestChange * 2;
-        await using var pauses = await lab.WatchPausesAsync(balancer.Target.Pid, longest);
+        var perPolicy = Quiet + PolicySettle + LongestChange * 3 + Window * (restWindows + 1) + HealthWindow * (healthRestWindows + 1);
+        await using var pauses = await lab.WatchPausesAsync(balancer.Target.Pid, perPolicy * policies.Length);
         var client = await PacedClient.StartAsync(balancer.Target.Url, PacedRate, PacedConnections);
         List<(string Name, int Changes, double Applied, ProbeWindow[] AtRest, ProbeWindow During)> measured = [];
         List<Metrics.RuntimePause> seen;
         await using (client)
         {
             await Task.Delay(Quiet);
-            measured.Add(await PacedWindowsAsync(client, $"{Changes} drains and enables", Changes, Window, restWindows, async () =>
+            foreach (var policy in policies)
             {
-                for (var i = 0; i < Changes; i++)
+                if (policy != policies[0])
                 {
-                    var id = $"d{i / 2 % count:00000}";
-                    using var response = await management.PostAsync($"/api/destinations/backends/{id}/{(i % 2 == 0 ? "drain" : "enable")}", null);
-                    response.EnsureSuccessStatusCode();
+                    Rewrite(balancer, config => config["ReverseProxy"]!["Clusters"]!["backends"]!["LoadBalancingPolicy"] = policy);
+                    await UntilAsync(async () => (string?)(await ClusterAsync(management, "?limit=1"))["policy"] == policy, $"the policy {policy} applied");
+                    // The reload's own collections and, for IpHash, the first lookup table are over before the windows.
+                    await Task.Delay(PolicySettle);
                 }
-            }));
-            measured.Add(await PacedWindowsAsync(client, $"{switched.Length} destinations Down and Up again", switched.Length * 2, HealthWindow, restWindows, async () =>
-            {
-                foreach (var healthy in new[] { false, true })
+
+                measured.Add(await PacedWindowsAsync(client, $"{policy}, {Changes} drains and enables", Changes, Window, restWindows, async () =>
                 {
-                    health.Healthy = healthy;
-                    await UntilAsync(() => Task.FromResult(health.AllTold(switched)), $"every switched destination probed {(healthy ? "healthy" : "unhealthy")}");
-                    // The probe's answer is judged as it arrives; this leaves the balancer time to apply it.
-                    await Task.Delay(TimeSpan.FromMilliseconds(250));
-                }
-            }));
+                    for (var i = 0; i < Changes; i++)
+                    {
+                        var id = $"d{i / 2 % count:00000}";
+                        using var response = await management.PostAsync($"/api/destinations/backends/{id}/{(i % 2 == 0 ? "drain" : "enable")}", null);
+                        response.EnsureSuccessStatusCode();
+                    }
+                }));
+                measured.Add(await PacedWindowsAsync(client, $"{policy}, {switched.Length} destinations Down and Up again", switched.Length * 2, HealthWindow, healthRestWindows, async () =>
+                {
+                    foreach (var healthy in new[] { false, true })
+                    {
+                        health.Healthy = healthy;
+                        await UntilAsync(() => Task.FromResult(health.AllTold(switched)), $"every switched destination probed {(healthy ? "healthy" : "unhealthy")}");
+                        // The probe's answer is judged as it arrives; this leaves the balancer time to apply it.
+                        await Task.Delay(TimeSpan.FromMilliseconds(250));
+                    }
+                }));
+            }
+
             seen = await pauses.StopAsync();
         }
 
@@ -90,9 +116,9 @@ internal static partial class Scale
         // Checked after the windows, so that the balancer's status and metrics cost no request inside one.
         await UntilAsync(async () => (await ClusterAsync(management, "?state=Up&limit=1"))["matching"]!.GetValue<int>() == count, $"all {count} destinations Up after the health changes");
         var downs = await DownTransitionsAsync(management, switched) - downBefore;
-        if (downs != switched.Length)
+        if (downs != switched.Length * policies.Length)
         {
-            throw new InvalidOperationException($"{downs} of the {switched.Length} switched destinations went Down during the health window, not all.");
+            throw new InvalidOperationException($"The {switched.Length} switched destinations went Down {downs} times in {policies.Length} health windows, not once each in each.");
         }
 
         double LongestGc(ProbeWindow w) => seen.Where(p => p.Kind == "gc" && p.Start >= w.From && p.Start < w.To).Select(p => p.Ms).DefaultIfEmpty(0).Max();
@@ -151,12 +177,13 @@ internal static partial class Scale
 
         section.Text($"What a change adds to a request at rest: no wrk; a paced client (`bench/Bench/Load/PacedClient.cs`) starts {PacedRate} requests a second, open loop " +
                 $"(whether or not earlier ones have returned), over {PacedConnections} keep-alive connections of its own, each timed from its start (every request in " +
-                $"`raw/scale-N-paced.csv`). Its requests are cut into {RestWindows} equal windows at rest, then one window as long from the first change (longer when the " +
+                $"`raw/scale-N-paced.csv`). Its requests are cut into equal windows at rest ({RestWindows} before drains, {HealthRestWindows} before health changes), then one window as long from the first change (longer when the " +
                 $"changes are not done a second before its end); added is the change window's worst request minus the median of the rest windows' worst. Drains: " +
                 $"{Changes} drain and enable calls through the runtime API as above, {Window.TotalSeconds:0} s windows. Health: the first {SwitchedDestinations} destinations " +
                 "(all but one in a smaller cluster) are probed at a health endpoint of the harness's own (their `Health` address; the cluster's `ConsecutiveFailuresHealthPolicy.Threshold` is 1): " +
                 "it answers 503 until each of them has been probed, then 200 until each has been probed again, so each goes Down and Up once, " +
-                $"{HealthWindow.TotalSeconds:0} s windows (probes every 5 s). What the same method gives at 3 destinations is its floor.")
+                $"{HealthWindow.TotalSeconds:0} s windows (probes every 5 s). Each policy in turn ({string.Join(", ", PacedPolicies)}; RoundRobin only in a smoke run), switched by a " +
+                $"config reload between them, {PolicySettle.TotalSeconds:0} s before the next windows. What the same method gives at 3 destinations is its floor.")
             .Table(table);
         var (largest, phasesAtLargest) = results[^1];
         for (var i = 0; i < phasesAtLargest.Count; i++)
