@@ -11,6 +11,9 @@ public static class ConfigFile
     {
         public bool IsValid => Errors.Count == 0;
 
+        /// <summary>The index of <see cref="Data"/>'s sections the file was validated with, for its provider to keep.</summary>
+        internal ConfigChildKeys? Children { get; init; }
+
         /// <summary>The valid file's keys as a configuration, for comparing two files.</summary>
         public IConfiguration ToConfiguration() => new ConfigurationBuilder().AddInMemoryCollection(Data!).Build();
     }
@@ -87,9 +90,20 @@ public static class ConfigFile
             }
         }
 
-        ApplyDefaults(parsed, data);
-        empty?.ForEach(key => data.Remove(key));
-        return new Result(data, errors);
+        var children = provider.Children;
+        foreach (var added in ApplyDefaults(parsed, data))
+        {
+            children.Add(added);
+        }
+
+        if (empty is not null)
+        {
+            // Rare (an empty object in the file): a removed key can empty its ancestors, which the index is built anew for.
+            empty.ForEach(key => data.Remove(key));
+            children = new ConfigChildKeys(data);
+        }
+
+        return new Result(data, errors) { Children = children };
     }
 
     /// <summary>
@@ -98,23 +112,46 @@ public static class ConfigFile
     /// for panic mode explicitly. Passive checks are on unless the cluster says otherwise, so a destination
     /// that fails a request leaves rotation at once even in a cluster without active probes.
     /// </summary>
-    private static void ApplyDefaults(IConfiguration parsed, IDictionary<string, string?> data)
+    /// <returns>The keys added.</returns>
+    private static List<string> ApplyDefaults(IConfiguration parsed, IDictionary<string, string?> data)
     {
+        List<string> added = [];
         foreach (var cluster in parsed.GetSection("ReverseProxy:Clusters").GetChildren())
         {
-            data.TryAdd(cluster.Path + ":HealthCheck:AvailableDestinationsPolicy", "HealthyAndUnknown");
-            data.TryAdd(cluster.Path + ":HealthCheck:Passive:Enabled", "true");
-            data.TryAdd(cluster.Path + ":HealthCheck:Passive:Policy", Health.FirstFailurePassivePolicy.PolicyName);
+            foreach (var (key, value) in (ReadOnlySpan<(string, string)>)[
+                ("HealthCheck:AvailableDestinationsPolicy", "HealthyAndUnknown"),
+                ("HealthCheck:Passive:Enabled", "true"),
+                ("HealthCheck:Passive:Policy", Health.FirstFailurePassivePolicy.PolicyName)])
+            {
+                var path = cluster.Path + ConfigurationPath.KeyDelimiter + key;
+                if (data.TryAdd(path, value))
+                {
+                    added.Add(path);
+                }
+            }
         }
+
+        return added;
     }
 
     private static Result Failed(string error) => new(null, [error]);
 
     /// <summary>The file's flattened keys as a configuration provider, readable as they are.</summary>
+    /// <remarks>
+    /// Sections are listed from an index: the base class scans every key for each section asked about, and validation
+    /// binds the options classes section by section, which at 10,000 destinations was most of its CPU. The same index is
+    /// then kept by the file's provider instead of being built again.
+    /// </remarks>
     private sealed class Flattened(Dictionary<string, string?> values) : ConfigurationProvider
     {
+        private ConfigChildKeys? _children;
+
         public IDictionary<string, string?> Values => Data;
 
+        public ConfigChildKeys Children => _children ??= new ConfigChildKeys(Data);
+
         public override void Load() => Data = values;
+
+        public override IEnumerable<string> GetChildKeys(IEnumerable<string> earlierKeys, string? parentPath) => Children.Of(earlierKeys, parentPath);
     }
 }

@@ -22,7 +22,7 @@ internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider
     private (DateTime, long) _stamp;
     private bool _started;
     private int _reloadState;
-    private volatile ChildKeys? _children;
+    private volatile ConfigChildKeys? _children;
 
     public ValidatedJsonConfigurationProvider(ValidatedJsonConfigurationSource source) => _source = source;
 
@@ -41,7 +41,7 @@ internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider
             throw new InvalidConfigFileException(_source.Path, result.Errors);
         }
 
-        SetData(result.Data!);
+        SetData(result.Data!, result.Children);
         _stamp = Stamp();
         _started = true;
         StartWatching();
@@ -52,21 +52,8 @@ internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider
     /// section asked about, and YARP asks about each destination's metadata when it reads a config: with
     /// 10,000 destinations that is quadratic, several seconds of CPU on every reload.
     /// </summary>
-    public override IEnumerable<string> GetChildKeys(IEnumerable<string> earlierKeys, string? parentPath)
-    {
-        var index = _children ??= new ChildKeys(Data);
-        var own = index.Of(parentPath);
-        List<string> keys = [.. earlierKeys];
-        if (keys.Count == 0)
-        {
-            // Already in the order the base class returns.
-            return own;
-        }
-
-        keys.AddRange(own);
-        keys.Sort(ConfigurationKeyComparer.Instance);
-        return keys;
-    }
+    public override IEnumerable<string> GetChildKeys(IEnumerable<string> earlierKeys, string? parentPath) =>
+        (_children ??= new ConfigChildKeys(Data)).Of(earlierKeys, parentPath);
 
     public override void Set(string key, string? value)
     {
@@ -149,9 +136,10 @@ internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider
         }
     }
 
-    private void SetData(IDictionary<string, string?> data)
+    private void SetData(IDictionary<string, string?> data, ConfigChildKeys? children)
     {
-        var children = new ChildKeys(data);
+        // The index the file was validated with, when it came with one: building it is a good part of a reload.
+        children ??= new ConfigChildKeys(data);
         Data = data;
         _children = children;
     }
@@ -224,96 +212,10 @@ internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider
                 return;
             }
 
-            SetData(result.Data!);
+            SetData(result.Data!, result.Children);
             _source.Tracker.FileAccepted();
         }
 
         OnReload();
-    }
-
-    /// <summary>Each section's immediate children, sorted as configuration keys are.</summary>
-    /// <remarks>
-    /// Built on every reload from every key of the file, so it looks sections up by span rather than cutting a
-    /// string for each ancestor of each key, and keeps one string per distinct name ("Address", "Weight"), not
-    /// one per key: at 10,000 destinations the index is built several times faster and adds a fraction of the
-    /// garbage a reload leaves for the GC.
-    /// </remarks>
-    private sealed class ChildKeys
-    {
-        private readonly Dictionary<string, string[]> _children;
-        private readonly string[] _root;
-
-        public ChildKeys(IDictionary<string, string?> data)
-        {
-            var lists = new Dictionary<string, List<string>>(StringComparer.OrdinalIgnoreCase);
-            var sections = lists.GetAlternateLookup<ReadOnlySpan<char>>();
-            var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-            var known = names.GetAlternateLookup<ReadOnlySpan<char>>();
-            var root = new List<string>();
-            foreach (var key in data.Keys)
-            {
-                // Every ancestor of the key lists the segment below it: a:b:c gives (root) -> a, a -> b, a:b -> c.
-                var start = 0;
-                while (true)
-                {
-                    var end = key.IndexOf(ConfigurationPath.KeyDelimiter, start, StringComparison.Ordinal);
-                    var segment = end < 0 ? key.AsSpan(start) : key.AsSpan(start, end - start);
-                    List<string>? list;
-                    if (start == 0)
-                    {
-                        list = root;
-                    }
-                    else if (!sections.TryGetValue(key.AsSpan(0, start - 1), out list))
-                    {
-                        list = new List<string>(2);
-                        lists[key[..(start - 1)]] = list;
-                    }
-
-                    if (!known.TryGetValue(segment, out var name))
-                    {
-                        name = end < 0 ? key[start..] : key[start..end];
-                        names.Add(name);
-                    }
-
-                    // A section lists a child once per key below it; duplicates go when the list is sorted.
-                    if (list.Count == 0 || !string.Equals(list[^1], name, StringComparison.OrdinalIgnoreCase))
-                    {
-                        list.Add(name);
-                    }
-
-                    if (end < 0)
-                    {
-                        break;
-                    }
-
-                    start = end + 1;
-                }
-            }
-
-            _root = Sorted(root);
-            _children = new Dictionary<string, string[]>(lists.Count, StringComparer.OrdinalIgnoreCase);
-            foreach (var (parent, list) in lists)
-            {
-                _children[parent] = Sorted(list);
-            }
-        }
-
-        public string[] Of(string? parentPath) => parentPath is null ? _root : _children.TryGetValue(parentPath, out var children) ? children : [];
-
-        private static string[] Sorted(List<string> list)
-        {
-            list.Sort(ConfigurationKeyComparer.Instance);
-            var kept = 0;
-            for (var i = 0; i < list.Count; i++)
-            {
-                if (kept == 0 || !string.Equals(list[kept - 1], list[i], StringComparison.OrdinalIgnoreCase))
-                {
-                    list[kept++] = list[i];
-                }
-            }
-
-            list.RemoveRange(kept, list.Count - kept);
-            return [.. list];
-        }
     }
 }

@@ -12,30 +12,51 @@ public sealed class ChildKeysTests : IDisposable
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
+    public static TheoryData<string?, bool> Parents()
+    {
+        string?[] parents =
+        [
+            null, "ReverseProxy", "reverseproxy:clusters", "ReverseProxy:Clusters:backends:Destinations", "ReverseProxy:Clusters:backends:Destinations:d10",
+            "ReverseProxy:Clusters:backends:Destinations:d10:Metadata", "ReverseProxy:Clusters:backends:Destinations:d10:Address",
+            "ReverseProxy:Clusters:backends:Destinations:d1", "Balancer:Listen", "NoSuchSection",
+            // Where the file's defaults add keys: to sections it lacks, and beside keys it sets.
+            "ReverseProxy:Clusters:backends", "ReverseProxy:Clusters:backends:HealthCheck", "ReverseProxy:Clusters:backends:HealthCheck:Passive",
+            "ReverseProxy:Clusters:other", "ReverseProxy:Clusters:other:HealthCheck", "ReverseProxy:Clusters:Other:HealthCheck:passive",
+            "ReverseProxy:Clusters:other:Destinations:x", "ReverseProxy:Clusters:other:Destinations:x:Metadata",
+        ];
+        var data = new TheoryData<string?, bool>();
+        foreach (var parent in parents)
+        {
+            data.Add(parent, false);
+            data.Add(parent, true);
+        }
+
+        return data;
+    }
+
     [Theory]
-    [InlineData(null)]
-    [InlineData("ReverseProxy")]
-    [InlineData("reverseproxy:clusters")]
-    [InlineData("ReverseProxy:Clusters:backends:Destinations")]
-    [InlineData("ReverseProxy:Clusters:backends:Destinations:d10")]
-    [InlineData("ReverseProxy:Clusters:backends:Destinations:d10:Metadata")]
-    [InlineData("ReverseProxy:Clusters:backends:Destinations:d10:Address")]
-    [InlineData("ReverseProxy:Clusters:backends:Destinations:d1")]
-    [InlineData("Balancer:Listen")]
-    [InlineData("NoSuchSection")]
-    public void GetChildKeys_SameAsScanningEveryKey(string? parent)
+    [MemberData(nameof(Parents))]
+    public void GetChildKeys_SameAsScanningEveryKey(string? parent, bool emptyObject)
     {
         var path = Path.Combine(_directory, "balancer.json");
         var destinations = string.Join(",", Enumerable.Range(0, 30).Select(i =>
             $$"""
             "d{{i}}": { "Address": "http://127.0.0.1:{{5001 + (i % 3)}}/", "Metadata": { "Weight": "{{i + 1}}", "zone": "z{{i % 2}}" } }
             """));
+        // An empty object is a key of its own until the file is accepted, which then drops it (and so maybe its section).
+        var metadata = emptyObject ? "{}" : """{ "zone": "z" }""";
         File.WriteAllText(path, $$"""
             {
               "Balancer": { "Listen": ["http://127.0.0.1:0", "http://127.0.0.1:0"], "Management": { "Listen": "http://127.0.0.1:0" } },
               "ReverseProxy": {
                 "Routes": { "all": { "ClusterId": "backends", "Match": { "Path": "{**catch-all}" } } },
-                "Clusters": { "backends": { "LoadBalancingPolicy": "RoundRobin", "Destinations": { {{destinations}} } } }
+                "Clusters": {
+                  "backends": { "LoadBalancingPolicy": "RoundRobin", "Destinations": { {{destinations}} } },
+                  "other": {
+                    "HealthCheck": { "Passive": { "ReactivationPeriod": "00:00:10" }, "AvailableDestinationsPolicy": "HealthyOrPanic" },
+                    "Destinations": { "x": { "Address": "http://127.0.0.1:5001/", "Metadata": {{metadata}} } }
+                  }
+                }
               }
             }
             """);
