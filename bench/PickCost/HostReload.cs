@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using Balancer.Configuration;
-using Balancer.Hosting;
-using Microsoft.Extensions.Logging;
 
 namespace PickCost;
 
@@ -16,16 +14,9 @@ internal static class HostReload
 {
     public static async Task RunAsync(int count, int rounds, TimeSpan pauseBeforeReloads)
     {
-        var directory = Directory.CreateTempSubdirectory("pickcost-host-");
-        try
+        await BenchHost.RunAsync(count, pauseBeforeReloads, async (app, path) =>
         {
-            var path = Path.Combine(directory.FullName, "balancer.json");
-            await File.WriteAllBytesAsync(path, Program.ConfigJson(count, seed: 0, listen: true));
-            await using var app = BalancerHost.Create(path, [], builder => builder.Logging.ClearProviders());
-            await app.StartAsync();
             var tracker = app.Services.GetRequiredService<ConfigReloadTracker>();
-            // Time for a profiler to attach after start-up, so that its samples are the reloads'.
-            await Task.Delay(pauseBeforeReloads);
             Console.WriteLine("| round | applied in (ms) | allocated (MB) | process CPU (ms) | GCs gen0/1/2 | GC pause total (ms) | held after, change (MB) |");
             Console.WriteLine("|---:|---:|---:|---:|---|---:|---:|");
             for (var round = 1; round <= rounds; round++)
@@ -61,12 +52,6 @@ internal static class HostReload
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"| {round} | {appliedMs:0} | {allocatedMb:0.0} | {cpuMs:0} | {gcs} | {pauseMs:0.0} | {heldChange:0.0} |"));
             }
-
-            await app.StopAsync();
-        }
-        finally
-        {
-            directory.Delete(recursive: true);
-        }
+        });
     }
 }

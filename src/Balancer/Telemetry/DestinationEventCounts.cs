@@ -1,6 +1,4 @@
-using System.Buffers;
 using System.Collections.Concurrent;
-using System.Globalization;
 using System.Text;
 
 namespace Balancer.Telemetry;
@@ -52,82 +50,32 @@ internal sealed class DestinationEventCounts
         return Interlocked.Read(ref counts.Values[index]);
     }
 
-    /// <summary>
-    /// Writes both families in the Prometheus text format, or in OpenMetrics (family names without <c>_total</c>,
-    /// values as floats), the way prometheus-net writes its own counters; through one pooled buffer of 64 KB, not
-    /// a buffer of the whole (megabytes at thousands of destinations, on the large object heap at every scrape).
-    /// </summary>
-    public async Task WriteToAsync(Stream output, bool openMetrics, CancellationToken cancel)
+    /// <summary>Writes both families, every destination's series of each.</summary>
+    public async ValueTask WriteAsync(ExpositionWriter writer, CancellationToken cancel)
     {
-        var all = _byDestination.Values.ToArray();
-        var chunk = ArrayPool<byte>.Shared.Rent(64 * 1024);
-        try
+        foreach (var (family, help, first, count) in Families)
         {
-            var used = 0;
-            foreach (var (family, help, first, count) in Families)
+            await writer.FamilyAsync(family + "_total", help, "counter", cancel);
+            var sample = Encoding.UTF8.GetBytes(family + "_total{");
+            // The dictionary's own enumerator, safe while destinations come and go: no copy of thousands of entries.
+            foreach (var (_, counts) in _byDestination)
             {
-                var name = openMetrics ? family : family + "_total";
-                used = await EnsureAsync(output, chunk, used, 1024, cancel);
-                used += Encoding.UTF8.GetBytes($"# HELP {name} {help}\n# TYPE {name} counter\n", chunk.AsSpan(used));
-                var sample = Encoding.UTF8.GetBytes(family + "_total{");
-                foreach (var counts in all)
+                await writer.EnsureAsync(count * ExpositionWriter.SampleBytes(sample.Length, counts.Labels.Length, LongestSuffix), cancel);
+                for (var i = first; i < first + count; i++)
                 {
-                    used = await EnsureAsync(output, chunk, used, count * (sample.Length + counts.Labels.Length + 64), cancel);
-                    used = WriteLines(chunk, used, sample, counts, first, count, openMetrics);
+                    writer.Sample(sample, counts.Labels, Suffixes[i], Interlocked.Read(ref counts.Values[i]));
                 }
             }
-
-            await output.WriteAsync(chunk.AsMemory(0, used), cancel);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(chunk);
         }
     }
+
+    private static readonly int LongestSuffix = Suffixes.Max(s => s.Length);
 
     private static readonly (string Family, string Help, int First, int Count)[] Families =
     [
         ("balancer_retries", DestinationEvents.RetriesHelp, 0, DestinationEvents.RetryReasons.Length),
         ("balancer_destination_health_transitions", DestinationEvents.HealthTransitionsHelp, DestinationEvents.RetryReasons.Length, DestinationEvents.HealthStates.Length),
     ];
-
-    /// <summary>Passes the chunk on when fewer than <paramref name="needed"/> bytes of it are left; the bytes now used.</summary>
-    private static async ValueTask<int> EnsureAsync(Stream output, byte[] chunk, int used, int needed, CancellationToken cancel)
-    {
-        if (chunk.Length - used >= needed)
-        {
-            return used;
-        }
-
-        if (needed > chunk.Length)
-        {
-            throw new InvalidOperationException($"A destination's label text of {needed} bytes does not fit a buffer of {chunk.Length}.");
-        }
-
-        await output.WriteAsync(chunk.AsMemory(0, used), cancel);
-        return 0;
-    }
-
-    private static int WriteLines(byte[] chunk, int used, byte[] sample, Counts counts, int first, int count, bool openMetrics)
-    {
-        var span = chunk.AsSpan();
-        for (var i = first; i < first + count; i++)
-        {
-            sample.CopyTo(span[used..]);
-            used += sample.Length;
-            counts.Labels.CopyTo(span[used..]);
-            used += counts.Labels.Length;
-            Suffixes[i].CopyTo(span[used..]);
-            used += Suffixes[i].Length;
-            Interlocked.Read(ref counts.Values[i]).TryFormat(span[used..], out var written, default, CultureInfo.InvariantCulture);
-            used += written;
-            var end = openMetrics ? ".0\n"u8 : "\n"u8;
-            end.CopyTo(span[used..]);
-            used += end.Length;
-        }
-
-        return used;
-    }
 
     private static int Index(string[] values, string value, int offset)
     {
@@ -145,9 +93,6 @@ internal sealed class DestinationEventCounts
     {
         public readonly long[] Values = new long[DestinationEvents.RetryReasons.Length + DestinationEvents.HealthStates.Length];
 
-        public readonly byte[] Labels = Encoding.UTF8.GetBytes($"cluster=\"{Escape(cluster)}\",destination=\"{Escape(destination)}\"");
-
-        private static string Escape(string value) =>
-            value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
+        public readonly byte[] Labels = ExpositionWriter.DestinationLabels(cluster, destination);
     }
 }

@@ -1,39 +1,49 @@
 using System.Globalization;
+using System.Text;
 using Prometheus;
 
 namespace Balancer.Telemetry;
 
 /// <summary>
-/// Everything recorded about one destination, with its Prometheus children resolved once so that the
-/// request path does no label lookups.
+/// Everything recorded about one destination. Its counters are plain longs that <see cref="ProxyMetrics"/> writes into
+/// <c>/metrics</c> itself, with the destination's label text encoded once; only the per-destination duration histogram,
+/// when the cluster keeps one, is a prometheus-net child, resolved here so that the request path does no label lookups.
 /// </summary>
 internal sealed class DestinationMetrics
 {
     /// <summary>The <c>code</c> label of attempts that failed at transport level (no HTTP status).</summary>
     public const string ErrorCode = "error";
 
-    private readonly Counter _requests;
+    private static readonly byte[] ErrorLabel = CodeLabel(ErrorCode);
+    private static readonly byte[][] GrpcLabels = [.. Enumerable.Range(0, Grpc.GrpcProtocol.StatusCount).Select(s => Encoding.UTF8.GetBytes($",grpc_status=\"{Grpc.GrpcProtocol.Name(s)}\"}} "))];
+
+    /// <summary>The longest label suffix a sample of these families has (a status code or a gRPC status).</summary>
+    public static readonly int LongestLabelEnd = Math.Max(ErrorLabel.Length, GrpcLabels.Max(l => l.Length));
+
     // The codes seen so far, searched in order: a destination answers a handful of codes, and an array indexed
     // by every possible code would cost kilobytes per destination in a cluster of thousands.
-    private volatile StatusChild[] _byStatus;
-    private readonly Counter.Child _errors;
+    private volatile StatusCount[] _byStatus;
+    private long _errors;
     private readonly ProxyMetrics _series;
     private readonly ClusterDurations _durations;
     private volatile Histogram.Child? _ownDuration;
-    private readonly Counter.Child _requestBytes;
-    private readonly Counter.Child _responseBytes;
-    private readonly Counter _grpcCalls;
-    private readonly Counter.Child?[] _grpcByStatus = new Counter.Child?[Grpc.GrpcProtocol.StatusCount];
+    private long _requestBytes;
+    private long _responseBytes;
+    private readonly long[] _grpcByStatus = new long[Grpc.GrpcProtocol.StatusCount];
+
+    // The gRPC statuses with a series, one bit each: a success and the status the balancer answers itself exist from
+    // the start, so the gRPC panels show 0, not no data; others from their first call.
+    private int _grpcExported = (1 << Grpc.GrpcProtocol.Ok) | (1 << Grpc.GrpcProtocol.Unavailable);
     private long _total;
+    private readonly Lock _addingCode = new();
 
     public DestinationMetrics(ProxyMetrics series, string cluster, string destination)
     {
         Cluster = cluster;
         Destination = destination;
-        _requests = series.Requests;
-        _errors = _requests.WithLabels(cluster, destination, ErrorCode);
+        Labels = ExpositionWriter.DestinationLabels(cluster, destination);
         // The commonest code exists from start-up too, so rate() works before the first request.
-        _byStatus = [new StatusChild(200, _requests.WithLabels(cluster, destination, "200"))];
+        _byStatus = [new StatusCount(200)];
         _series = series;
         // Without per-destination histograms every destination of the cluster observes into the cluster's one.
         _durations = series.DurationsOf(cluster);
@@ -44,19 +54,17 @@ internal sealed class DestinationMetrics
                 _ownDuration = series.DestinationDuration!.WithLabels(cluster, destination);
             }
         }
-        _requestBytes = series.RequestBytes.WithLabels(cluster, destination);
-        _responseBytes = series.ResponseBytes.WithLabels(cluster, destination);
-        _grpcCalls = series.GrpcCalls;
-        // Likewise a success and the status the balancer answers itself, so the gRPC panels show 0, not no data.
-        foreach (var status in new[] { Grpc.GrpcProtocol.Ok, Grpc.GrpcProtocol.Unavailable })
-        {
-            _grpcByStatus[status] = _grpcCalls.WithLabels(cluster, destination, Grpc.GrpcProtocol.Name(status));
-        }
     }
 
     public string Cluster { get; }
 
     public string Destination { get; }
+
+    /// <summary>The number of the last scrape that found the destination available; read and written under <see cref="ProxyMetrics"/>' lock.</summary>
+    internal int AvailableMark;
+
+    /// <summary>The destination's label text, <c>cluster="…",destination="…"</c>.</summary>
+    public byte[] Labels { get; }
 
     public RollingWindow Window { get; } = new();
 
@@ -67,7 +75,15 @@ internal sealed class DestinationMetrics
     public void Record(int status, double seconds, long second)
     {
         Interlocked.Increment(ref _total);
-        CounterFor(status).Inc();
+        if (status <= 0)
+        {
+            Interlocked.Increment(ref _errors);
+        }
+        else
+        {
+            Interlocked.Increment(ref CountOf(status).Count);
+        }
+
         (_durations.Shared ?? _ownDuration ?? OwnDuration()).Observe(seconds);
         Window.Record(second, seconds);
     }
@@ -76,7 +92,11 @@ internal sealed class DestinationMetrics
     public void RecordGrpc(int status)
     {
         var index = (uint)status < (uint)_grpcByStatus.Length ? status : Grpc.GrpcProtocol.Unknown;
-        (_grpcByStatus[index] ??= _grpcCalls.WithLabels(Cluster, Destination, Grpc.GrpcProtocol.Name(index))).Inc();
+        Interlocked.Increment(ref _grpcByStatus[index]);
+        if ((Volatile.Read(ref _grpcExported) & (1 << index)) == 0)
+        {
+            Interlocked.Or(ref _grpcExported, 1 << index);
+        }
     }
 
     /// <summary>Sets or (with null) drops this destination's own duration histogram; the caller holds the cluster's lock.</summary>
@@ -98,7 +118,7 @@ internal sealed class DestinationMetrics
     {
         if (bytes > 0)
         {
-            _requestBytes.Inc(bytes);
+            Interlocked.Add(ref _requestBytes, bytes);
         }
     }
 
@@ -106,31 +126,84 @@ internal sealed class DestinationMetrics
     {
         if (bytes > 0)
         {
-            _responseBytes.Inc(bytes);
+            Interlocked.Add(ref _responseBytes, bytes);
         }
     }
 
-    private Counter.Child CounterFor(int status)
+    /// <summary>The samples <see cref="WriteRequests"/> writes now (one per status code seen, and the transport errors).</summary>
+    public int RequestSamples => _byStatus.Length + 1;
+
+    /// <summary>
+    /// The destination's <c>balancer_destination_requests_total</c> samples, at most <paramref name="samples"/> (the
+    /// <see cref="RequestSamples"/> room was made for: a code that arrives meanwhile waits for the next scrape).
+    /// </summary>
+    public void WriteRequests(ExpositionWriter writer, ReadOnlySpan<byte> name, int samples)
     {
-        if (status <= 0)
+        var known = _byStatus;
+        foreach (var entry in known.AsSpan(0, Math.Min(samples - 1, known.Length)))
         {
-            return _errors;
+            writer.Sample(name, Labels, entry.Label, Interlocked.Read(ref entry.Count));
         }
 
+        writer.Sample(name, Labels, ErrorLabel, Interlocked.Read(ref _errors));
+    }
+
+    public long RequestBytes => Interlocked.Read(ref _requestBytes);
+
+    public long ResponseBytes => Interlocked.Read(ref _responseBytes);
+
+    /// <summary>The samples <see cref="WriteGrpcCalls"/> writes now.</summary>
+    public int GrpcSamples => int.PopCount(Volatile.Read(ref _grpcExported));
+
+    /// <summary>The destination's <c>balancer_destination_grpc_calls_total</c> samples; room for <see cref="GrpcSamples"/> made.</summary>
+    public void WriteGrpcCalls(ExpositionWriter writer, ReadOnlySpan<byte> name, int samples)
+    {
+        var exported = Volatile.Read(ref _grpcExported);
+        for (var status = 0; status < _grpcByStatus.Length && samples > 0; status++)
+        {
+            if ((exported & (1 << status)) != 0)
+            {
+                writer.Sample(name, Labels, GrpcLabels[status], Interlocked.Read(ref _grpcByStatus[status]));
+                samples--;
+            }
+        }
+    }
+
+    private StatusCount CountOf(int status)
+    {
         var known = _byStatus;
         foreach (var entry in known)
         {
             if (entry.Status == status)
             {
-                return entry.Child;
+                return entry;
             }
         }
 
-        // A benign race: two threads may both add the same code; prometheus-net returns the same child to both.
-        var child = _requests.WithLabels(Cluster, Destination, status.ToString(CultureInfo.InvariantCulture));
-        _byStatus = [.. known, new StatusChild(status, child)];
-        return child;
+        lock (_addingCode)
+        {
+            // Another thread may have added it meanwhile: one series per code, whoever came first.
+            known = _byStatus;
+            foreach (var entry in known)
+            {
+                if (entry.Status == status)
+                {
+                    return entry;
+                }
+            }
+
+            var added = new StatusCount(status);
+            _byStatus = [.. known, added];
+            return added;
+        }
     }
 
-    private sealed record StatusChild(int Status, Counter.Child Child);
+    private static byte[] CodeLabel(string code) => Encoding.UTF8.GetBytes($",code=\"{code}\"}} ");
+
+    private sealed class StatusCount(int status)
+    {
+        public readonly int Status = status;
+        public readonly byte[] Label = CodeLabel(status.ToString(CultureInfo.InvariantCulture));
+        public long Count;
+    }
 }

@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using System.Text;
 using Balancer.Configuration;
 using Balancer.LoadBalancing;
 using Prometheus;
@@ -13,6 +15,12 @@ namespace Balancer.Telemetry;
 /// updated by <see cref="ProxyMetricsTransforms"/>; the gauges (up, in flight, policy) and the reload
 /// counts are read from YARP's and our own state when Prometheus scrapes, so they cost nothing per request.
 /// </summary>
+/// <remarks>
+/// The families with a series per destination (the gauges, requests, bytes, gRPC calls) are written by
+/// <see cref="WriteDestinationSeriesAsync"/> from each destination's own counts and label text, not by prometheus-net:
+/// at 3,000 destinations they are about 27,000 lines, and prometheus-net's serializer spent most of a scrape's CPU on them.
+/// The cluster-level series and the duration histograms stay prometheus-net's.
+/// </remarks>
 internal sealed partial class ProxyMetrics
 {
     /// <summary>0.5 ms to 30 s: fine steps where a proxy and a healthy backend live, coarse ones for timeouts.</summary>
@@ -30,13 +38,14 @@ internal sealed partial class ProxyMetrics
     private readonly ConditionalWeakTable<DestinationState, DestinationMetrics> _byState = new();
     private readonly ConcurrentDictionary<(string Cluster, string Destination), DestinationMetrics> _byId = new();
     private readonly Dictionary<string, string> _policies = [];
-    private readonly Dictionary<DestinationState, ScrapedGauges> _scraped = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<DestinationState, DestinationMetrics> _scraped = new(ReferenceEqualityComparer.Instance);
     private readonly List<(string Cluster, DestinationState Destination)> _visited = [];
-    private readonly Gauge _up;
-    private readonly Gauge _active;
+    private readonly List<ScrapedGauge> _gauges = [];
     private readonly Gauge _policy;
     private readonly Counter _configReloads;
     private readonly DestinationEventCounts _events;
+    private int _scrapes;
+    private bool _destinationsChanged;
 
     public ProxyMetrics(BalancerMetricsRegistry metrics, IProxyStateLookup proxyState, ConfigReloadTracker reloads, TimeProvider time, Microsoft.Extensions.Options.IOptions<BalancerOptions> options, ILogger<ProxyMetrics> logger)
     {
@@ -46,10 +55,6 @@ internal sealed partial class ProxyMetrics
         _options = options.Value.Metrics;
         _logger = logger;
         var factory = metrics.Factory;
-        Requests = factory.CreateCounter(
-            "balancer_destination_requests_total",
-            "Requests proxied to the destination, by HTTP status (code=\"error\" for transport failures). Each retry attempt counts at the destination it went to; health probes are not counted.",
-            new CounterConfiguration { LabelNames = ["cluster", "destination", "code"] });
         // Only the families a cluster can use: both unless the choice is fixed for every cluster.
         DestinationDuration = _options.PerDestinationHistograms is false
             ? null
@@ -63,26 +68,14 @@ internal sealed partial class ProxyMetrics
                 "balancer_cluster_request_duration_seconds",
                 "Time from sending the request to a destination of the cluster until its response headers arrived (until the failure, for transport errors). Kept per cluster instead of per destination in clusters of more than Balancer:Metrics:PerDestinationHistogramsMaxDestinations destinations, or all when Balancer:Metrics:PerDestinationHistograms is false.",
                 new HistogramConfiguration { LabelNames = ["cluster"], Buckets = DurationBuckets });
-        RequestBytes = factory.CreateCounter(
-            "balancer_destination_request_bytes_total",
-            "Request body bytes sent to the destination.",
-            new CounterConfiguration { LabelNames = DestinationLabels });
-        ResponseBytes = factory.CreateCounter(
-            "balancer_destination_response_bytes_total",
-            "Response body bytes received from the destination.",
-            new CounterConfiguration { LabelNames = DestinationLabels });
-        GrpcCalls = factory.CreateCounter(
-            "balancer_destination_grpc_calls_total",
-            "gRPC calls answered through the destination, by the gRPC status the client was sent (grpc_status=\"OK\" or the name of the error). HTTP status 200 says nothing about a gRPC call's outcome; this does.",
-            new CounterConfiguration { LabelNames = ["cluster", "destination", "grpc_status"] });
-        _up = factory.CreateGauge(
+        AddScrapedGauge(
             "balancer_destination_up",
             "1 while the destination is eligible for traffic, 0 while it is DOWN.",
-            new GaugeConfiguration { LabelNames = DestinationLabels });
-        _active = factory.CreateGauge(
+            null);
+        AddScrapedGauge(
             "balancer_destination_active_requests",
             "Requests in flight to the destination now.",
-            new GaugeConfiguration { LabelNames = DestinationLabels });
+            _ => static destination => destination.ConcurrentRequestCount);
         _policy = factory.CreateGauge(
             "balancer_cluster_policy_info",
             "1 for the load-balancing policy in force in the cluster.",
@@ -95,9 +88,8 @@ internal sealed partial class ProxyMetrics
         _configReloads.WithLabels("failure");
         _events = metrics.Events;
         metrics.Registry.AddBeforeCollectCallback(Refresh);
+        metrics.AddWriter(WriteDestinationSeriesAsync);
     }
-
-    internal Counter Requests { get; }
 
     /// <summary>The request duration histogram labelled by cluster and destination; null when no cluster keeps one.</summary>
     internal Histogram? DestinationDuration { get; }
@@ -140,11 +132,18 @@ internal sealed partial class ProxyMetrics
     /// <summary>Whether the cluster's request durations are kept per cluster rather than per destination, for <c>/status</c>.</summary>
     public bool DurationsPerCluster(string clusterId) => DurationsOf(clusterId).PerCluster;
 
-    internal Counter RequestBytes { get; }
-
-    internal Counter ResponseBytes { get; }
-
-    internal Counter GrpcCalls { get; }
+    /// <summary>
+    /// Adds a gauge with a series per destination, read when Prometheus scrapes (under this object's lock): once per
+    /// cluster and scrape <paramref name="value"/> gives what reads each destination's value, so that whatever costs a
+    /// lookup per cluster is not paid per destination. Null only for <c>balancer_destination_up</c>.
+    /// </summary>
+    internal void AddScrapedGauge(string name, string help, Func<ClusterState, Func<DestinationState, long>>? value)
+    {
+        lock (_policies)
+        {
+            _gauges.Add(new ScrapedGauge(name, help, Encoding.UTF8.GetBytes(name + "{"), value));
+        }
+    }
 
     /// <summary>The metrics of a destination; lock-free after the first call for that destination.</summary>
     public DestinationMetrics For(string clusterId, DestinationState destination)
@@ -172,49 +171,27 @@ internal sealed partial class ProxyMetrics
     public long CurrentSecond() => _time.GetTimestamp() / _time.TimestampFrequency;
 
     /// <summary>
-    /// Brings the scrape-time series up to date: every destination of the current config has its series
-    /// (so dashboards see them before the first request), destinations and policies that are gone lose theirs.
+    /// Brings the cluster-level scrape-time series up to date (policies in force, reload counts, which clusters keep their
+    /// durations per cluster) and creates the metrics of new destinations; the per-destination series are written, and
+    /// those of departed destinations dropped, by <see cref="Snapshot"/>.
     /// </summary>
-    /// <remarks>
-    /// Each destination's gauges are kept by reference to its state, so a scrape of thousands of destinations
-    /// sets values; series are looked up by their labels, and departures searched for, only when the config's
-    /// destinations changed.
-    /// </remarks>
     private void Refresh()
     {
-        HashSet<(string, string)>? seen = null;
         lock (_policies)
         {
-            _visited.Clear();
-            var changed = false;
             var policies = new Dictionary<string, string>();
             foreach (var cluster in _proxyState.GetClusters())
             {
                 var clusterId = cluster.ClusterId;
-                var policy = PolicyNames.Canonical(cluster.Model.Config.LoadBalancingPolicy);
-                policies[clusterId] = policy;
+                policies[clusterId] = PolicyNames.Canonical(cluster.Model.Config.LoadBalancingPolicy);
                 var durations = DurationsOf(clusterId);
                 if (durations.PerCluster != _options.DurationsPerCluster(cluster.Destinations.Count))
                 {
                     SwitchDurations(durations, cluster.Destinations.Count);
                 }
 
-                // A set, not a scan of the list per destination: a scrape of thousands of destinations stays linear.
-                var available = new HashSet<DestinationState>(cluster.DestinationsState.AvailableDestinations, ReferenceEqualityComparer.Instance);
-                foreach (var destination in cluster.Destinations.Values)
-                {
-                    _visited.Add((clusterId, destination));
-                    if (!_scraped.TryGetValue(destination, out var gauges))
-                    {
-                        For(clusterId, destination);
-                        gauges = new ScrapedGauges(_up.WithLabels(clusterId, destination.DestinationId), _active.WithLabels(clusterId, destination.DestinationId));
-                        _scraped[destination] = gauges;
-                        changed = true;
-                    }
-
-                    gauges.Up.Set(available.Contains(destination) ? 1 : 0);
-                    gauges.Active.Set(destination.ConcurrentRequestCount);
-                }
+                // A new destination's metrics (its duration histogram among them) exist before prometheus-net writes.
+                TrackDestinations(cluster);
             }
 
             foreach (var (clusterId, policy) in _policies)
@@ -236,7 +213,184 @@ internal sealed partial class ProxyMetrics
                 _policy.WithLabels(clusterId, policy).Set(1);
                 _policies[clusterId] = policy;
             }
+        }
 
+        _configReloads.WithLabels("success").IncTo(_reloads.Successes);
+        _configReloads.WithLabels("failure").IncTo(_reloads.Failures);
+    }
+
+    /// <summary>
+    /// Creates the metrics of destinations that have none yet, off the scrape: called in the background when a config
+    /// was applied, so that the first scrape after start-up or after a reload that added thousands of destinations does
+    /// not spend its time creating them (about 0.1 ms of CPU each, and what it allocates).
+    /// </summary>
+    internal void TrackNewDestinations()
+    {
+        lock (_policies)
+        {
+            foreach (var cluster in _proxyState.GetClusters())
+            {
+                TrackDestinations(cluster);
+            }
+        }
+    }
+
+    /// <summary>Creates the metrics of the cluster's destinations that have none yet; the caller holds the lock.</summary>
+    private void TrackDestinations(ClusterState cluster)
+    {
+        foreach (var (_, destination) in cluster.Destinations)
+        {
+            Tracked(cluster.ClusterId, destination);
+        }
+    }
+
+    /// <summary>The destination's metrics, created and noted as a change of the config's destinations if it had none; the caller holds the lock.</summary>
+    private DestinationMetrics Tracked(string clusterId, DestinationState destination)
+    {
+        if (!_scraped.TryGetValue(destination, out var metrics))
+        {
+            metrics = For(clusterId, destination);
+            _scraped[destination] = metrics;
+            _destinationsChanged = true;
+        }
+
+        return metrics;
+    }
+
+    /// <summary>
+    /// Writes the families with a series per destination of the current config: every destination has its series
+    /// from its first scrape (so dashboards see them before the first request), destinations that are gone lose theirs.
+    /// </summary>
+    private async ValueTask WriteDestinationSeriesAsync(ExpositionWriter writer, CancellationToken cancel)
+    {
+        var (rows, count, gauges, values) = Snapshot();
+        try
+        {
+            for (var g = 0; g < gauges.Length; g++)
+            {
+                var gauge = gauges[g];
+                await writer.FamilyAsync(gauge.Name, gauge.Help, "gauge", cancel);
+                for (var i = 0; i < count; i++)
+                {
+                    var labels = rows[i].Labels;
+                    await writer.EnsureAsync(ExpositionWriter.SampleBytes(gauge.Sample.Length, labels.Length, EndOfLabels.Length), cancel);
+                    writer.Sample(gauge.Sample, labels, EndOfLabels, values[(i * gauges.Length) + g]);
+                }
+            }
+
+            await writer.FamilyAsync(RequestsFamily, RequestsHelp, "counter", cancel);
+            foreach (var row in new ArraySegment<DestinationMetrics>(rows, 0, count))
+            {
+                var samples = row.RequestSamples;
+                await writer.EnsureAsync(samples * ExpositionWriter.SampleBytes(RequestsSample.Length, row.Labels.Length, DestinationMetrics.LongestLabelEnd), cancel);
+                row.WriteRequests(writer, RequestsSample, samples);
+            }
+
+            foreach (var (family, help, sample, request) in ByteFamilies)
+            {
+                await writer.FamilyAsync(family, help, "counter", cancel);
+                foreach (var row in new ArraySegment<DestinationMetrics>(rows, 0, count))
+                {
+                    await writer.EnsureAsync(ExpositionWriter.SampleBytes(sample.Length, row.Labels.Length, EndOfLabels.Length), cancel);
+                    writer.Sample(sample, row.Labels, EndOfLabels, request ? row.RequestBytes : row.ResponseBytes);
+                }
+            }
+
+            await writer.FamilyAsync(GrpcFamily, GrpcHelp, "counter", cancel);
+            foreach (var row in new ArraySegment<DestinationMetrics>(rows, 0, count))
+            {
+                var samples = row.GrpcSamples;
+                await writer.EnsureAsync(samples * ExpositionWriter.SampleBytes(GrpcSample.Length, row.Labels.Length, DestinationMetrics.LongestLabelEnd), cancel);
+                row.WriteGrpcCalls(writer, GrpcSample, samples);
+            }
+        }
+        finally
+        {
+            ArrayPool<long>.Shared.Return(values);
+            ArrayPool<DestinationMetrics>.Shared.Return(rows, clearArray: true);
+        }
+    }
+
+    /// <summary>
+    /// The destinations of the current config and their gauges' values now, taken under the lock so that concurrent
+    /// scrapes each see one consistent set. Metrics are created for new destinations and forgotten for departed ones;
+    /// series are looked up by their labels, and departures searched for, only when the config's destinations changed.
+    /// </summary>
+    private (DestinationMetrics[] Rows, int Count, ScrapedGauge[] Gauges, long[] Values) Snapshot()
+    {
+        HashSet<(string, string)>? seen = null;
+        DestinationMetrics[] rows;
+        var rowCount = 0;
+        ScrapedGauge[] gauges;
+        long[] values;
+        lock (_policies)
+        {
+            _visited.Clear();
+            gauges = [.. _gauges];
+            var count = 0;
+            foreach (var cluster in _proxyState.GetClusters())
+            {
+                count += cluster.Destinations.Count;
+            }
+
+            // Pooled: a scrape allocates nothing per destination.
+            rows = ArrayPool<DestinationMetrics>.Shared.Rent(Math.Max(1, count));
+            values = ArrayPool<long>.Shared.Rent(Math.Max(1, count * gauges.Length));
+            foreach (var cluster in _proxyState.GetClusters())
+            {
+                var clusterId = cluster.ClusterId;
+                var first = _visited.Count;
+                // The dictionary's own enumerator: lock-free, where .Values would take every lock and copy.
+                foreach (var (_, destination) in cluster.Destinations)
+                {
+                    _visited.Add((clusterId, destination));
+                    Tracked(clusterId, destination);
+                }
+
+                // The destinations found in the available list are marked with this scrape's number, so that telling
+                // up from down stays linear in the cluster's size and allocates nothing.
+                var mark = ++_scrapes;
+                var readers = new Func<DestinationState, long>?[gauges.Length];
+                for (var g = 0; g < gauges.Length; g++)
+                {
+                    readers[g] = gauges[g].Value?.Invoke(cluster);
+                }
+
+                foreach (var available in cluster.DestinationsState.AvailableDestinations)
+                {
+                    if (_scraped.TryGetValue(available, out var known))
+                    {
+                        known.AvailableMark = mark;
+                    }
+                }
+
+                for (var v = first; v < _visited.Count; v++)
+                {
+                    var destination = _visited[v].Destination;
+                    var metrics = _scraped[destination];
+                    // More destinations than counted a moment ago: a config change landed in between.
+                    if (rowCount == rows.Length)
+                    {
+                        rows = Grow(rows);
+                    }
+
+                    var at = rowCount * gauges.Length;
+                    if (at + gauges.Length > values.Length)
+                    {
+                        values = Grow(values);
+                    }
+
+                    for (var g = 0; g < gauges.Length; g++)
+                    {
+                        values[at + g] = readers[g] is { } read ? read(destination) : metrics.AvailableMark == mark ? 1 : 0;
+                    }
+
+                    rows[rowCount++] = metrics;
+                }
+            }
+
+            var changed = _destinationsChanged;
+            _destinationsChanged = false;
             if (changed || _visited.Count != _scraped.Count || _visited.Count != _byId.Count)
             {
                 seen = [];
@@ -271,32 +425,23 @@ internal sealed partial class ProxyMetrics
             }
         }
 
-        _configReloads.WithLabels("success").IncTo(_reloads.Successes);
-        _configReloads.WithLabels("failure").IncTo(_reloads.Failures);
+        return (rows, rowCount, gauges, values);
     }
 
-    /// <summary>Removes the series of destinations that left the config, in one pass over each labelled counter.</summary>
+    private static T[] Grow<T>(T[] pooled)
+    {
+        var larger = ArrayPool<T>.Shared.Rent(pooled.Length * 2);
+        pooled.AsSpan().CopyTo(larger);
+        ArrayPool<T>.Shared.Return(pooled, clearArray: RuntimeHelpers.IsReferenceOrContainsReferences<T>());
+        return larger;
+    }
+
+    /// <summary>Removes the prometheus-net series and event counts of destinations that left the config.</summary>
     private void Forget(HashSet<(string Cluster, string Destination)> gone)
     {
-        foreach (var counter in new[] { Requests, GrpcCalls })
-        {
-            foreach (var labels in counter.GetAllLabelValues())
-            {
-                if (gone.Contains((labels[0], labels[1])))
-                {
-                    counter.RemoveLabelled(labels);
-                }
-            }
-        }
-
         foreach (var (cluster, destination) in gone)
         {
             DestinationDuration?.RemoveLabelled(cluster, destination);
-
-            RequestBytes.RemoveLabelled(cluster, destination);
-            ResponseBytes.RemoveLabelled(cluster, destination);
-            _up.RemoveLabelled(cluster, destination);
-            _active.RemoveLabelled(cluster, destination);
             _events.Remove(cluster, destination);
         }
     }
@@ -352,6 +497,22 @@ internal sealed partial class ProxyMetrics
     [LoggerMessage(EventId = 1402, Level = LogLevel.Information, Message = "Cluster {Cluster} has {Count} destinations, at most Balancer:Metrics:PerDestinationHistogramsMaxDestinations ({Max}): its request durations are kept per destination again (balancer_destination_request_duration_seconds)")]
     private partial void LogDurationsPerDestination(string cluster, int count, int max);
 
-    /// <summary>A destination's gauges that are set when Prometheus scrapes.</summary>
-    private sealed record ScrapedGauges(Gauge.Child Up, Gauge.Child Active);
+    private static readonly byte[] EndOfLabels = "} "u8.ToArray();
+
+    private const string RequestsFamily = "balancer_destination_requests_total";
+    private const string RequestsHelp = "Requests proxied to the destination, by HTTP status (code=\"error\" for transport failures). Each retry attempt counts at the destination it went to; health probes are not counted.";
+    private static readonly byte[] RequestsSample = Encoding.UTF8.GetBytes(RequestsFamily + "{");
+
+    private static readonly (string Family, string Help, byte[] Sample, bool Request)[] ByteFamilies =
+    [
+        ("balancer_destination_request_bytes_total", "Request body bytes sent to the destination.", Encoding.UTF8.GetBytes("balancer_destination_request_bytes_total{"), true),
+        ("balancer_destination_response_bytes_total", "Response body bytes received from the destination.", Encoding.UTF8.GetBytes("balancer_destination_response_bytes_total{"), false),
+    ];
+
+    private const string GrpcFamily = "balancer_destination_grpc_calls_total";
+    private const string GrpcHelp = "gRPC calls answered through the destination, by the gRPC status the client was sent (grpc_status=\"OK\" or the name of the error). HTTP status 200 says nothing about a gRPC call's outcome; this does.";
+    private static readonly byte[] GrpcSample = Encoding.UTF8.GetBytes(GrpcFamily + "{");
+
+    /// <summary>A gauge with a series per destination; <see cref="Value"/> null for up/down, which the snapshot works out itself.</summary>
+    private sealed record ScrapedGauge(string Name, string Help, byte[] Sample, Func<ClusterState, Func<DestinationState, long>>? Value);
 }

@@ -13,6 +13,7 @@ public static class TelemetryServiceCollectionExtensions
         proxy.Services.AddSingleton<BalancerMetricsRegistry>();
         proxy.Services.AddSingleton<ProxyMetrics>();
         proxy.Services.AddSingleton<ProtocolMetrics>();
+        proxy.Services.AddSingleton<Yarp.ReverseProxy.Configuration.IConfigChangeListener, DestinationMetricsListener>();
         if (perRequest)
         {
             proxy.Services.AddSingleton<ITransformProvider, ProxyMetricsTransforms>();

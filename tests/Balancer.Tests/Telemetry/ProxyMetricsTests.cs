@@ -1,5 +1,6 @@
 using System.Net;
 using Balancer.Tests.Deployment;
+using Balancer.Tests.Health;
 using Balancer.Tests.Infrastructure;
 using Balancer.Tests.Integration;
 using Microsoft.Extensions.Logging.Testing;
@@ -241,6 +242,144 @@ public sealed class ProxyMetricsTests
         await Poll.UntilAsync(async () => !(await ScrapeAsync(lb)).Any(s => s.Labels.GetValueOrDefault("destination") == "C"), TimeSpan.FromSeconds(5), "C's series to go");
 
         Assert.Contains(await ScrapeAsync(lb), s => s.Name == "balancer_destination_up" && s.Labels["destination"] == "B");
+    }
+
+    [Fact]
+    public async Task Metrics_PerDestinationFamilies_ExactLines_InTheTextFormatAndInOpenMetrics()
+    {
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin");
+        // Round robin over three equal destinations: any three requests in a row reach each destination once.
+        for (var i = 0; i < 3; i++)
+        {
+            await lb.GetBackendAsync("/");
+        }
+
+        for (var i = 0; i < 3; i++)
+        {
+            using var missing = await lb.Client.GetAsync("/no-such-path");
+            Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        }
+
+        using (var maintenance = await lb.Management.PostAsync("/api/destinations/backends/B/maintenance", null))
+        {
+            Assert.Equal(HttpStatusCode.OK, maintenance.StatusCode);
+        }
+
+        await Poll.UntilAsync(
+            async () => (await ScrapeAsync(lb)).Value("balancer_destination_up", ("destination", "B")) == 0,
+            TimeSpan.FromSeconds(10),
+            "B out of the available set");
+        var text = await lb.Management.GetStringAsync("/metrics");
+        var responseBytes = (long)PrometheusText.Parse(text).Value("balancer_destination_response_bytes_total", ("destination", "B"));
+        Assert.True(responseBytes > 0, $"B answered two requests but counted {responseBytes} response bytes");
+        Assert.Equal(
+            $$"""
+            # HELP balancer_destination_up 1 while the destination is eligible for traffic, 0 while it is DOWN.
+            # TYPE balancer_destination_up gauge
+            balancer_destination_up{cluster="backends",destination="B"} 0
+            # HELP balancer_destination_active_requests Requests in flight to the destination now.
+            # TYPE balancer_destination_active_requests gauge
+            balancer_destination_active_requests{cluster="backends",destination="B"} 0
+            # HELP balancer_destination_state Runtime state set by operators: 0 Active, 1 Draining (no new requests, some in flight), 2 Drained, 3 Maintenance (drained, not probed).
+            # TYPE balancer_destination_state gauge
+            balancer_destination_state{cluster="backends",destination="B"} 3
+            # HELP balancer_destination_requests_total Requests proxied to the destination, by HTTP status (code="error" for transport failures). Each retry attempt counts at the destination it went to; health probes are not counted.
+            # TYPE balancer_destination_requests_total counter
+            balancer_destination_requests_total{cluster="backends",destination="B",code="200"} 1
+            balancer_destination_requests_total{cluster="backends",destination="B",code="404"} 1
+            balancer_destination_requests_total{cluster="backends",destination="B",code="error"} 0
+            # HELP balancer_destination_request_bytes_total Request body bytes sent to the destination.
+            # TYPE balancer_destination_request_bytes_total counter
+            balancer_destination_request_bytes_total{cluster="backends",destination="B"} 0
+            # HELP balancer_destination_response_bytes_total Response body bytes received from the destination.
+            # TYPE balancer_destination_response_bytes_total counter
+            balancer_destination_response_bytes_total{cluster="backends",destination="B"} {{responseBytes}}
+            # HELP balancer_destination_grpc_calls_total gRPC calls answered through the destination, by the gRPC status the client was sent (grpc_status="OK" or the name of the error). HTTP status 200 says nothing about a gRPC call's outcome; this does.
+            # TYPE balancer_destination_grpc_calls_total counter
+            balancer_destination_grpc_calls_total{cluster="backends",destination="B",grpc_status="OK"} 0
+            balancer_destination_grpc_calls_total{cluster="backends",destination="B",grpc_status="UNAVAILABLE"} 0
+            """,
+            FamiliesOf(text, "B"));
+        Assert.Equal(
+            "balancer_destination_state{cluster=\"backends\",destination=\"A\"} 0",
+            Assert.Single(text.Split('\n'), l => l.StartsWith("balancer_destination_state{", StringComparison.Ordinal) && l.Contains("destination=\"A\"", StringComparison.Ordinal)));
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/metrics");
+        request.Headers.Accept.ParseAdd("application/openmetrics-text; version=1.0.0");
+        using var response = await lb.Management.SendAsync(request);
+        var open = await response.Content.ReadAsStringAsync();
+        Assert.EndsWith("\n# EOF\n", open, StringComparison.Ordinal);
+        var openLines = FamiliesOf(open, "B").Split('\n');
+        Assert.Contains("# TYPE balancer_destination_requests counter", openLines);
+        Assert.Contains("balancer_destination_requests_total{cluster=\"backends\",destination=\"B\",code=\"404\"} 1.0", openLines);
+        Assert.Contains("balancer_destination_state{cluster=\"backends\",destination=\"B\"} 3.0", openLines);
+        Assert.Contains($"balancer_destination_response_bytes_total{{cluster=\"backends\",destination=\"B\"}} {responseBytes}.0", openLines);
+        Assert.Equal(14, openLines.Count(l => l.StartsWith("# ", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task Scrape_2000Destinations_AllocatesNoMoreThan20_ThePerDestinationSeriesAllocateNothingPerDestination()
+    {
+        await using var lb = await BalancerFixture.StartAsync("RoundRobin", Many(2000));
+        var metrics = lb.App.Services.GetRequiredService<Balancer.Telemetry.BalancerMetricsRegistry>();
+        var large = AllocatedByScrape(metrics);
+        Assert.Equal(2000, (await ScrapeAsync(lb)).Count(s => s.Name == "balancer_destination_state"));
+
+        lb.WriteConfig("RoundRobin", Many(20));
+        await Poll.UntilAsync(
+            async () => (await ScrapeAsync(lb)).Count(s => s.Name == "balancer_destination_state") == 20,
+            TimeSpan.FromSeconds(20),
+            "the config of 20 destinations");
+        var small = AllocatedByScrape(metrics);
+
+        // The 1,980 destinations more cost a scrape less than a byte each: nothing per destination, the buffers are pooled.
+        Assert.True(large - small < 1980, $"a scrape allocated {large} bytes at 2,000 destinations and {small} at 20");
+    }
+
+    /// <summary>The bytes one scrape into <see cref="Stream.Null"/> allocates, after two that warm up the pools.</summary>
+    private static long AllocatedByScrape(Balancer.Telemetry.BalancerMetricsRegistry metrics)
+    {
+        for (var i = 0; i < 2; i++)
+        {
+            Assert.True(metrics.ExportAsync(Stream.Null).IsCompletedSuccessfully);
+        }
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        // Completed when returned: it ran on this thread alone, so the thread's count is the scrape's.
+        Assert.True(metrics.ExportAsync(Stream.Null).IsCompletedSuccessfully);
+        return GC.GetAllocatedBytesForCurrentThread() - before;
+    }
+
+    /// <summary><paramref name="count"/> destinations over the three backends, durations per cluster (the same prometheus-net series at any size).</summary>
+    private static Action<System.Text.Json.Nodes.JsonObject> Many(int count) => config =>
+    {
+        var cluster = HealthTestConfig.Cluster(config);
+        var backends = cluster["Destinations"]!.AsObject().Select(d => (string)d.Value!["Address"]!).ToArray();
+        var destinations = new System.Text.Json.Nodes.JsonObject();
+        for (var i = 0; i < count; i++)
+        {
+            destinations[$"d{i:0000}"] = new System.Text.Json.Nodes.JsonObject { ["Address"] = backends[i % backends.Length] };
+        }
+
+        cluster["Destinations"] = destinations;
+        config["Balancer"]!["Metrics"] = new System.Text.Json.Nodes.JsonObject { ["PerDestinationHistograms"] = false };
+    };
+
+    /// <summary>The HELP, TYPE and sample lines of the families the balancer writes per destination, the samples of <paramref name="destination"/> only.</summary>
+    private static string FamiliesOf(string text, string destination)
+    {
+        string[] families =
+        [
+            "balancer_destination_up", "balancer_destination_active_requests", "balancer_destination_state", "balancer_destination_requests",
+            "balancer_destination_request_bytes", "balancer_destination_response_bytes", "balancer_destination_grpc_calls",
+        ];
+        var lines = text.Split('\n').Where(line =>
+        {
+            var name = line.StartsWith("# ", StringComparison.Ordinal) ? line.Split(' ').ElementAtOrDefault(2) : line.Split('{')[0];
+            return families.Any(f => name == f || name == f + "_total")
+                && (line.StartsWith("# ", StringComparison.Ordinal) || line.Contains($"destination=\"{destination}\"", StringComparison.Ordinal));
+        });
+        return string.Join('\n', lines);
     }
 
     private static async Task<List<PrometheusText.Sample>> ScrapeAsync(BalancerFixture lb) =>
