@@ -82,7 +82,7 @@ internal static partial class Scale
             {
                 if (policy != policies[0])
                 {
-                    Rewrite(balancer, config => config["ReverseProxy"]!["Clusters"]!["backends"]!["LoadBalancingPolicy"] = policy);
+                    File.Move(Prepare(balancer, config => config["ReverseProxy"]!["Clusters"]!["backends"]!["LoadBalancingPolicy"] = policy), balancer.ConfigPath, overwrite: true);
                     await UntilAsync(async () => (string?)(await ClusterAsync(management, "?limit=1"))["policy"] == policy, $"the policy {policy} applied");
                     // The reload's own collections and, for IpHash, the first lookup table are over before the windows.
                     await Task.Delay(PolicySettle);
