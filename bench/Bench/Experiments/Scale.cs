@@ -82,7 +82,7 @@ internal static partial class Scale
                   $"{RestWindows} windows of {Window.TotalSeconds:0} s at rest, then one window from the change until at least {Window.TotalSeconds:0} s later and " +
                   $"{Quiet.TotalSeconds:0} s after the change is done; the stall is the worst request of the change window minus the median of the rest windows' " +
                   $"worst. Two changes, each with its own wrk run: the config file replaced by one with every weight drawn again (seed {Seed + 1}; done when " +
-                  $"`/status` shows the reload applied), and {Changes} state changes through the runtime API one after another (drain and enable, d00000 to " +
+                  $"the balancer logs the reload applied; the file is written before the windows), and {Changes} state changes through the runtime API one after another (drain and enable, d00000 to " +
                   "d00009 in turn: each takes a destination out of the available set or puts it back). The GC pauses come from the runtime's own events " +
                   "(`bench/PauseWatch`, EventPipe, attached for the whole run): the longest that began in each window.")
             .Table(changes);
