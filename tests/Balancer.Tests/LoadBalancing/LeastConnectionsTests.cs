@@ -1,4 +1,5 @@
 using Balancer.LoadBalancing;
+using Balancer.Tests.Infrastructure;
 
 namespace Balancer.Tests.LoadBalancing;
 
@@ -164,13 +165,15 @@ public sealed class LeastConnectionsTests
         var counts = new int[weights.Length];
         LeastConnections.PickAtScale(inFlight, weights, turns);
 
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var i = 0; i < 10_000; i++)
+        var allocated = Allocations.Fewest(() =>
         {
-            counts[LeastConnections.PickAtScale(inFlight, weights, turns)]++;
-        }
+            for (var i = 0; i < 10_000; i++)
+            {
+                counts[LeastConnections.PickAtScale(inFlight, weights, turns)]++;
+            }
+        });
 
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(0, allocated);
         Assert.True(counts[Array.IndexOf(weights, weights.Max())] > counts[Array.IndexOf(weights, weights.Min())]);
     }
 

@@ -3,6 +3,7 @@ using Balancer.Hosting;
 using Balancer.LoadBalancing;
 using Balancer.Runtime;
 using Balancer.Telemetry;
+using Balancer.Tests.Infrastructure;
 using Balancer.Tests.LoadBalancing;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
@@ -115,9 +116,7 @@ public sealed class StateChangeCostTests : IDisposable
         _overrides.Update("c", destination.DestinationId, o => new DestinationOverride(AdminMode.Drain, o?.Weight, _time.GetUtcNow(), "test"));
         _updater.UpdateAvailableDestinations(_cluster);
         Assert.NotSame(set.Destinations, _cluster.DestinationsState.AvailableDestinations);
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        ((IPreparingPolicy)policy).Prepare(_cluster);
-        var bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+        var bytes = Allocations.Fewest(() => ((IPreparingPolicy)policy).Prepare(_cluster));
 
         Assert.Same(set, clusters.CachedSet(_cluster));
         Assert.Equal(builds, clusters.Builds(_cluster));
