@@ -14,7 +14,9 @@ namespace PickCost;
 /// the management API as an operator makes them, then 20 health changes Down and Up as the health tracker makes them
 /// (a passive failure and its end). Per change: the bytes the process allocated and the CPU it used from the call until
 /// it returned (the new available list and the policy's snapshot are built on that thread), and the CPU of the first
-/// pick after it. Nothing else runs in the process, so all of it is the change's.
+/// pick after it. Nothing else runs in the process, so all of it is the change's. For IpHash, whose lookup table is
+/// built off the changing thread, the process CPU is also taken from the call until the policy has settled (every
+/// table the change asked for built), and the tables built are counted.
 /// </summary>
 internal static class HostChanges
 {
@@ -22,8 +24,8 @@ internal static class HostChanges
 
     public static async Task RunAsync(int count, int rounds, string[] policies)
     {
-        Console.WriteLine("| destinations | policy | change | allocated per change, median / worst (KB) | CPU per change, median / worst (ms) | next pick, median / worst (ms) |");
-        Console.WriteLine("|---:|---|---|---:|---:|---:|");
+        Console.WriteLine("| destinations | policy | change | allocated per change, median / worst (KB) | CPU per change, median / worst (ms) | next pick, median / worst (ms) | CPU until settled, median / worst (ms) | tables built |");
+        Console.WriteLine("|---:|---|---|---:|---:|---:|---:|---:|");
         foreach (var policy in policies)
         {
             var directory = Directory.CreateTempSubdirectory("pickcost-changes-");
@@ -40,8 +42,9 @@ internal static class HostChanges
                 var context = new Microsoft.AspNetCore.Http.DefaultHttpContext();
                 context.Connection.RemoteIpAddress = System.Net.IPAddress.Parse("10.1.2.3");
                 picker.PickDestination(context, cluster, cluster.DestinationsState.AvailableDestinations);
-                var drains = new Costs();
-                var health = new Costs();
+                var tables = Tables.For(picker, cluster);
+                var drains = new Costs(tables);
+                var health = new Costs(tables);
                 for (var round = 0; round < rounds; round++)
                 {
                     for (var change = 0; change < Changes; change++)
@@ -78,11 +81,13 @@ internal static class HostChanges
         }
     }
 
-    private sealed class Costs
+    private sealed class Costs(Tables? tables)
     {
         private readonly List<double> _bytes = [];
         private readonly List<double> _cpu = [];
         private readonly List<double> _pick = [];
+        private readonly List<double> _settled = [];
+        private int _tables;
 
         public async Task MeasureAsync(Func<Task> change, Action pick)
         {
@@ -94,15 +99,49 @@ internal static class HostChanges
             var clock = Program.ThreadCpu();
             pick();
             _pick.Add((Program.ThreadCpu() - clock).TotalMilliseconds);
+            if (tables is not null)
+            {
+                _tables += await tables.SettleAsync();
+                _settled.Add((Program.ProcessCpu() - cpu).TotalMilliseconds);
+            }
         }
 
         public string Row(int count, string policy, string change) =>
-            string.Create(CultureInfo.InvariantCulture, $"| {count:N0} | {policy} | {change} | {Cell(_bytes, "0")} | {Cell(_cpu, "0.000")} | {Cell(_pick, "0.000")} |");
+            string.Create(CultureInfo.InvariantCulture, $"| {count:N0} | {policy} | {change} | {Cell(_bytes, "0")} | {Cell(_cpu, "0.000")} | {Cell(_pick, "0.000")} | {Cell(_settled, "0.000")} | {(tables is null ? "-" : _tables)} |");
 
         private static string Cell(List<double> values, string format)
         {
+            if (values.Count == 0)
+            {
+                return "-";
+            }
+
             values.Sort();
             return values[values.Count / 2].ToString(format, CultureInfo.InvariantCulture) + " / " + values[^1].ToString(format, CultureInfo.InvariantCulture);
         }
+    }
+}
+
+/// <summary>Waits, sleeping between looks so that the wait itself costs no CPU, until IpHash's tables are built, and counts them.</summary>
+internal sealed class Tables(Balancer.LoadBalancing.ClusterPolicyState.Table clusters, ClusterState cluster)
+{
+    private int _builds = clusters.TableBuilds(cluster);
+
+    public static Tables? For(Yarp.ReverseProxy.LoadBalancing.ILoadBalancingPolicy policy, ClusterState cluster) =>
+        policy is Balancer.LoadBalancing.IpHashPolicy ipHash ? new Tables(ipHash.Clusters, cluster) : null;
+
+    /// <summary>Returns how many tables were built since the last call.</summary>
+    public async Task<int> SettleAsync()
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while ((clusters.Building(cluster) || !ReferenceEquals(clusters.CachedTable(cluster)?.List, cluster.DestinationsState.AllDestinations)) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(1);
+        }
+
+        var builds = clusters.TableBuilds(cluster);
+        var built = builds - _builds;
+        _builds = builds;
+        return built;
     }
 }

@@ -5,15 +5,17 @@ namespace Balancer.LoadBalancing;
 
 /// <summary>
 /// What one policy remembers about one cluster: its last destination snapshot, a rotating counter and,
-/// for IpHash over a large cluster, the newest lookup table. Held per policy instance (not in statics) so that
+/// for IpHash over a large cluster, the lookup table of its configured destinations and which of them are available. Held per policy instance (not in statics) so that
 /// clusters and test hosts never share state.
 /// </summary>
 internal sealed class ClusterPolicyState(Action<Action> runBuild)
 {
     private readonly Lock _firstTable = new();
     private DestinationSet? _set;
-    private BuiltTable? _table;
+    private ConfiguredTable? _table;
+    private ConfiguredTable.Availability? _availability;
     private int _building;
+    private int _tableBuilds;
     private uint _counter;
     private int _builds;
 
@@ -42,65 +44,96 @@ internal sealed class ClusterPolicyState(Action<Action> runBuild)
         return set;
     }
 
-    /// <summary>The newest lookup table built for this cluster, and the snapshot it was built from (possibly an older one).</summary>
-    public BuiltTable? LatestTable => Volatile.Read(ref _table);
+    /// <summary>The newest IpHash table of this cluster (possibly of an older config while a newer one is built).</summary>
+    public ConfiguredTable? LatestTable => Volatile.Read(ref _table);
+
+    /// <summary>Lookup tables built (<see cref="MaglevTable"/>s, not tables that kept another's slots): the work a reload or weight change caused.</summary>
+    public int TableBuilds => Volatile.Read(ref _tableBuilds);
+
+    /// <summary>Whether a table is being made on the thread pool now.</summary>
+    public bool Building => Volatile.Read(ref _building) != 0;
+
+    /// <summary>The availability of the cluster's own available set in <see cref="LatestTable"/>, if one was made.</summary>
+    public ConfiguredTable.Availability? CachedAvailability => Volatile.Read(ref _availability);
 
     /// <summary>
-    /// Builds a lookup table for the cached snapshot on the thread pool, unless one exists or is being built:
-    /// a table of a large cluster takes tens of milliseconds, which no request should wait for. Meanwhile picks
-    /// use the previous table where it still names an available destination. Builds for snapshots that changed
-    /// again while one ran are coalesced into one for the newest.
+    /// The IpHash table of <paramref name="cluster"/>'s configured destinations. The first is built now, on the caller's
+    /// thread (the first requests wait for one build between them): a client placed by rendezvous hashing until a table
+    /// existed would move once it did. When the config or a weight changed since, the table is made again on the thread
+    /// pool (a new one takes tens of milliseconds at thousands of destinations, which no request should wait for) and
+    /// the current one answers meanwhile; a health or admin change never gets here, since it changes neither.
     /// </summary>
-    public void RequestTable(DestinationSet set)
+    public ConfiguredTable TableFor(ClusterState cluster, IReadOnlyList<DestinationState> all, EffectiveWeights weights)
     {
-        if (!ReferenceEquals(set, Cached) || ReferenceEquals(LatestTable?.Set, set) || Interlocked.CompareExchange(ref _building, 1, 0) != 0)
+        if (LatestTable is not { } table)
         {
-            return;
+            lock (_firstTable)
+            {
+                if (LatestTable is null)
+                {
+                    Publish(ConfiguredTable.For(cluster, all, weights, previous: null, out var built), built);
+                }
+
+                table = LatestTable!;
+            }
         }
 
-        runBuild(BuildTables);
+        if (!table.Describes(all, weights.Generation))
+        {
+            RequestTable(cluster, weights);
+        }
+
+        return table;
+    }
+
+    // Apart from TableFor so that the closure is allocated only when a build is requested, not on every pick.
+    private void RequestTable(ClusterState cluster, EffectiveWeights weights)
+    {
+        if (Interlocked.CompareExchange(ref _building, 1, 0) == 0)
+        {
+            runBuild(() => BuildTables(cluster, weights));
+        }
     }
 
     /// <summary>
-    /// The cluster's first lookup table, built now on the caller's thread when there is none yet (the first
-    /// requests wait for one build between them): a client placed by rendezvous hashing until a table existed
-    /// would move once it did, so every client would move once just after start-up or a switch to IpHash.
-    /// Returns null, building nothing, when <paramref name="set"/> is not the cluster's own list (a retry's).
+    /// Which destinations of <paramref name="table"/> are in <paramref name="set"/>: kept for the cluster's own set
+    /// (<see cref="Cached"/>), made anew for any other (a retry's, which never evicts what the next request needs).
     /// </summary>
-    public BuiltTable? FirstTable(DestinationSet set)
+    public ConfiguredTable.Availability Availability(ConfiguredTable table, DestinationSet set)
     {
-        if (LatestTable is { } built)
+        var current = Volatile.Read(ref _availability);
+        if (current is not null && ReferenceEquals(current.Set, set) && ReferenceEquals(current.Table, table))
         {
-            return built;
+            return current;
         }
 
-        lock (_firstTable)
+        var availability = table.AvailabilityOf(set);
+        if (ReferenceEquals(set, Cached))
         {
-            if (LatestTable is { } other)
-            {
-                return other;
-            }
-
-            if (!ReferenceEquals(set, Cached))
-            {
-                return null;
-            }
-
-            var table = new BuiltTable(set, new MaglevTable(set.IdHashes, set.Weights));
-            // A background build that finished meanwhile (for a newer snapshot) wins.
-            Interlocked.CompareExchange(ref _table, table, null);
-            return LatestTable;
+            Volatile.Write(ref _availability, availability);
         }
+
+        return availability;
     }
 
-    private void BuildTables()
+    private void Publish(ConfiguredTable table, bool built)
+    {
+        if (built)
+        {
+            Interlocked.Increment(ref _tableBuilds);
+        }
+
+        Volatile.Write(ref _table, table);
+    }
+
+    private void BuildTables(ClusterState cluster, EffectiveWeights weights)
     {
         try
         {
-            // A snapshot cached while this runs finds _building set and returns; the loop takes it instead.
-            while (Cached is { } set && !ReferenceEquals(LatestTable?.Set, set))
+            // A change while this runs finds _building set and returns; the loop takes it instead, so changes coalesce.
+            while (cluster.DestinationsState?.AllDestinations is { Count: > 0 } all && LatestTable is { } table && !table.Describes(all, weights.Generation))
             {
-                Volatile.Write(ref _table, new BuiltTable(set, new MaglevTable(set.IdHashes, set.Weights)));
+                Publish(ConfiguredTable.For(cluster, all, weights, table, out var built), built);
             }
         }
         finally
@@ -148,10 +181,16 @@ internal sealed class ClusterPolicyState(Action<Action> runBuild)
         /// <summary>How many snapshots of <paramref name="cluster"/>'s own available list were built, for tests to bound the work of a change.</summary>
         public int Builds(ClusterState cluster) => _states.TryGetValue(cluster, out var state) ? state.Builds : 0;
 
-        /// <summary>The newest lookup table of <paramref name="cluster"/>, for tests to wait for a build.</summary>
-        public BuiltTable? CachedTable(ClusterState cluster) => _states.TryGetValue(cluster, out var state) ? state.LatestTable : null;
-    }
+        /// <summary>The newest IpHash table of <paramref name="cluster"/>, for tests to wait for a build.</summary>
+        public ConfiguredTable? CachedTable(ClusterState cluster) => _states.TryGetValue(cluster, out var state) ? state.LatestTable : null;
 
-    /// <summary>A lookup table and the snapshot whose destinations its slots index.</summary>
-    public sealed record BuiltTable(DestinationSet Set, MaglevTable Table);
+        /// <summary>How many IpHash lookup tables were built for <paramref name="cluster"/>, for tests to bound the work of a change.</summary>
+        public int TableBuilds(ClusterState cluster) => _states.TryGetValue(cluster, out var state) ? state.TableBuilds : 0;
+
+        /// <summary>Whether an IpHash table of <paramref name="cluster"/> is being made on the thread pool, for tools to wait until it settles.</summary>
+        public bool Building(ClusterState cluster) => _states.TryGetValue(cluster, out var state) && state.Building;
+
+        /// <summary>The availability kept for <paramref name="cluster"/>'s own available set in its IpHash table.</summary>
+        public ConfiguredTable.Availability? CachedAvailability(ClusterState cluster) => _states.TryGetValue(cluster, out var state) ? state.CachedAvailability : null;
+    }
 }

@@ -12,7 +12,7 @@ namespace Balancer.LoadBalancing;
 /// destination's config, an operator's override (<see cref="EffectiveWeights.Generation"/>) or a slow-start
 /// step changed. Weights come only from <see cref="EffectiveWeights"/>. A build costs O(N log N) at most,
 /// whatever the weights: the round-robin order is unrolled only while its period is short, and the
-/// IpHash table of a large cluster is built apart (see <see cref="ClusterPolicyState.RequestTable"/>). After a
+/// IpHash table of a large cluster is built from its config, not from this set (see <see cref="ConfiguredTable"/>). After a
 /// change of membership it copies references and weights rather than weighing every destination again.
 /// </remarks>
 internal sealed class DestinationSet
@@ -172,15 +172,6 @@ internal sealed class DestinationSet
 
     /// <summary>The tie-breaking turns of a LeastConnections set with no <see cref="Schedule"/>.</summary>
     public LeastConnections.Turns? Turns { get; }
-
-    /// <summary>Whether IpHash picks this set through a <see cref="MaglevTable"/> rather than by rendezvous hashing.</summary>
-    public bool UsesTable => IdHashes.Length > MaglevTable.MinDestinations;
-
-    /// <summary>
-    /// Whether <paramref name="destination"/> is in this set: a scan of references (about 10 µs at 10,000), asked only
-    /// while a new IpHash table is being built, which keeps the change itself cheap.
-    /// </summary>
-    public bool Contains(DestinationState destination) => Array.IndexOf(Destinations, destination) >= 0;
 
     /// <summary>Returns <paramref name="current"/> if it still describes <paramref name="available"/>, else a new snapshot.</summary>
     public static DestinationSet For(DestinationSet? current, ClusterState cluster, IReadOnlyList<DestinationState> available, EffectiveWeights weights, PickKind kind) =>

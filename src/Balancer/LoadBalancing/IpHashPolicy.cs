@@ -6,15 +6,16 @@ namespace Balancer.LoadBalancing;
 
 /// <summary>
 /// Sends each client IP to the same destination by weighted rendezvous hashing over the available
-/// destinations (see <see cref="RendezvousHash"/> for why rendezvous), or, above
-/// <see cref="MaglevTable.MinDestinations"/> destinations, through a weighted Maglev table.
+/// destinations (see <see cref="RendezvousHash"/> for why rendezvous), or, for a cluster of more than
+/// <see cref="MaglevTable.MinDestinations"/> configured destinations, through a weighted Maglev table over all of them.
 /// </summary>
 /// <remarks>
-/// The first table of a cluster is built before its first pick (<see cref="ClusterPolicyState.FirstTable"/>),
-/// so no client moves once it exists. After each change a new table is built off the request path
-/// (<see cref="ClusterPolicyState.RequestTable"/>); until it is ready, a client keeps the destination the
-/// previous table gives it while that destination is still available; only clients whose destination left
-/// are placed by rendezvous hashing, which is exact and needs nothing built but costs O(N) per pick.
+/// The table (<see cref="ConfiguredTable"/>) is built from the config, not from the available set: the first before
+/// the cluster's first pick, later ones off the request path after a reload or weight override that changed the
+/// destinations or their weights. A health or admin change builds nothing: a client whose slot's owner is out walks
+/// on to an available one, and past <see cref="ConfiguredTable.MaxWalk"/> slots (most of the cluster out) is placed by
+/// rendezvous hashing over the available set, which is exact and needs nothing built but costs O(N) per pick.
+/// Which of the two structures a cluster uses depends on its configured size, so health never switches it.
 /// </remarks>
 internal sealed class IpHashPolicy(ClientIpResolver clientIp, EffectiveWeights weights) : ILoadBalancingPolicy, IPreparingPolicy
 {
@@ -35,21 +36,13 @@ internal sealed class IpHashPolicy(ClientIpResolver clientIp, EffectiveWeights w
         var set = state.SetFor(cluster, availableDestinations, weights, DestinationSet.PickKind.IpHash);
         var address = clientIp.Resolve(context);
         var key = address is null ? 0 : RendezvousHash.HashAddress(address);
-        if (set.UsesTable)
+        if (Configured(cluster) is { } all)
         {
-            var built = state.LatestTable ?? state.FirstTable(set);
-            if (!ReferenceEquals(built?.Set, set))
+            var table = state.TableFor(cluster, all, weights);
+            var index = table.Lookup(key, state.Availability(table, set));
+            if (index >= 0)
             {
-                state.RequestTable(set);
-            }
-
-            if (built is not null)
-            {
-                var destination = built.Set.Destinations[built.Table.Lookup(key)];
-                if (ReferenceEquals(built.Set, set) || set.Contains(destination))
-                {
-                    return destination;
-                }
+                return table.Destinations[index];
             }
         }
 
@@ -57,8 +50,8 @@ internal sealed class IpHashPolicy(ClientIpResolver clientIp, EffectiveWeights w
     }
 
     /// <summary>
-    /// Readies <paramref name="cluster"/>'s snapshot and lookup table for its current destinations before a request
-    /// needs them: the first table is built now, a newer one on the thread pool.
+    /// Readies <paramref name="cluster"/>'s snapshot, table and availability for its current destinations before a
+    /// request needs them: the first table is built now, a newer one on the thread pool.
     /// </summary>
     public void Prepare(ClusterState cluster)
     {
@@ -70,14 +63,13 @@ internal sealed class IpHashPolicy(ClientIpResolver clientIp, EffectiveWeights w
 
         var state = _clusters.For(cluster);
         var set = state.SetFor(cluster, available, weights, DestinationSet.PickKind.IpHash);
-        if (!set.UsesTable)
+        if (Configured(cluster) is { } all)
         {
-            return;
-        }
-
-        if (state.FirstTable(set) is { } built && !ReferenceEquals(built.Set, set))
-        {
-            state.RequestTable(set);
+            state.Availability(state.TableFor(cluster, all, weights), set);
         }
     }
+
+    /// <summary>The cluster's configured destinations when there are enough of them for a table, else null.</summary>
+    private static IReadOnlyList<DestinationState>? Configured(ClusterState cluster) =>
+        cluster.DestinationsState?.AllDestinations is { Count: > MaglevTable.MinDestinations } all ? all : null;
 }

@@ -7,7 +7,8 @@ namespace Balancer.LoadBalancing;
 /// <summary>
 /// Builds the lookup table of every large IpHash cluster when a config is applied (at start-up, before the
 /// listeners serve, and after a reload), so that the first requests of a cluster of thousands do not wait
-/// for it. A cluster that already has a table gets its new one off the request path, as after any change.
+/// for it. A cluster that already has a table gets its new one off the request path, and only when the reload
+/// changed its destinations or their weights.
 /// </summary>
 internal sealed class IpHashTables(IServiceProvider services) : IConfigChangeListener
 {

@@ -9,9 +9,11 @@ namespace Balancer.LoadBalancing;
 /// claims the first free one, in turns given out earliest deadline first by weight, until every slot is taken.
 /// A lookup is then one slot read. Destinations are ordered by id hash before the build, so the table
 /// depends only on the ids and weights, never on the order YARP lists them in: two balancers with the same
-/// config build the same table. When one destination leaves, the others keep almost all their slots (the
-/// fraction of keys that move is a little above its share; see the tests); rendezvous hashing, used for
-/// small clusters, moves exactly its share.
+/// config build the same table. IpHash builds it over all of a cluster's configured destinations, once per
+/// config (see <see cref="ConfiguredTable"/>), and a key whose slot's owner is out walks on to an available one
+/// (<see cref="Lookup(ulong, ReadOnlySpan{ulong}, int)"/>), so a health or admin change moves only the clients of the
+/// destination that left. Two tables of different destination sets (a reload) differ in a few slots beyond the
+/// leaving destination's (see the tests); rendezvous hashing, used for small clusters, moves exactly its share.
 /// </remarks>
 public sealed class MaglevTable
 {
@@ -24,6 +26,7 @@ public sealed class MaglevTable
     private const int MinSize = 65_537;
     private const ulong OffsetSeed = 0x9E3779B97F4A7C15UL;
     private const ulong StepSeed = 0xC2B2AE3D27D4EB4FUL;
+    private const ulong WalkSeed = 0x165667B19E3779F9UL;
 
     private readonly int[] _slots;
 
@@ -104,8 +107,49 @@ public sealed class MaglevTable
     public int Lookup(ulong key) => _slots[(int)Math.BigMul(key, (ulong)_slots.Length, out _)];
 
     /// <summary>
-    /// How the IpHash policy finds a key's owner among these destinations once settled: rendezvous hashing up to
-    /// <see cref="MinDestinations"/> destinations, a table above (built here, at once).
+    /// The owner of <paramref name="key"/>'s slot if it is in <paramref name="available"/> (a bit per destination index),
+    /// else the first available owner along the key's own walk through the slots; -1 when none is within
+    /// <paramref name="maxProbes"/> slots.
+    /// </summary>
+    /// <remarks>
+    /// The walk depends only on the key and on which destinations are available, so every process agrees, a key whose
+    /// owner stays available never moves, and a key that moved comes back exactly when its owner returns. Each key
+    /// steps by its own stride (the size is prime, so any stride visits every slot) rather than to the next slot:
+    /// the clients of a destination that is out spread over all the others by their slots, that is by weight,
+    /// instead of all landing on the few destinations that own the slots just after its own.
+    /// </remarks>
+    public int Lookup(ulong key, ReadOnlySpan<ulong> available, int maxProbes)
+    {
+        var size = _slots.Length;
+        var slot = (int)Math.BigMul(key, (ulong)size, out _);
+        var owner = _slots[slot];
+        if ((available[owner >> 6] & (1UL << owner)) != 0)
+        {
+            return owner;
+        }
+
+        var stride = (int)(RendezvousHash.Mix(key ^ WalkSeed) % (ulong)(size - 1)) + 1;
+        for (var probe = 1; probe < maxProbes; probe++)
+        {
+            slot += stride;
+            if (slot >= size)
+            {
+                slot -= size;
+            }
+
+            owner = _slots[slot];
+            if ((available[owner >> 6] & (1UL << owner)) != 0)
+            {
+                return owner;
+            }
+        }
+
+        return -1;
+    }
+
+    /// <summary>
+    /// How the IpHash policy finds a key's owner among a cluster's configured destinations while all are available:
+    /// rendezvous hashing up to <see cref="MinDestinations"/> destinations, a table above (built here, at once).
     /// </summary>
     public static Func<ulong, int> Picker(ulong[] idHashes, int[] weights)
     {

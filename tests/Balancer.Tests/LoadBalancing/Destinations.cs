@@ -58,6 +58,26 @@ internal static class Destinations
         }
     }
 
+    /// <summary><paramref name="count"/> destinations with weights 1-1000 drawn from <paramref name="seed"/>, ids unique to the seed.</summary>
+    public static DestinationState[] Many(int count, int seed)
+    {
+        var random = new Random(seed);
+        return Make([.. Enumerable.Range(0, count).Select(i => ($"d{seed}-{i}", random.Next(1, 1001)))]);
+    }
+
+    public static int Weight(DestinationState destination) => DestinationWeight.Of(destination.Model.Config);
+
+    /// <summary>Client IPv4 addresses, as numbers, drawn from <paramref name="seed"/>.</summary>
+    public static uint[] Clients(int count, int seed)
+    {
+        var random = new Random(seed);
+        return [.. Enumerable.Range(0, count).Select(_ => (uint)random.Next())];
+    }
+
+    /// <summary>A request from <paramref name="client"/>.</summary>
+    public static Microsoft.AspNetCore.Http.DefaultHttpContext Context(uint client) =>
+        new() { Connection = { RemoteIpAddress = new System.Net.IPAddress(client) } };
+
     public static Dictionary<string, int> Count(int picks, Func<DestinationState> pick)
     {
         var counts = new Dictionary<string, int>();

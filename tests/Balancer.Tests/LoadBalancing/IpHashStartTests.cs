@@ -20,7 +20,8 @@ public sealed class IpHashStartTests
         var cluster = lb.App.Services.GetRequiredService<IProxyStateLookup>().GetClusters().Single();
         var table = policy.Clusters.CachedTable(cluster);
         Assert.NotNull(table);
-        Assert.Equal(100, table.Set.Destinations.Length);
+        Assert.Equal(100, table.Destinations.Length);
+        Assert.Equal(1, policy.Clusters.TableBuilds(cluster));
 
         // Switched from RoundRobin by a reload: the table is there once /status shows the policy.
         lb.WriteConfig("RoundRobin", Hundred);
@@ -31,7 +32,7 @@ public sealed class IpHashStartTests
             HealthTestConfig.Cluster(config)["Destinations"]!.AsObject().Remove("d099");
         });
         await Poll.UntilAsync(
-            () => Task.FromResult(policy.Clusters.CachedTable(cluster)?.Set.Destinations.Length == 99),
+            () => Task.FromResult(policy.Clusters.CachedTable(cluster)?.Destinations.Length == 99),
             TimeSpan.FromSeconds(20),
             "a table of the 99 destinations with no request sent");
     }

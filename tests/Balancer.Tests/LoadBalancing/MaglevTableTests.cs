@@ -116,6 +116,48 @@ public sealed class MaglevTableTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void LookupWalkingPastTheUnavailable_AllAvailable_IsTheSlotOwner_OtherwiseAnAvailableOneOrNoneWithinTheBound()
+    {
+        var (ids, weights) = Cluster(1000, seed: 40);
+        var table = Table(ids, weights);
+        var everyone = new ulong[(ids.Length + 63) / 64];
+        Array.Fill(everyone, ulong.MaxValue);
+        var third = new ulong[everyone.Length];
+        for (var i = 0; i < ids.Length; i += 3)
+        {
+            third[i >> 6] |= 1UL << i;
+        }
+
+        int kept = 0, walked = 0, gaveUp = 0;
+        foreach (var key in Keys(100_000, seed: 41))
+        {
+            var owner = table.Lookup(key);
+            Assert.Equal(owner, table.Lookup(key, everyone, maxProbes: 1));
+            var found = table.Lookup(key, third, maxProbes: 8);
+            if (owner % 3 == 0)
+            {
+                Assert.Equal(owner, found);
+                kept++;
+            }
+            else if (found >= 0)
+            {
+                Assert.Equal(0, found % 3);
+                // A longer bound finds the same one: the walk is the key's own, whatever the bound.
+                Assert.Equal(found, table.Lookup(key, third, maxProbes: 64));
+                walked++;
+            }
+            else
+            {
+                Assert.Equal(-1, table.Lookup(key, third, maxProbes: 1));
+                gaveUp++;
+            }
+        }
+
+        output.WriteLine($"a third available: {kept} keys on their own slot's owner, {walked} walked to another, {gaveUp} found none within 8 slots");
+        Assert.True(kept > 0 && walked > 0 && gaveUp > 0);
+    }
+
+    [Fact]
     public void Lookup_AllocatesNothing()
     {
         var (ids, weights) = Cluster(200, seed: 38);

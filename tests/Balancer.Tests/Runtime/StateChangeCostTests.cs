@@ -32,6 +32,7 @@ public sealed class StateChangeCostTests : IDisposable
     private readonly DestinationHealthTracker _tracker;
     private ClusterState _cluster = null!;
     private DestinationState[] _all = null!;
+    private int _buildsRequested;
 
     public StateChangeCostTests()
     {
@@ -72,6 +73,14 @@ public sealed class StateChangeCostTests : IDisposable
 
         // YARP's list grown by doubling, a filtered copy of it and a copy of each in the snapshot came to more than twice this.
         Assert.InRange(bytes, 1, (long)bytesPerDestination * Count + 16 * 1024);
+        AssertNoTableBuilt(clusters);
+    }
+
+    /// <summary>IpHash's table is of the configured destinations: a health or admin change neither builds nor asks for one.</summary>
+    private void AssertNoTableBuilt(ClusterPolicyState.Table clusters)
+    {
+        Assert.Equal(0, _buildsRequested);
+        Assert.Equal(clusters.CachedTable(_cluster) is null ? 0 : 1, clusters.TableBuilds(_cluster));
     }
 
     [Theory]
@@ -98,6 +107,7 @@ public sealed class StateChangeCostTests : IDisposable
         }
 
         Assert.InRange(bytes, 1, (long)bytesPerDestination * Count + 16 * 1024);
+        AssertNoTableBuilt(clusters);
     }
 
     [Theory]
@@ -189,7 +199,7 @@ public sealed class StateChangeCostTests : IDisposable
     {
         var weights = new EffectiveWeights(_overrides, _time);
         var (policy, clusters) = Destinations.Policy(name, weights);
-        clusters.RunBuild = _ => { };
+        clusters.RunBuild = _ => _buildsRequested++;
         var random = new Random(60);
         _all = Destinations.Make([.. Enumerable.Range(0, Count).Select(i => ($"d{i:00000}", random.Next(1, 1001)))]);
         _cluster = new ClusterState("c", new ClusterModel(
