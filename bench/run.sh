@@ -5,7 +5,8 @@
 #
 # Usage: bench/run.sh [experiment...] [--smoke] [--duration S] [--mixed-duration S] [--runs N] [--warmup S] [--out DIR]
 #   experiments: distribution qos rates heterogeneous mixed race race-tls race-unpinned warmup overhead observability (default: these), soak and scale (only when named)
-#   scale: 3 to 10,000 destinations (smoke: 3, 100, 300; --scale-counts 3,100,1000 for others); --duration sets its wrk runs (default 10 s, smoke 2 s)
+#   scale: 3 to 10,000 destinations (smoke: 3, 100, 300; --scale-counts 3,100,1000 for others); --duration sets its wrk runs (default 10 s, smoke 2 s);
+#          --scale-policies RoundRobin,IpHash: only these in its paced measure (default all three, smoke RoundRobin)
 #   bench/run.sh profile [...]   the CPU profile and allocations of the balancer beside bare YARP: bench/profile.sh's options
 #   bench/run.sh cost [...]      CPU time and bytes allocated per request, counted inside each process, beside bare YARP: bench/cost.sh's options
 #   bench/run.sh wakeups [...]   context switches per second by thread, idle and under load, and the timers queued, beside bare YARP: bench/wakeups.sh's options

@@ -119,6 +119,9 @@ internal sealed class Options
 
     private int[]? ScaleCountsGiven { get; set; }
 
+    /// <summary>The policies the scale experiment's paced client measures in turn, from <c>--scale-policies</c>; null = all of them.</summary>
+    public string[]? ScalePolicies { get; private set; }
+
     public static Options Parse(IReadOnlyList<string> args)
     {
         var options = new Options();
@@ -144,6 +147,7 @@ internal sealed class Options
                 case "--configuration": options.BuildConfiguration = Value(); break;
                 case "--pid-file": options.PidFile = Value(); break;
                 case "--scale-counts": options.ScaleCountsGiven = [.. Value().Split(',').Select(c => Count(arg, c)).Order()]; break;
+                case "--scale-policies": options.ScalePolicies = Value().Split(','); break;
                 case "--aot-executable": options.AotExecutable = Path.GetFullPath(Value()); break;
                 default:
                     if (arg.StartsWith('-') || !AllExperiments.Contains(arg))

@@ -24,6 +24,18 @@ public sealed class HarnessPartsTests
         Assert.Equal(3, summary.Runs);
     }
 
+    [Fact]
+    public void PacedClient_StillTicks_CountsOnlyTheStallsInsideTheRequest()
+    {
+        // A request from 100 to 200: a stall across its start (20 inside), one within it (10), one across its end (10),
+        // one before and one after it (none).
+        (long, long)[] stalls = [(10, 40), (50, 120), (150, 160), (190, 300), (200, 260)];
+
+        Assert.Equal(40, Bench.Load.PacedClient.StillTicks(100, 200, stalls));
+        Assert.Equal(0, Bench.Load.PacedClient.StillTicks(40, 50, stalls));
+        Assert.Equal(100, Bench.Load.PacedClient.StillTicks(0, 1000, [(100, 200)]));
+    }
+
     /// <summary>A 10 s wrk run of <paramref name="rps"/> requests a second, with the proxy's CPU seconds over it.</summary>
     private static ProxyRun Run(string proxy, int run, double rps, double cpuSeconds) => new(
         proxy, 64, run,
