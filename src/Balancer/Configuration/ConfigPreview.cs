@@ -12,7 +12,8 @@ namespace Balancer.Configuration;
 /// </summary>
 /// <remarks>
 /// The IpHash share is measured, not derived: a fixed sample of IPv4 and IPv6 addresses goes through the
-/// policy's own hashing (<see cref="MaglevTable.Picker"/>: rendezvous, or a table for a large cluster) under both destination sets. File weights only: runtime
+/// policy's own hashing (<see cref="MaglevTable.Picker"/>: rendezvous, or for a large cluster the table the policy builds
+/// over its configured destinations) under both destination sets, every destination available. File weights only: runtime
 /// overrides are the operator's and stay in force across the reload either way.
 /// </remarks>
 public static class ConfigPreview

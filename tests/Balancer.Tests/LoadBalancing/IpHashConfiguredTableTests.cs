@@ -62,12 +62,15 @@ public sealed class IpHashConfiguredTableTests(ITestOutputHelper output)
         var table = clusters.CachedTable(cluster);
 
         // A ramp starting (as a destination comes back with slow start) moves the overrides' generation, not a weight IpHash uses.
+        var generation = overrides.Generation;
         overrides.StartRamp("c", all[3].DestinationId, TimeProvider.System.GetTimestamp());
+        Assert.NotEqual(generation, overrides.Generation);
+        Assert.False(table!.Describes(cluster.DestinationsState.AllDestinations, overrides.Generation));
         policy.PickDestination(Destinations.Context(1), cluster, all);
 
         Assert.Equal(1, clusters.TableBuilds(cluster));
         Assert.Same(table, clusters.CachedTable(cluster));
-        Assert.True(table!.Describes(cluster.DestinationsState.AllDestinations, overrides.Generation));
+        Assert.True(table.Describes(cluster.DestinationsState.AllDestinations, overrides.Generation));
     }
 
     [Theory]

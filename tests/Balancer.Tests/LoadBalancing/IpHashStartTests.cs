@@ -35,6 +35,8 @@ public sealed class IpHashStartTests
             () => Task.FromResult(policy.Clusters.CachedTable(cluster)?.Destinations.Length == 99),
             TimeSpan.FromSeconds(20),
             "a table of the 99 destinations with no request sent");
+        // One table per config of the cluster: the first, and the one of the 99; probes and health changes build none.
+        Assert.Equal(2, policy.Clusters.TableBuilds(cluster));
     }
 
     private static void Hundred(JsonObject config)
