@@ -39,6 +39,16 @@ internal sealed class DestinationSet
         // The cluster's own list is an array no one changes (RuntimeAvailableDestinations makes one per change):
         // it is taken as it is rather than copied.
         Destinations = destinations is DestinationState[] array && ReferenceEquals(destinations, state?.AvailableDestinations) ? array : [.. destinations];
+        if (kind == PickKind.IpHash && _all is { Count: > MaglevTable.MinDestinations })
+        {
+            // IpHash over a large cluster picks through the table of its configured destinations, which holds their id
+            // hashes and weights (see ConfiguredTable): a change of the available set then costs no array of either.
+            Weights = [];
+            IdHashes = [];
+            _expires = long.MaxValue;
+            return;
+        }
+
         Weights = new int[count];
         IdHashes = kind == PickKind.IpHash ? new ulong[count] : [];
 
@@ -76,7 +86,7 @@ internal sealed class DestinationSet
         var count = Destinations.Length;
         var slowStart = kind != PickKind.IpHash;
         var reuse = previous is not null && previous._kind == kind && previous._generation == _generation && previous._expires == long.MaxValue
-            && previous._all is not null && ReferenceEquals(previous._all, _all) ? previous : null;
+            && previous._all is not null && ReferenceEquals(previous._all, _all) && previous.Weights.Length == previous.Destinations.Length ? previous : null;
         List<int>? missing = null;
         var next = 0;
         for (var i = 0; i < count; i++)
@@ -152,13 +162,13 @@ internal sealed class DestinationSet
 
     public DestinationState[] Destinations { get; }
 
-    /// <summary>The effective weights (in twentieths for RoundRobin and LeastConnections, which follow slow start).</summary>
+    /// <summary>The effective weights (in twentieths for RoundRobin and LeastConnections, which follow slow start); empty for IpHash over a table.</summary>
     public int[] Weights { get; }
 
     /// <summary>How many destinations this set weighed (and, for IpHash, hashed) itself rather than took from the previous set.</summary>
     public int Computed { get; private set; }
 
-    /// <summary>Hashed destination ids (IpHash only).</summary>
+    /// <summary>Hashed destination ids (IpHash by rendezvous hashing only: a cluster of more than <see cref="MaglevTable.MinDestinations"/> has them in its table).</summary>
     public ulong[] IdHashes { get; }
 
     /// <summary>

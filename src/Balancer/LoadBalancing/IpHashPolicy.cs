@@ -1,3 +1,4 @@
+using System.Buffers;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.LoadBalancing;
 using Yarp.ReverseProxy.Model;
@@ -14,7 +15,8 @@ namespace Balancer.LoadBalancing;
 /// the cluster's first pick, later ones off the request path after a reload or weight override that changed the
 /// destinations or their weights. A health or admin change builds nothing: a client whose slot's owner is out walks
 /// on to an available one, and past <see cref="ConfiguredTable.MaxWalk"/> slots (most of the cluster out) is placed by
-/// rendezvous hashing over the available set, which is exact and needs nothing built but costs O(N) per pick.
+/// rendezvous hashing over the available set (from the table's hashes and weights), which is exact and needs nothing
+/// built but costs O(N) per pick. The snapshot of the available set then holds no hash or weight of its own.
 /// Which of the two structures a cluster uses depends on its configured size, so health never switches it.
 /// </remarks>
 internal sealed class IpHashPolicy(ClientIpResolver clientIp, EffectiveWeights weights) : ILoadBalancingPolicy, IPreparingPolicy
@@ -36,17 +38,46 @@ internal sealed class IpHashPolicy(ClientIpResolver clientIp, EffectiveWeights w
         var set = state.SetFor(cluster, availableDestinations, weights, DestinationSet.PickKind.IpHash);
         var address = clientIp.Resolve(context);
         var key = address is null ? 0 : RendezvousHash.HashAddress(address);
-        if (Configured(cluster) is { } all)
+        if (Configured(cluster) is not { } all)
         {
-            var table = state.TableFor(cluster, all, weights);
-            var index = table.Lookup(key, state.Availability(table, set));
-            if (index >= 0)
-            {
-                return table.Destinations[index];
-            }
+            return set.Destinations[RendezvousHash.Pick(key, set.IdHashes, set.Weights)];
         }
 
-        return set.Destinations[RendezvousHash.Pick(key, set.IdHashes, set.Weights)];
+        var table = state.TableFor(cluster, all, weights);
+        var available = state.Availability(table, set);
+        var index = table.Lookup(key, available);
+        if (index < 0)
+        {
+            // The walk gave up: the exact rendezvous pick over the available ones, from the table's hashes and weights.
+            index = RendezvousHash.Pick(key, table.IdHashes, table.Weights, available.Bits);
+        }
+
+        return index >= 0 ? table.Destinations[index] : Unlisted(cluster, set.Destinations, key);
+    }
+
+    /// <summary>
+    /// Rendezvous hashing over destinations none of which the table holds: a reload replaced every available one and
+    /// its table is still being built. Hashes and weighs each on every pick until then, which nothing else does.
+    /// </summary>
+    private DestinationState Unlisted(ClusterState cluster, DestinationState[] available, ulong key)
+    {
+        var hashes = ArrayPool<ulong>.Shared.Rent(available.Length);
+        var weighed = ArrayPool<int>.Shared.Rent(available.Length);
+        try
+        {
+            for (var i = 0; i < available.Length; i++)
+            {
+                hashes[i] = RendezvousHash.HashId(available[i].DestinationId);
+                weighed[i] = weights.WeightOf(cluster.ClusterId, available[i]);
+            }
+
+            return available[RendezvousHash.Pick(key, hashes.AsSpan(0, available.Length), weighed.AsSpan(0, available.Length))];
+        }
+        finally
+        {
+            ArrayPool<ulong>.Shared.Return(hashes);
+            ArrayPool<int>.Shared.Return(weighed);
+        }
     }
 
     /// <summary>

@@ -73,6 +73,32 @@ public static class RendezvousHash
     }
 
     /// <summary>
+    /// <see cref="Pick(ulong, ReadOnlySpan{ulong}, ReadOnlySpan{int})"/> over only the destinations whose bit is set in
+    /// <paramref name="included"/>: the same answer as over an array of just those, since the outcome never depends on
+    /// the candidates' order. Returns -1 when none is included.
+    /// </summary>
+    public static int Pick(ulong key, ReadOnlySpan<ulong> destinationHashes, ReadOnlySpan<int> weights, ReadOnlySpan<ulong> included)
+    {
+        var best = -1;
+        var bestScore = double.NegativeInfinity;
+        for (var word = 0; word < included.Length; word++)
+        {
+            for (var bits = included[word]; bits != 0; bits &= bits - 1)
+            {
+                var i = (word << 6) + System.Numerics.BitOperations.TrailingZeroCount(bits);
+                var score = Score(key, destinationHashes[i], weights[i]);
+                if (best < 0 || score > bestScore || (score == bestScore && destinationHashes[i] > destinationHashes[best]))
+                {
+                    best = i;
+                    bestScore = score;
+                }
+            }
+        }
+
+        return best;
+    }
+
+    /// <summary>
     /// Weighted HRW score: -w / ln(u) with u uniform in (0, 1) derived from the pair's hash, so that a
     /// destination's share of keys is proportional to its weight (Schindelhauer and Schomaker).
     /// </summary>

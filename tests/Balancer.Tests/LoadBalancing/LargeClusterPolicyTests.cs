@@ -133,30 +133,36 @@ public sealed class LargeClusterPolicyTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void IpHash_10000Destinations_OneLeavesThenOneArrives_OnlyTheArrivalIsHashedAndWeighed()
+    public void IpHash_10000Destinations_OneLeavesThenOneArrivesByAReload_TheLeaveHashesAndWeighsNone_TheArrivalBuildsOneTable()
     {
         var (policy, clusters) = Destinations.Policy("IpHash");
-        clusters.RunBuild = _ => { };
+        List<Action> pending = [];
+        clusters.RunBuild = pending.Add;
         var all = Many(10_001, seed: 50);
         DestinationState[] start = all[..10_000];
         var cluster = Destinations.Cluster(start);
         policy.PickDestination(Context(1), cluster, start);
-        Assert.Equal(10_000, clusters.CachedSet(cluster)!.Computed);
+        Assert.Equal(1, clusters.TableBuilds(cluster));
 
+        // The table holds every configured destination's id hash and weight: the snapshot of the available ones needs neither.
         DestinationState[] withoutOne = [.. start.Where((_, i) => i != 4321)];
         Destinations.Available(cluster, withoutOne);
         policy.PickDestination(Context(1), cluster, withoutOne);
         var afterLeave = clusters.CachedSet(cluster)!;
         Assert.Equal(0, afterLeave.Computed);
+        Assert.Empty(afterLeave.IdHashes);
+        Assert.Empty(afterLeave.Weights);
+        Assert.Empty(pending);
 
         DestinationState[] withNewcomer = [.. withoutOne, all[10_000]];
-        Destinations.Available(cluster, withNewcomer);
+        Destinations.Reconfigured(cluster, withNewcomer);
         policy.PickDestination(Context(1), cluster, withNewcomer);
-        var afterArrival = clusters.CachedSet(cluster)!;
-        Assert.Equal(1, afterArrival.Computed);
-        // What was taken over is what computing it again gives.
-        Assert.Equal(withNewcomer.Select(d => RendezvousHash.HashId(d.DestinationId)), afterArrival.IdHashes);
-        Assert.Equal(withNewcomer.Select(Weight), afterArrival.Weights);
+        Assert.Single(pending);
+        pending[0]();
+        Assert.Equal(2, clusters.TableBuilds(cluster));
+        var table = clusters.CachedTable(cluster)!;
+        Assert.Equal(withNewcomer.Select(d => RendezvousHash.HashId(d.DestinationId)).Order(), table.IdHashes);
+        Assert.Equal(table.Destinations.Select(Weight), table.Weights);
     }
 
     [Fact]
