@@ -10,6 +10,7 @@
 #   bench/run.sh profile [...]   the CPU profile and allocations of the balancer beside bare YARP: bench/profile.sh's options
 #   bench/run.sh cost [...]      CPU time and bytes allocated per request, counted inside each process, beside bare YARP: bench/cost.sh's options
 #   bench/run.sh wakeups [...]   context switches per second by thread, idle and under load, and the timers queued, beside bare YARP: bench/wakeups.sh's options
+#   bench/run.sh syscalls [...]  system calls per request by call, the balancer beside bare YARP and NGINX: bench/syscalls.sh's options
 #   --smoke            a few seconds per experiment, soak included (CI); numbers are not measurements
 #   --no-build         use the Release build already there (the test suite runs the smoke run right after building)
 #   --soak-duration S  the soak (default 600), --soak-reload-every S (30), --soak-restart-every S (120)
@@ -25,6 +26,7 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" = profile ]; then shift; exec bench/profile.sh "$@"; fi
 if [ "${1:-}" = cost ]; then shift; exec bench/cost.sh "$@"; fi
 if [ "${1:-}" = wakeups ]; then shift; exec bench/wakeups.sh "$@"; fi
+if [ "${1:-}" = syscalls ]; then shift; exec bench/syscalls.sh "$@"; fi
 
 for tool in wrk h2load nginx haproxy openssl taskset; do
   command -v "$tool" >/dev/null || PATH="$PATH:/usr/sbin" command -v "$tool" >/dev/null || {

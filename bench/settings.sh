@@ -13,11 +13,14 @@
 # Usage: bench/settings.sh [--rounds N] [--duration S] [--warmup S] [--connections N] [--from-start S] [--out DIR] [--smoke] NAME='VAR=VALUE ...' ...
 #   e.g. bench/settings.sh shipped='' workstation='DOTNET_gcServer=0' conserve='DOTNET_GCConserveMemory=5'
 #   A variant's BALANCER_EXECUTABLE=PATH runs that executable instead of dotnet Balancer.dll, e.g. the Native AOT
-#   build: aot="BALANCER_EXECUTABLE=$(deploy/aot/publish.sh)".
+#   build: aot="BALANCER_EXECUTABLE=$(deploy/aot/publish.sh)"; BALANCER_DLL=PATH runs dotnet PATH instead, e.g. bare
+#   YARP beside the balancer: bare='BALANCER_DLL=bench/BareYarp/bin/Release/net10.0/BareYarp.dll' (built here too).
+#   --unpinned: nothing pinned, as the race-unpinned experiment: the balancers, the backends and wrk (-t one per
+#   CPU) all share every CPU, so what a variant costs shows in the RPS too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rounds=6 duration=10 warmup=40 out=bench/results smoke=0 from_start=0 connections=64
+rounds=6 duration=10 warmup=40 out=bench/results smoke=0 from_start=0 connections=64 unpinned=0
 # The command line as given, for the report (the loop below consumes it); words with spaces quoted.
 arguments=()
 for word in "$@"; do [[ $word =~ ^[][A-Za-z0-9_./=:,+-]*$ ]] && arguments+=("$word") || arguments+=("${word@Q}"); done
@@ -30,6 +33,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
     --from-start) from_start=$2; shift 2 ;;
+    --unpinned) unpinned=1; shift ;;
     --smoke) smoke=1; rounds=1; duration=2; warmup=2; shift ;;
     *=*) variants+=("$1"); shift ;;
     *) echo "unknown argument $1 (variants are NAME='VAR=VALUE ...')" >&2; exit 2 ;;
@@ -40,9 +44,10 @@ command -v wrk >/dev/null || { echo "bench/settings.sh needs wrk (apt-get instal
 
 cpus=$(nproc)
 proxy_cpus=$([ "$cpus" -ge 2 ] && echo $((cpus - 1)) || echo 0)
-load_cpus=0
+load_cpus=0 wrk_threads=1
+if [ "$unpinned" = 1 ]; then proxy_cpus=0-$((cpus - 1)) load_cpus=0-$((cpus - 1)) wrk_threads=$cpus; fi
 echo "Building (Release)..."
-for project in src/SampleBackend src/Balancer; do
+for project in src/SampleBackend src/Balancer bench/BareYarp; do
   build=$(dotnet build "$project" -c Release --nologo -v quiet 2>&1) || { echo "$build" >&2; exit 1; }
 done
 report_dir="$out/settings$([ "$smoke" = 1 ] && echo -smoke || true)"
@@ -57,10 +62,14 @@ start_variant() { # name settings
   port=$(free_port) management=$(free_port)
   write_config "$port" "$management" >"$work/$1.json"
   local command=(dotnet src/Balancer/bin/Release/net10.0/Balancer.dll) word
-  for word in $2; do [[ $word == BALANCER_EXECUTABLE=* ]] && command=("${word#*=}"); done
+  for word in $2; do
+    [[ $word == BALANCER_EXECUTABLE=* ]] && command=("${word#*=}")
+    [[ $word == BALANCER_DLL=* ]] && command=(dotnet "${word#*=}")
+  done
   # shellcheck disable=SC2086  # the settings are words: VAR=VALUE ...
   started_pid=$(start "$1" "$proxy_cpus" env $2 "${command[@]}" --config "$work/$1.json")
-  wait_http "http://127.0.0.1:$management/healthz"
+  # Bare YARP has no management listener.
+  [[ " $2 " == *" BALANCER_DLL="* ]] || wait_http "http://127.0.0.1:$management/healthz"
   wait_http "http://127.0.0.1:$port/"
   started_port=$port
 }
@@ -74,7 +83,7 @@ if [ "$from_start" -gt 0 ]; then
       line="$name|$round" cpu_line="$name|$round"
       for _ in $(seq "$from_start"); do
         before=$(cpu_ticks "$started_pid")
-        rps=$(taskset -c "$load_cpus" wrk -t1 -c"$connections" -d1s "http://127.0.0.1:$started_port/" | awk '/Requests\/sec/ { printf "%.0f", $2 }')
+        rps=$(taskset -c "$load_cpus" wrk -t"$wrk_threads" -c"$connections" -d1s "http://127.0.0.1:$started_port/" | awk '/Requests\/sec/ { printf "%.0f", $2 }')
         line="$line|$rps"
         # The process's own CPU time per request: what a busy machine moves far less than the requests per second.
         cpu_line="$cpu_line|$(awk -v t="$(( $(cpu_ticks "$started_pid") - before ))" -v hz="$hz" -v r="$rps" 'BEGIN { printf "%.0f", (r > 0 ? t / hz / r * 1e6 : 0) }')"
@@ -89,7 +98,7 @@ if [ "$from_start" -gt 0 ]; then
     echo "# Runtime settings from the start"
     echo
     report_provenance settings.sh "${arguments[@]}"
-    echo "- Each balancer started fresh on CPU $proxy_cpus, then wrk -t1 -c$connections in 1 s slices for $from_start s (backends and wrk on CPU $load_cpus); $rounds round(s), variants in turn."
+    echo "- Each balancer started fresh on CPU $proxy_cpus, then wrk -t$wrk_threads -c$connections in 1 s slices for $from_start s (backends and wrk on CPU $load_cpus); $rounds round(s), variants in turn."
     echo
     echo "Requests per second in each second from the first request (variant, round, then one column per second):"
     echo
@@ -116,7 +125,7 @@ done
 
 for i in "${!names[@]}"; do
   echo "[$(date +%T)] ${names[$i]}: warm-up ${warmup} s"
-  taskset -c "$load_cpus" wrk -t1 -c"$connections" -d"${warmup}s" "http://127.0.0.1:${ports[$i]}/" >/dev/null
+  taskset -c "$load_cpus" wrk -t"$wrk_threads" -c"$connections" -d"${warmup}s" "http://127.0.0.1:${ports[$i]}/" >/dev/null
 done
 
 for round in $(seq "$rounds"); do
@@ -126,7 +135,7 @@ for round in $(seq "$rounds"); do
   for i in $order; do
     pid=${pids[$i]}
     before=$(cpu_ticks "$pid") peak=0
-    taskset -c "$load_cpus" wrk -t1 -c"$connections" -d"${duration}s" "http://127.0.0.1:${ports[$i]}/" >"$work/run.wrk" &
+    taskset -c "$load_cpus" wrk -t"$wrk_threads" -c"$connections" -d"${duration}s" "http://127.0.0.1:${ports[$i]}/" >"$work/run.wrk" &
     wrk=$!
     while kill -0 "$wrk" 2>/dev/null; do
       rss=$(rss_mb "$pid")
@@ -157,7 +166,7 @@ for pid in "${pids[@]}"; do hwm+=("$(awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }'
   echo
   [ "$smoke" = 1 ] && { echo "> **Smoke run**: a few seconds only; the numbers are not measurements."; echo; }
   report_provenance settings.sh "${arguments[@]}"
-  echo "- Each balancer on CPU $proxy_cpus, wrk -t1 -c$connections and the backends on CPU $load_cpus; ${warmup} s warm-up each, then $rounds rounds of ${duration} s, every variant once per round (order reversed every other round)."
+  echo "- Each balancer on CPU $proxy_cpus, wrk -t$wrk_threads -c$connections and the backends on CPU $load_cpus; ${warmup} s warm-up each, then $rounds rounds of ${duration} s, every variant once per round (order reversed every other round)."
   echo
   echo "| variant | settings | RPS (median) | CPU µs / request (median) | peak RSS (MB, max) | RPS vs ${names[0]}, round by round (median) | CPU / request vs ${names[0]} (median) |"
   echo "|---|---|---:|---:|---:|---:|---:|"
