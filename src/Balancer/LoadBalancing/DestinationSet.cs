@@ -45,6 +45,7 @@ internal sealed class DestinationSet
             // hashes and weights (see ConfiguredTable): a change of the available set then costs no array of either.
             Weights = [];
             IdHashes = [];
+            Configured = _all;
             _expires = long.MaxValue;
             return;
         }
@@ -170,6 +171,12 @@ internal sealed class DestinationSet
 
     /// <summary>Hashed destination ids (IpHash by rendezvous hashing only: a cluster of more than <see cref="MaglevTable.MinDestinations"/> has them in its table).</summary>
     public ulong[] IdHashes { get; }
+
+    /// <summary>
+    /// For IpHash over a table, the cluster's list of all its destinations this set was made beside (the table's input):
+    /// read with the available list, so the two always belong together. Null when IpHash picks by rendezvous hashing.
+    /// </summary>
+    public IReadOnlyList<DestinationState>? Configured { get; }
 
     /// <summary>
     /// One period of the smooth weighted round-robin order, as indices into <see cref="Destinations"/>; null when the

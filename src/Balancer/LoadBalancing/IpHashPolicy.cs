@@ -38,12 +38,12 @@ internal sealed class IpHashPolicy(ClientIpResolver clientIp, EffectiveWeights w
         var set = state.SetFor(cluster, availableDestinations, weights, DestinationSet.PickKind.IpHash);
         var address = clientIp.Resolve(context);
         var key = address is null ? 0 : RendezvousHash.HashAddress(address);
-        if (Configured(cluster) is not { } all)
+        if (set.Configured is not { } configured)
         {
             return set.Destinations[RendezvousHash.Pick(key, set.IdHashes, set.Weights)];
         }
 
-        var table = state.TableFor(cluster, all, weights);
+        var table = state.TableFor(cluster, Current(cluster, configured), weights);
         var available = state.Availability(table, set);
         var index = table.Lookup(key, available);
         if (index < 0)
@@ -94,13 +94,16 @@ internal sealed class IpHashPolicy(ClientIpResolver clientIp, EffectiveWeights w
 
         var state = _clusters.For(cluster);
         var set = state.SetFor(cluster, available, weights, DestinationSet.PickKind.IpHash);
-        if (Configured(cluster) is { } all)
+        if (set.Configured is { } configured)
         {
-            state.Availability(state.TableFor(cluster, all, weights), set);
+            state.Availability(state.TableFor(cluster, Current(cluster, configured), weights), set);
         }
     }
 
-    /// <summary>The cluster's configured destinations when there are enough of them for a table, else null.</summary>
-    private static IReadOnlyList<DestinationState>? Configured(ClusterState cluster) =>
-        cluster.DestinationsState?.AllDestinations is { Count: > MaglevTable.MinDestinations } all ? all : null;
+    /// <summary>
+    /// The cluster's list of all destinations now, which the table must describe (a snapshot kept while its available
+    /// list stayed the same may have been made beside an older one); the snapshot's own when the cluster has none.
+    /// </summary>
+    private static IReadOnlyList<DestinationState> Current(ClusterState cluster, IReadOnlyList<DestinationState> configured) =>
+        cluster.DestinationsState?.AllDestinations is { Count: > 0 } all ? all : configured;
 }
