@@ -82,6 +82,7 @@ public static class BalancerHost
         BalancerOptions Startup() => configuration.GetSection(BalancerOptions.SectionName).Get<BalancerOptions>() ?? new();
         builder.Services.AddGracefulShutdown(() => Startup().ShutdownTimeout);
         builder.Services.AddHostedService<GarbageCollectorLog>();
+        builder.Services.AddHostedService<NativeHeapTrim>();
         builder.Services.AddReadiness();
         var listeners = new Listeners();
         builder.Services.AddSingleton(listeners);

@@ -22,7 +22,7 @@ public sealed class RssMapTests
             .Select(p => p.Split('='))
             .ToDictionary(p => p[0], p => double.Parse(p[1], CultureInfo.InvariantCulture));
 
-        foreach (var part in new[] { "assemblies", "native-libraries", "jit-code", "gc-heap", "anon" })
+        foreach (var part in new[] { "assemblies", "native-libraries", "jit-code", "gc-heap", "malloc", "anon" })
         {
             Assert.True(parts.GetValueOrDefault(part) > 0, $"no {part} in '{result.Stdout.Trim()}'");
         }
