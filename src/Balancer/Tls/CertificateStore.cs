@@ -37,6 +37,7 @@ internal sealed partial class CertificateStore : IHostedService, IDisposable
     private IDisposable? _optionsSubscription;
     private ITimer? _poll;
     private ITimer? _debounce;
+    private TimeSpan _pollPeriod = Timeout.InfiniteTimeSpan;
     private volatile Selection _selection = Selection.Empty;
 
     public CertificateStore(IOptionsMonitor<BalancerOptions> options, ConfigReloadTracker tracker, TimeProvider time, TlsStartup startup, ILogger<CertificateStore> logger)
@@ -118,7 +119,7 @@ internal sealed partial class CertificateStore : IHostedService, IDisposable
     public Task StartAsync(CancellationToken cancellationToken)
     {
         _debounce = _time.CreateTimer(_ => Check(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        _poll = _time.CreateTimer(_ => Check(), null, PollInterval, PollInterval);
+        _poll = _time.CreateTimer(_ => Check(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _optionsSubscription = _options.OnChange(_ => Check());
         lock (_gate)
         {
@@ -147,6 +148,18 @@ internal sealed partial class CertificateStore : IHostedService, IDisposable
             }
 
             _watchers.Clear();
+        }
+    }
+
+    /// <summary>Whether the files are read once a second besides their folders' change notices: only while there is a certificate.</summary>
+    internal bool Polling
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _pollPeriod != Timeout.InfiniteTimeSpan;
+            }
         }
     }
 
@@ -274,6 +287,15 @@ internal sealed partial class CertificateStore : IHostedService, IDisposable
     /// <summary>Watches the folders of the files and of what their links point to; polling covers the rest.</summary>
     private void Watch()
     {
+        // Without a certificate there is nothing to read: a balancer on plain HTTP does not wake every second for
+        // it, and a certificate a reload adds arrives with the options' change notice, which arms the poll here.
+        var poll = _entries.Count > 0 ? PollInterval : Timeout.InfiniteTimeSpan;
+        if (_poll is not null && poll != _pollPeriod)
+        {
+            _pollPeriod = poll;
+            _poll.Change(poll, poll);
+        }
+
         var directories = new HashSet<string>(StringComparer.Ordinal);
         foreach (var entry in _entries.Values)
         {

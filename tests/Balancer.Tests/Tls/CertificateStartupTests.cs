@@ -64,6 +64,27 @@ public sealed class CertificateStartupTests : IDisposable
         Assert.Equal(good.Serial, store.Select(null).Serial);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task CertificateFiles_ArePolledOnlyWhenACertificateIsConfigured(bool https)
+    {
+        var issued = _certificates.Issue("polled");
+        var tls = https ? $$""", "Tls": { "CertificatePath": "{{issued.CertificatePath}}", "KeyPath": "{{issued.KeyPath}}" }""" : "";
+        var config = Write("balancer.json", $$"""
+            { "Balancer": { "Listen": "{{(https ? "https" : "http")}}://127.0.0.1:0", "Management": { "Listen": "http://127.0.0.1:0" }{{tls}} },
+              "ReverseProxy": { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "{**all}" } } },
+                                "Clusters": { "c": { "Destinations": { "A": { "Address": "http://127.0.0.1:5001/" } } } } } }
+            """);
+        using var app = Balancer.Hosting.BalancerHost.Create(config, []);
+        var store = app.Services.GetRequiredService<Balancer.Tls.CertificateStore>();
+
+        await store.StartAsync(CancellationToken.None);
+
+        Assert.Equal(https, store.Polling);
+        await store.StopAsync(CancellationToken.None);
+    }
+
     public void Dispose()
     {
         Console.SetError(_originalError);
