@@ -18,7 +18,13 @@ public static class ConfigFile
         public IConfiguration ToConfiguration() => new ConfigurationBuilder().AddInMemoryCollection(Data!).Build();
     }
 
-    public static Result Read(string path)
+    public static Result Read(string path) => Read(path, null, null);
+
+    /// <summary>
+    /// Reads a file that replaces <paramref name="previous"/> (the keys of the config in force, and their index): the new
+    /// keys, values and section paths that are spelled as there are taken from them (see <see cref="JsonFlattening.Flatten"/>).
+    /// </summary>
+    internal static Result Read(string path, IDictionary<string, string?>? previous, ConfigChildKeys? previousChildren)
     {
         byte[] bytes;
         try
@@ -30,11 +36,13 @@ public static class ConfigFile
             return Failed($"{path}: cannot read the config file: {e.Message}");
         }
 
-        return Parse(bytes, path);
+        return Parse(bytes, path, previous, previousChildren);
     }
 
     /// <summary>Validates the bytes of a config file; <paramref name="name"/> prefixes the errors (a path, or what the bytes came from).</summary>
-    public static Result Parse(byte[] bytes, string name)
+    public static Result Parse(byte[] bytes, string name) => Parse(bytes, name, null, null);
+
+    private static Result Parse(byte[] bytes, string name, IDictionary<string, string?>? previous, ConfigChildKeys? previousChildren)
     {
         var path = name;
         if (bytes.Length == 0)
@@ -52,7 +60,7 @@ public static class ConfigFile
         Flattened provider;
         try
         {
-            provider = new Flattened(JsonFlattening.Flatten(bytes));
+            provider = new Flattened(JsonFlattening.Flatten(bytes, previous), previousChildren);
             parsed = new ConfigurationRoot([provider]);
         }
         catch (FormatException e)
@@ -100,7 +108,7 @@ public static class ConfigFile
         {
             // Rare (an empty object in the file): a removed key can empty its ancestors, which the index is built anew for.
             empty.ForEach(key => data.Remove(key));
-            children = new ConfigChildKeys(data);
+            children = new ConfigChildKeys(data, previousChildren);
         }
 
         return new Result(data, errors) { Children = children };
@@ -142,13 +150,13 @@ public static class ConfigFile
     /// binds the options classes section by section, which at 10,000 destinations was most of its CPU. The same index is
     /// then kept by the file's provider instead of being built again.
     /// </remarks>
-    private sealed class Flattened(Dictionary<string, string?> values) : ConfigurationProvider
+    private sealed class Flattened(Dictionary<string, string?> values, ConfigChildKeys? previousChildren) : ConfigurationProvider
     {
         private ConfigChildKeys? _children;
 
         public IDictionary<string, string?> Values => Data;
 
-        public ConfigChildKeys Children => _children ??= new ConfigChildKeys(Data);
+        public ConfigChildKeys Children => _children ??= new ConfigChildKeys(Data, previousChildren);
 
         public override void Load() => Data = values;
 

@@ -205,7 +205,7 @@ internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider
             }
 
             _stamp = stamp;
-            var result = ConfigFile.Read(_source.Path);
+            var result = ConfigFile.Read(_source.Path, Data, _children);
             if (!result.IsValid)
             {
                 _source.Tracker.Rejected(string.Join("; ", result.Errors));

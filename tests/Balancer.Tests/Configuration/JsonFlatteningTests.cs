@@ -48,6 +48,52 @@ public sealed class JsonFlatteningTests
     public void BrokenJson_RejectedWithTheLine() =>
         Assert.Contains("LineNumber: 1", Assert.ThrowsAny<JsonException>(() => JsonFlattening.Flatten("{ \"a\": 1,\n \"b\" }"u8.ToArray())).Message, StringComparison.Ordinal);
 
+    [Fact]
+    public void WithThePreviousFile_KeysAndValuesSpelledTheSame_AreThePreviousStrings()
+    {
+        var previous = JsonFlattening.Flatten("""{ "Destinations": { "d1": { "Address": "http://a/", "Weight": "5" }, "D2": { "Address": "http://b/" } } }"""u8.ToArray());
+
+        var next = JsonFlattening.Flatten(
+            """{ "Destinations": { "d1": { "Address": "http://a/", "Weight": "7" }, "d2": { "Address": "http://b/" }, "d3": { "Address": "http://a/" } } }"""u8.ToArray(),
+            previous);
+
+        // The same keys and values as without the previous file.
+        Assert.Equal(Sorted(JsonFlattening.Flatten(
+            """{ "Destinations": { "d1": { "Address": "http://a/", "Weight": "7" }, "d2": { "Address": "http://b/" }, "d3": { "Address": "http://a/" } } }"""u8.ToArray())), Sorted(next));
+        var kept = next.Keys.ToDictionary(key => key, StringComparer.Ordinal);
+        var before = previous.Keys.ToDictionary(key => key, StringComparer.Ordinal);
+        // Unchanged key and value: both strings are the previous file's.
+        Assert.Same(before["Destinations:d1:Address"], kept["Destinations:d1:Address"]);
+        Assert.Same(previous["Destinations:d1:Address"], next["Destinations:d1:Address"]);
+        // A new value under an unchanged key: the key is kept, the value is new.
+        Assert.Same(before["Destinations:d1:Weight"], kept["Destinations:d1:Weight"]);
+        Assert.Equal("7", next["Destinations:d1:Weight"]);
+        // A key spelled in another case is the new file's spelling, not the previous one.
+        Assert.Contains("Destinations:d2:Address", kept.Keys);
+        Assert.DoesNotContain("Destinations:D2:Address", kept.Keys);
+        Assert.NotSame(before["Destinations:D2:Address"], kept["Destinations:d2:Address"]);
+    }
+
+    [Fact]
+    public void WithThePreviousIndex_SameChildrenAsAFreshIndex_InTheNewFilesSpelling()
+    {
+        var previousData = JsonFlattening.Flatten("""{ "C": { "d1": { "Address": "x", "Metadata": { "Weight": "1" } }, "D2": { "Address": "y" } } }"""u8.ToArray());
+        var previous = new ConfigChildKeys(previousData);
+        var data = JsonFlattening.Flatten("""{ "C": { "d1": { "Address": "x", "Metadata": { "Weight": "2" } }, "d2": { "Address": "y" } } }"""u8.ToArray(), previousData);
+
+        var index = new ConfigChildKeys(data, previous);
+
+        var fresh = new ConfigChildKeys(data);
+        foreach (var parent in new[] { "C", "C:d1", "C:d1:Metadata", "C:d2" })
+        {
+            Assert.Equal(fresh.Of(parent), index.Of(parent));
+        }
+
+        Assert.Equal(fresh.Of(null), index.Of(null));
+        Assert.Equal(["d1", "d2"], index.Of("C"));
+        Assert.Equal(["Address", "Metadata"], index.Of("C:d1"));
+    }
+
     /// <summary>Every key the provider holds and its value, read through the provider's own lookup.</summary>
     private static Dictionary<string, string?> AllKeys(JsonStreamConfigurationProvider provider)
     {
