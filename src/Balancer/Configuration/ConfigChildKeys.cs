@@ -17,8 +17,9 @@ internal sealed class ConfigChildKeys
     /// <param name="data">The keys to index.</param>
     /// <param name="previous">
     /// The index of the config these keys replace, if any: a section spelled exactly as there keeps that index's string
-    /// for its path, which has long been in the oldest generation, rather than a new one that the reload's own
-    /// collections would copy (two paths per destination, at 10,000 destinations about 2.5 MB).
+    /// for its path, and its array of children when they are the same, which have long been in the oldest generation,
+    /// rather than new ones that the reload's own collections would copy (two sections per destination, at 10,000
+    /// destinations about 3 MB).
     /// </param>
     public ConfigChildKeys(IDictionary<string, string?> data, ConfigChildKeys? previous = null)
     {
@@ -70,11 +71,11 @@ internal sealed class ConfigChildKeys
             }
         }
 
-        _root = Sorted(root);
+        _root = Sorted(root, previous?._root);
         _children = new Dictionary<string, string[]>(lists.Count, StringComparer.OrdinalIgnoreCase);
         foreach (var (parent, list) in lists)
         {
-            _children[parent] = Sorted(list);
+            _children[parent] = Sorted(list, hasEarlier && earlier.TryGetValue(parent, out var before) ? before : null);
         }
     }
 
@@ -131,7 +132,8 @@ internal sealed class ConfigChildKeys
         }
     }
 
-    private static string[] Sorted(List<string> list)
+    /// <summary>The distinct names of <paramref name="list"/> in order: <paramref name="before"/> itself when it holds the same (an index's arrays are never changed in place).</summary>
+    private static string[] Sorted(List<string> list, string[]? before)
     {
         list.Sort(ConfigurationKeyComparer.Instance);
         var kept = 0;
@@ -144,6 +146,6 @@ internal sealed class ConfigChildKeys
         }
 
         list.RemoveRange(kept, list.Count - kept);
-        return [.. list];
+        return before is not null && list.SequenceEqual(before, StringComparer.Ordinal) ? before : [.. list];
     }
 }

@@ -92,6 +92,10 @@ public sealed class JsonFlatteningTests
         Assert.Equal(fresh.Of(null), index.Of(null));
         Assert.Equal(["d1", "d2"], index.Of("C"));
         Assert.Equal(["Address", "Metadata"], index.Of("C:d1"));
+        // Children listed as before are the previous index's own array; a list that changed (D2 is now d2) is new.
+        Assert.Same(previous.Of("C:d1"), index.Of("C:d1"));
+        Assert.Same(previous.Of("C:d1:Metadata"), index.Of("C:d1:Metadata"));
+        Assert.NotSame(previous.Of("C"), index.Of("C"));
     }
 
     /// <summary>Every key the provider holds and its value, read through the provider's own lookup.</summary>
