@@ -13,7 +13,7 @@ namespace PickCost;
 /// set costs the request that meets it, what a pick costs afterwards, and what the IpHash table build costs off
 /// the request path. Medians of several rounds; single thread. Times are the thread's CPU time, not wall time,
 /// so that other processes on a busy machine do not count. Usage: PickCost [destination counts...]; PickCost config N
-/// (parse a file of N destinations), reload N (read its destinations as YARP does), disruption N (IpHash clients moved), reload-host N [rounds] [seconds before the first] (a whole balancer's reload), scrape N [scrapes] [seconds before] (what a /metrics scrape costs), drains [counts...] (RoundRobin drains and enables as the runtime API makes them), changes-host N [rounds] [policies...] (a whole balancer's drains and health changes), available [counts...] (one cluster's available list rebuilt).
+/// (parse a file of N destinations), reload N (read its destinations as YARP does), disruption N (IpHash clients moved), reload-host N [rounds] [seconds before the first] (a whole balancer's reload), scrape N [scrapes] [seconds before] (what a /metrics scrape costs), drains [counts...] (RoundRobin drains and enables as the runtime API makes them), changes-host N [rounds] [policies...] (a whole balancer's drains and health changes), available [counts...] (one cluster's available list rebuilt), weak-tables N TABLES [REPLACED] [STORED] (what per-destination weak tables cost each gen0 collection).
 /// </summary>
 public static partial class Program
 {
@@ -56,6 +56,13 @@ public static partial class Program
         if (args.Length > 0 && args[0] == "drains")
         {
             Drains([.. args.Skip(1).Select(a => int.Parse(a, CultureInfo.InvariantCulture))]);
+            return;
+        }
+
+        if (args.Length > 0 && args[0] == "weak-tables")
+        {
+            var numbers = args.Skip(1).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).ToArray();
+            WeakTables.Run(numbers[0], numbers[1], numbers.Length > 2 ? numbers[2] : 0, numbers.Length > 3 ? numbers[3] : 0);
             return;
         }
 
