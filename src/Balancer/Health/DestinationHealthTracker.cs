@@ -33,7 +33,10 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
     private readonly DestinationEventCounts _transitions;
     private readonly ConcurrentDictionary<(string Cluster, string Destination), HealthChange> _last = new();
     private readonly Dictionary<DestinationState, Reactivation> _reactivations = [];
-    private readonly ConditionalWeakTable<DestinationModel, ProbeAttempt> _probeStarted = new();
+
+    // One slot per destination whose attempt is replaced in place: replacing the weak table's own value on every
+    // probe made each gen0 collection at 10,000 destinations rescan those entries (PickCost weak-tables).
+    private readonly ConditionalWeakTable<DestinationModel, LatestProbe> _probeStarted = new();
 
     // Keyed by the state object, which a reload keeps for a destination it keeps: a removed destination's log goes with it.
     private readonly ConditionalWeakTable<DestinationState, DestinationHealthLog> _logs = new();
@@ -214,7 +217,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
     public ProbeAttempt ProbeStarting(DestinationModel destination)
     {
         var attempt = new ProbeAttempt(_time.GetUtcNow());
-        _probeStarted.AddOrUpdate(destination, attempt);
+        Volatile.Write(ref _probeStarted.GetValue(destination, static _ => new LatestProbe()).Attempt, attempt);
         return attempt;
     }
 
@@ -251,7 +254,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
                 if (result.Response?.IsSuccessStatusCode == true
                     && _reactivations.TryGetValue(destination, out var failure)
                     && failure.ClearedByProbe
-                    && _probeStarted.TryGetValue(destination.Model, out var started)
+                    && LatestAttempt(destination) is { } started
                     && started.Started > failure.Since)
                 {
                     CancelReactivation(destination);
@@ -331,6 +334,9 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
         }
     }
 
+    private ProbeAttempt? LatestAttempt(DestinationState destination) =>
+        _probeStarted.TryGetValue(destination.Model, out var latest) ? Volatile.Read(ref latest.Attempt) : null;
+
     private DestinationHealthLog Log(DestinationState destination) => _logs.GetValue(destination, static _ => new DestinationHealthLog());
 
     private void Returned(DestinationState destination, string reason) =>
@@ -338,7 +344,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
 
     private void RecordProbe(DestinationProbingResult result)
     {
-        var attempt = _probeStarted.TryGetValue(result.Destination.Model, out var started) ? started : null;
+        var attempt = LatestAttempt(result.Destination);
         var response = result.Response;
         var success = response?.IsSuccessStatusCode == true;
         var error = response is null && result.Exception is { } exception ? TransportFailure.Label(TransportFailure.OfProbe(exception)) : null;
@@ -410,5 +416,11 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
         public void Dispose() => _timer?.Dispose();
 
         private void Run() => tracker.Reactivate(this, cluster, destination, period);
+    }
+
+    /// <summary>The newest probe attempt of one destination.</summary>
+    private sealed class LatestProbe
+    {
+        public ProbeAttempt? Attempt;
     }
 }
