@@ -199,7 +199,8 @@ internal static partial class Scale
                 $"(whether or not earlier ones have returned), over {PacedConnections} keep-alive connections of its own, each timed from its start (every request in " +
                 $"`raw/scale-N-paced.csv`). The client stalls too (its own collections, the CPU it shares with the backends): a thread of its own that sends nothing " +
                 "wakes every millisecond, and a wake more than 1.5 ms after the one before counts the excess as a stall of the client (`raw/scale-N-paced-client-stalls.csv`); " +
-                "each request's time without the client's stalls inside it is what the figures below use (as timed beside them), the balancer's own pauses in each change window in `raw/scale-N-paced-pauses.txt`. Its requests are cut into equal windows at rest ({RestWindows} before drains, {HealthRestWindows} before health changes), then one window as long from the first change (longer when the " +
+                "each request's time without the client's stalls inside it is what the figures below use (as timed beside them), the balancer's own pauses in each change window in `raw/scale-N-paced-pauses.txt`. " +
+                $"Its requests are cut into equal windows at rest ({RestWindows} before drains, {HealthRestWindows} before health changes), then one window as long from the first change (longer when the " +
                 $"changes are not done a second before its end); added is the change window's worst request minus the median of the rest windows' worst. Drains: " +
                 $"{Changes} drain and enable calls through the runtime API as above, {Window.TotalSeconds:0} s windows. Health: the first {SwitchedDestinations} destinations " +
                 "(all but one in a smaller cluster) are probed at a health endpoint of the harness's own (their `Health` address; the cluster's `ConsecutiveFailuresHealthPolicy.Threshold` is 1): " +
