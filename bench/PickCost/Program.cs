@@ -13,7 +13,7 @@ namespace PickCost;
 /// set costs the request that meets it, what a pick costs afterwards, and what the IpHash table build costs off
 /// the request path. Medians of several rounds; single thread. Times are the thread's CPU time, not wall time,
 /// so that other processes on a busy machine do not count. Usage: PickCost [destination counts...]; PickCost config N
-/// (parse a file of N destinations), reload N (read its destinations as YARP does), disruption N (IpHash clients moved), reload-host N [rounds] [seconds before the first] (a whole balancer's reload), scrape N [scrapes] [seconds before] (what a /metrics scrape costs), drains [counts...] (RoundRobin drains and enables as the runtime API makes them), changes-host N [rounds] [policies...] (a whole balancer's drains and health changes), available [counts...] (one cluster's available list rebuilt), weak-tables N TABLES [REPLACED] [STORED] (what per-destination weak tables cost each gen0 collection).
+/// (parse a file of N destinations), reload N (read its destinations as YARP does), disruption N (IpHash clients moved), reload-host N [rounds] [seconds before the first] (a whole balancer's reload), scrape N [scrapes] [seconds before] (what a /metrics scrape costs), drains [counts...] (RoundRobin drains and enables as the runtime API makes them), changes-host N [rounds] [policies...] (a whole balancer's drains and health changes), available [counts...] (one cluster's available list rebuilt), weak-tables N TABLES [REPLACED] [STORED] (what per-destination weak tables cost each gen0 collection), young-host N [PROBE-SECONDS] (a whole balancer's gen0 collections once every destination was used).
 /// </summary>
 public static partial class Program
 {
@@ -63,6 +63,12 @@ public static partial class Program
         {
             var numbers = args.Skip(1).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).ToArray();
             WeakTables.Run(numbers[0], numbers[1], numbers.Length > 2 ? numbers[2] : 0, numbers.Length > 3 ? numbers[3] : 0);
+            return;
+        }
+
+        if (args.Length > 0 && args[0] == "young-host")
+        {
+            HostYoung.RunAsync(int.Parse(args[1], CultureInfo.InvariantCulture), args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 0).GetAwaiter().GetResult();
             return;
         }
 
@@ -124,13 +130,18 @@ public static partial class Program
     }
 
     /// <summary>A config file of <paramref name="count"/> destinations over three backends, weights 1-1000.</summary>
-    internal static byte[] ConfigJson(int count, int? seed = null, bool listen = false, string policy = "RoundRobin", bool passiveHealth = false)
+    internal static byte[] ConfigJson(int count, int? seed = null, bool listen = false, string policy = "RoundRobin", bool passiveHealth = false,
+        string[]? addresses = null, int probeSeconds = 0)
     {
         var random = new Random(seed ?? count);
         var destinations = string.Join(",\n", Enumerable.Range(0, count).Select(i =>
-            $"\"d{i}\": {{ \"Address\": \"http://127.0.0.1:{5001 + i % 3}/\", \"Metadata\": {{ \"Weight\": \"{random.Next(1, 1001)}\" }} }}"));
+            $"\"d{i}\": {{ \"Address\": \"{(addresses is null ? $"http://127.0.0.1:{5001 + i % 3}/" : addresses[i % addresses.Length])}\", \"Metadata\": {{ \"Weight\": \"{random.Next(1, 1001)}\" }} }}"));
         var balancer = listen ? "\"Balancer\": { \"Listen\": \"http://127.0.0.1:0\", \"Management\": { \"Listen\": \"http://127.0.0.1:0\" } }," : string.Empty;
         var health = passiveHealth ? "\"HealthCheck\": { \"Passive\": { \"Enabled\": true } }," : string.Empty;
+        if (probeSeconds > 0)
+        {
+            health = $"\"HealthCheck\": {{ \"Active\": {{ \"Enabled\": true, \"Interval\": \"{TimeSpan.FromSeconds(probeSeconds)}\", \"Timeout\": \"00:00:05\", \"Path\": \"/health\" }}, \"Passive\": {{ \"Enabled\": true }} }},";
+        }
         var json = $$"""
             { {{balancer}} "ReverseProxy": {
                 "Routes": { "all": { "ClusterId": "backends", "Match": { "Path": "{**catch-all}" } } },

@@ -31,12 +31,8 @@ internal static class WeakTables
             }
         }
 
-        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
-        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
         var random = new Random(1);
-        var sink = new object[64];
-        var pauses = new List<double>();
-        for (var round = 0; round < 60; round++)
+        var pauses = Gen0Pauses(random, onlyGen0: false, () =>
         {
             for (var u = 0; u < replaced && tables > 0; u++)
             {
@@ -47,7 +43,27 @@ internal static class WeakTables
             {
                 holders[random.Next(count)].Young = new Holder();
             }
+        });
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{count} keys, {tables} tables, {replaced} replaced, {stored} stored: gen0 pause median {pauses[pauses.Count / 2]:0.000} ms, p90 {pauses[pauses.Count * 9 / 10]:0.000} ms"));
+        GC.KeepAlive(cwts);
+    }
 
+    /// <summary>
+    /// Moves everything alive into gen2, then 60 times runs <paramref name="beforeEach"/> and allocates garbage until the
+    /// next gen0 collection: the milliseconds the process was paused each time, sorted (with <paramref name="onlyGen0"/>,
+    /// only the times no older generation was collected).
+    /// </summary>
+    internal static List<double> Gen0Pauses(Random random, bool onlyGen0, Action beforeEach)
+    {
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        var sink = new object[64];
+        var pauses = new List<double>();
+        for (var round = 0; round < 60; round++)
+        {
+            beforeEach();
+            var older = GC.CollectionCount(1);
             var collections = GC.CollectionCount(0);
             var pause = GC.GetTotalPauseDuration();
             while (GC.CollectionCount(0) == collections)
@@ -55,13 +71,14 @@ internal static class WeakTables
                 sink[random.Next(sink.Length)] = new byte[random.Next(100, 2000)];
             }
 
-            pauses.Add((GC.GetTotalPauseDuration() - pause).TotalMilliseconds);
+            if (!onlyGen0 || GC.CollectionCount(1) == older)
+            {
+                pauses.Add((GC.GetTotalPauseDuration() - pause).TotalMilliseconds);
+            }
         }
 
         pauses.Sort();
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{count} keys, {tables} tables, {replaced} replaced, {stored} stored: gen0 pause median {pauses[pauses.Count / 2]:0.000} ms, p90 {pauses[pauses.Count * 9 / 10]:0.000} ms"));
-        GC.KeepAlive(cwts);
+        return pauses;
     }
 
     private sealed class Holder

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using Balancer.PerDestination;
 using Balancer.Telemetry;
 using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Model;
@@ -34,12 +35,15 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
     private readonly ConcurrentDictionary<(string Cluster, string Destination), HealthChange> _last = new();
     private readonly Dictionary<DestinationState, Reactivation> _reactivations = [];
 
-    // One slot per destination whose attempt is replaced in place: replacing the weak table's own value on every
-    // probe made each gen0 collection at 10,000 destinations rescan those entries (PickCost weak-tables).
-    private readonly ConditionalWeakTable<DestinationModel, LatestProbe> _probeStarted = new();
+    // Each destination's log and newest probe live in its slot, keyed by the state object, which a reload keeps for a
+    // destination it keeps: a removed destination's go with it. The probe's holder is replaced in place: replacing
+    // what an old object holds on every probe is cheaper for the young collections than a new holder each time.
+    private static readonly SlotPart<DestinationHealthLog> LogPart = new();
+    private static readonly SlotPart<LatestProbe> ProbePart = new();
+    private readonly DestinationSlots _slots;
 
-    // Keyed by the state object, which a reload keeps for a destination it keeps: a removed destination's log goes with it.
-    private readonly ConditionalWeakTable<DestinationState, DestinationHealthLog> _logs = new();
+    // Probe requests are made from a destination's model; the model's state is found through its cluster.
+    private readonly ConditionalWeakTable<ClusterState, StatesByModel> _byModel = new();
     private readonly Dictionary<DestinationState, Ejections> _ejections = [];
     private readonly OutlierDetectionOptions _outliers;
     private readonly LoadBalancing.PolicySnapshots? _snapshots;
@@ -49,8 +53,9 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
     private readonly Lock _gate = new();
 
     public DestinationHealthTracker(IClusterDestinationsUpdater clusterUpdater, TimeProvider time, BalancerMetricsRegistry metrics, ILogger<DestinationHealthTracker> logger,
-        OutlierDetectionOptions? outliers = null, LoadBalancing.PolicySnapshots? snapshots = null)
+        OutlierDetectionOptions? outliers = null, LoadBalancing.PolicySnapshots? snapshots = null, DestinationSlots? slots = null)
     {
+        _slots = slots ?? new DestinationSlots();
         _snapshots = snapshots;
         _clusterUpdater = clusterUpdater;
         _outliers = outliers ?? new OutlierDetectionOptions();
@@ -213,11 +218,26 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
         return (count, duration < cap ? duration : cap);
     }
 
-    /// <summary>Called as a probe request is created, just before it is sent; the attempt times the send.</summary>
-    public ProbeAttempt ProbeStarting(DestinationModel destination)
+    /// <summary>
+    /// Called as a probe request is created for <paramref name="destination"/> of <paramref name="cluster"/> (null when
+    /// the cluster is gone), just before it is sent; the attempt times the send.
+    /// </summary>
+    public ProbeAttempt ProbeStarting(ClusterState? cluster, DestinationModel destination)
+    {
+        if (cluster is not null && _byModel.GetValue(cluster, static _ => new StatesByModel()).Find(cluster, destination) is { } state)
+        {
+            return ProbeStarting(state);
+        }
+
+        // A destination that left the config while its probe was being made: nothing to remember it for.
+        return new ProbeAttempt(_time.GetUtcNow());
+    }
+
+    /// <summary>Called as a probe request is created for <paramref name="destination"/>, just before it is sent; the attempt times the send.</summary>
+    public ProbeAttempt ProbeStarting(DestinationState destination)
     {
         var attempt = new ProbeAttempt(_time.GetUtcNow());
-        Volatile.Write(ref _probeStarted.GetValue(destination, static _ => new LatestProbe()).Attempt, attempt);
+        Volatile.Write(ref _slots.Of(destination).GetOrAdd(ProbePart, 0, static _ => new LatestProbe()).Attempt, attempt);
         return attempt;
     }
 
@@ -335,9 +355,9 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
     }
 
     private ProbeAttempt? LatestAttempt(DestinationState destination) =>
-        _probeStarted.TryGetValue(destination.Model, out var latest) ? Volatile.Read(ref latest.Attempt) : null;
+        _slots.Find(destination)?.Get(ProbePart) is { } latest ? Volatile.Read(ref latest.Attempt) : null;
 
-    private DestinationHealthLog Log(DestinationState destination) => _logs.GetValue(destination, static _ => new DestinationHealthLog());
+    private DestinationHealthLog Log(DestinationState destination) => _slots.Of(destination).GetOrAdd(LogPart, 0, static _ => new DestinationHealthLog());
 
     private void Returned(DestinationState destination, string reason) =>
         Log(destination).AddEvent(new PassiveEvent(_time.GetUtcNow(), PassiveEvent.Returned, reason));
@@ -422,5 +442,37 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
     private sealed class LatestProbe
     {
         public ProbeAttempt? Attempt;
+    }
+
+    /// <summary>
+    /// A cluster's destinations by their models, built again when YARP replaces the cluster's list of all destinations
+    /// (which it does when a destination is added, removed or its model replaced), so that a probe round finds each
+    /// destination in constant time.
+    /// </summary>
+    private sealed class StatesByModel
+    {
+        private Built? _built;
+
+        public DestinationState? Find(ClusterState cluster, DestinationModel model)
+        {
+            var all = cluster.DestinationsState?.AllDestinations;
+            var built = Volatile.Read(ref _built);
+            if (built is null || all is null || !ReferenceEquals(built.From, all))
+            {
+                IReadOnlyList<DestinationState> destinations = all ?? [.. cluster.Destinations.Values];
+                var map = new Dictionary<DestinationModel, DestinationState>(destinations.Count, ReferenceEqualityComparer.Instance);
+                foreach (var destination in destinations)
+                {
+                    map[destination.Model] = destination;
+                }
+
+                built = new Built(all, map);
+                Volatile.Write(ref _built, built);
+            }
+
+            return built.Map.TryGetValue(model, out var state) && ReferenceEquals(state.Model, model) ? state : null;
+        }
+
+        private sealed record Built(IReadOnlyList<DestinationState>? From, Dictionary<DestinationModel, DestinationState> Map);
     }
 }

@@ -1,4 +1,5 @@
 using Balancer.Hosting;
+using Balancer.PerDestination;
 using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Model;
 
@@ -32,6 +33,7 @@ internal static class HealthServiceCollectionExtensions
         }
 
         services.AddSingleton(sp => sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<Configuration.BalancerOptions>>().Value.OutlierDetection);
+        services.AddDestinationSlots();
         services.AddSingleton<DestinationHealthTracker>();
         services.AddSingleton<IDestinationHealthUpdater>(sp => sp.GetRequiredService<DestinationHealthTracker>());
         services.AddSingleton<IDestinationHealthHistory>(sp => sp.GetRequiredService<DestinationHealthTracker>());

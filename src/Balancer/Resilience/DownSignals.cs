@@ -1,5 +1,5 @@
-using System.Runtime.CompilerServices;
 using Balancer.Health;
+using Balancer.PerDestination;
 using Yarp.ReverseProxy.Model;
 
 namespace Balancer.Resilience;
@@ -18,17 +18,19 @@ namespace Balancer.Resilience;
 /// </remarks>
 internal sealed class DownSignals : IDisposable
 {
-    private readonly ConditionalWeakTable<DestinationState, Signal> _signals = new();
+    private static readonly SlotPart<Signal> SignalPart = new();
+    private readonly DestinationSlots _slots;
     private readonly DestinationHealthTracker _tracker;
 
-    public DownSignals(DestinationHealthTracker tracker)
+    public DownSignals(DestinationHealthTracker tracker, DestinationSlots? slots = null)
     {
+        _slots = slots ?? new DestinationSlots();
         _tracker = tracker;
         tracker.HealthChanged += OnHealthChanged;
     }
 
     /// <summary>The signal of <paramref name="destination"/>: its token is cancelled when the destination is next marked Down.</summary>
-    public Signal For(DestinationState destination) => _signals.GetValue(destination, static _ => new Signal());
+    public Signal For(DestinationState destination) => _slots.Of(destination).GetOrAdd(SignalPart, 0, static _ => new Signal());
 
     /// <summary>Cancelled when <paramref name="destination"/> is next marked Down.</summary>
     public CancellationToken NextDown(DestinationState destination) => For(destination).Token;
@@ -37,7 +39,7 @@ internal sealed class DownSignals : IDisposable
 
     private void OnHealthChanged(ClusterState cluster, DestinationState destination, string from, string to)
     {
-        if (to != DestinationHealthView.Down || !_signals.TryGetValue(destination, out var signal))
+        if (to != DestinationHealthView.Down || _slots.Find(destination)?.Get(SignalPart) is not { } signal)
         {
             return;
         }
@@ -47,14 +49,33 @@ internal sealed class DownSignals : IDisposable
         ThreadPool.UnsafeQueueUserWorkItem(static source => source.Cancel(), signal.Replace(), preferLocal: false);
     }
 
-    /// <summary>One destination's signal.</summary>
+    /// <summary>One destination's signal, and the client of <see cref="WithdrawableClient"/> that is linked to it.</summary>
     internal sealed class Signal
     {
         private CancellationTokenSource _source = new();
+        private Withdrawable? _client;
 
         public CancellationToken Token => Volatile.Read(ref _source).Token;
 
+        /// <summary>
+        /// The destination's client made by <paramref name="owner"/>, the cluster's client: made again when the cluster's
+        /// client was replaced (its config changed), since it sends through that client's handlers.
+        /// </summary>
+        internal HttpMessageInvoker ClientOf(WithdrawableClient owner, Func<Signal, HttpMessageInvoker> create)
+        {
+            if (Volatile.Read(ref _client) is { } client && ReferenceEquals(client.Owner, owner))
+            {
+                return client.Invoker;
+            }
+
+            var made = new Withdrawable(owner, create(this));
+            Volatile.Write(ref _client, made);
+            return made.Invoker;
+        }
+
         /// <summary>Puts a fresh source in place and returns the one to cancel. Never disposed: it has no timer.</summary>
         internal CancellationTokenSource Replace() => Interlocked.Exchange(ref _source, new CancellationTokenSource());
+
+        private sealed record Withdrawable(WithdrawableClient Owner, HttpMessageInvoker Invoker);
     }
 }

@@ -145,15 +145,16 @@ internal static class ProbeRequests
             var request = Grpc.GrpcHealthProbe.IsEnabled(cluster.Config)
                 ? Grpc.GrpcHealthProbe.CreateRequest(cluster, destination)
                 : ProbeMessage.From(inner.CreateRequest(cluster, destination));
-            ProbeMarks.Mark(request, InMaintenance(cluster, destination) ? ProbeAttempt.Skip : tracker.ProbeStarting(destination));
+            _proxyState ??= services.GetRequiredService<IProxyStateLookup>();
+            var state = _proxyState.TryGetCluster(cluster.Config.ClusterId, out var found) ? found : null;
+            ProbeMarks.Mark(request, InMaintenance(state, destination) ? ProbeAttempt.Skip : tracker.ProbeStarting(state, destination));
             return request;
         }
 
-        private bool InMaintenance(ClusterModel cluster, DestinationModel destination)
+        private bool InMaintenance(ClusterState? state, DestinationModel destination)
         {
-            _proxyState ??= services.GetRequiredService<IProxyStateLookup>();
             _overrides ??= services.GetRequiredService<RuntimeOverrides>();
-            if (!_proxyState.TryGetCluster(cluster.Config.ClusterId, out var state))
+            if (state is null)
             {
                 return false;
             }

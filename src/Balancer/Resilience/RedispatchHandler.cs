@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using Balancer.Telemetry;
 using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Forwarder;
@@ -29,8 +28,8 @@ internal sealed class RedispatchHandler(BreakerHandler sends, DownSignals.Signal
 /// </summary>
 internal sealed class WithdrawableClient : HttpMessageInvoker
 {
-    private readonly ConditionalWeakTable<DestinationState, HttpMessageInvoker> _byDestination = new();
-    private readonly ConditionalWeakTable<DestinationState, HttpMessageInvoker>.CreateValueCallback _create;
+    private readonly DownSignals _signals;
+    private readonly Func<DownSignals.Signal, HttpMessageInvoker> _create;
 
     /// <param name="handler">The cluster's handlers, as every request is sent through them.</param>
     /// <param name="sends">The handler under <paramref name="handler"/> that carries proxied requests.</param>
@@ -38,12 +37,14 @@ internal sealed class WithdrawableClient : HttpMessageInvoker
     public WithdrawableClient(HttpMessageHandler handler, BreakerHandler sends, DownSignals signals)
         : base(handler, disposeHandler: true)
     {
-        // Never disposed themselves: they own nothing, and the cluster's handlers belong to this client.
-        _create = destination => new HttpMessageInvoker(new RedispatchHandler(sends, signals.For(destination)), disposeHandler: false);
+        _signals = signals;
+        // Never disposed themselves: they own nothing, and the cluster's handlers belong to this client. Kept with the
+        // destination's signal, so that a destination costs no weak-table entry of its own per cluster client.
+        _create = signal => new HttpMessageInvoker(new RedispatchHandler(sends, signal), disposeHandler: false);
     }
 
     /// <summary>The client that withdraws a request from <paramref name="destination"/> when it is marked Down.</summary>
-    public HttpMessageInvoker For(DestinationState destination) => _byDestination.GetValue(destination, _create);
+    public HttpMessageInvoker For(DestinationState destination) => _signals.For(destination).ClientOf(this, _create);
 }
 
 /// <summary>

@@ -1,5 +1,6 @@
 using Balancer.Health;
 using Balancer.Hosting;
+using Balancer.PerDestination;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace Balancer.Resilience;
@@ -14,6 +15,7 @@ internal static class ResilienceServiceCollectionExtensions
     public static IServiceCollection AddBalancerResilience(this IServiceCollection services)
     {
         services.AddSingleton<IForwarderHttpClientFactory, ResilientForwarderHttpClientFactory>();
+        services.AddDestinationSlots();
         services.AddSingleton<DownSignals>();
         services.AddSingleton<Logging.ProxyErrorLog>();
         services.Decorate<IHttpForwarder>((_, inner) => new WithdrawingForwarder(inner));

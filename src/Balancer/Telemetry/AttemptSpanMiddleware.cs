@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using System.Runtime.CompilerServices;
+using Balancer.PerDestination;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
 
@@ -10,11 +10,11 @@ namespace Balancer.Telemetry;
 /// balancing, so a request failed over to another destination shows one span per destination tried, each
 /// with how it ended. The backend's <c>traceparent</c> names this span as its parent.
 /// </summary>
-internal sealed class AttemptSpanMiddleware(RequestDelegate next, ProxyTracing tracing)
+internal sealed class AttemptSpanMiddleware(RequestDelegate next, ProxyTracing tracing, DestinationSlots slots)
 {
-    // A destination's model is replaced when its config changes, so an entry never goes stale and a
-    // removed destination's entry goes with it. Parsing the address on every attempt cost a Uri each.
-    private static readonly ConditionalWeakTable<DestinationModel, Endpoint> Endpoints = [];
+    // Parsing the address on every attempt cost a Uri each. Kept with the model it was parsed from: a destination's
+    // model is replaced when its config changes, so a changed address is parsed again.
+    private static readonly SlotPart<Endpoint> EndpointPart = new();
 
     public Task InvokeAsync(HttpContext context) =>
         tracing.Owns(Activity.Current) ? TraceAsync(context) : next(context);
@@ -34,7 +34,7 @@ internal sealed class AttemptSpanMiddleware(RequestDelegate next, ProxyTracing t
         if (destination is not null)
         {
             activity.SetTag("balancer.destination", destination.DestinationId);
-            var endpoint = Endpoints.GetValue(destination.Model, static model => Endpoint.Of(model.Config.Address));
+            var endpoint = EndpointOf(destination);
             if (endpoint.Host is not null)
             {
                 activity.SetTag("server.address", endpoint.Host);
@@ -58,10 +58,24 @@ internal sealed class AttemptSpanMiddleware(RequestDelegate next, ProxyTracing t
         ProxyTracing.TagStatusCode(activity, context.Response.StatusCode, failedFrom: 400);
     }
 
-    /// <summary>A destination address as the span's <c>server.*</c> tags want it, the port boxed once.</summary>
-    private sealed record Endpoint(string? Host, object? Port)
+    private Endpoint EndpointOf(DestinationState destination)
     {
-        public static Endpoint Of(string address) =>
-            Uri.TryCreate(address, UriKind.Absolute, out var uri) ? new(uri.Host, uri.Port) : new(null, null);
+        var slot = slots.Of(destination);
+        var model = destination.Model;
+        if (slot.Get(EndpointPart) is { } endpoint && ReferenceEquals(endpoint.Model, model))
+        {
+            return endpoint;
+        }
+
+        endpoint = Endpoint.Of(model);
+        slot.Set(EndpointPart, endpoint);
+        return endpoint;
+    }
+
+    /// <summary>A destination address as the span's <c>server.*</c> tags want it, the port boxed once; <see cref="Model"/> is what it was read from.</summary>
+    private sealed record Endpoint(DestinationModel Model, string? Host, object? Port)
+    {
+        public static Endpoint Of(DestinationModel model) =>
+            Uri.TryCreate(model.Config.Address, UriKind.Absolute, out var uri) ? new(model, uri.Host, uri.Port) : new(model, null, null);
     }
 }

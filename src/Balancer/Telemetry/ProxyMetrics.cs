@@ -4,6 +4,7 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using Balancer.Configuration;
 using Balancer.LoadBalancing;
+using Balancer.PerDestination;
 using Prometheus;
 using Yarp.ReverseProxy;
 using Yarp.ReverseProxy.Model;
@@ -29,13 +30,15 @@ internal sealed partial class ProxyMetrics
 
     private static readonly string[] DestinationLabels = ["cluster", "destination"];
 
+    private static readonly SlotPart<DestinationMetrics> MetricsPart = new();
+
     private readonly IProxyStateLookup _proxyState;
     private readonly ConfigReloadTracker _reloads;
     private readonly TimeProvider _time;
     private readonly MetricsOptions _options;
     private readonly ILogger<ProxyMetrics> _logger;
     private readonly ConcurrentDictionary<string, ClusterDurations> _durations = new(StringComparer.Ordinal);
-    private readonly ConditionalWeakTable<DestinationState, DestinationMetrics> _byState = new();
+    private readonly DestinationSlots _slots;
     private readonly ConcurrentDictionary<(string Cluster, string Destination), DestinationMetrics> _byId = new();
     private readonly Dictionary<string, string> _policies = [];
     private readonly Dictionary<DestinationState, DestinationMetrics> _scraped = new(ReferenceEqualityComparer.Instance);
@@ -47,8 +50,10 @@ internal sealed partial class ProxyMetrics
     private int _scrapes;
     private bool _destinationsChanged;
 
-    public ProxyMetrics(BalancerMetricsRegistry metrics, IProxyStateLookup proxyState, ConfigReloadTracker reloads, TimeProvider time, Microsoft.Extensions.Options.IOptions<BalancerOptions> options, ILogger<ProxyMetrics> logger)
+    public ProxyMetrics(BalancerMetricsRegistry metrics, IProxyStateLookup proxyState, ConfigReloadTracker reloads, TimeProvider time, Microsoft.Extensions.Options.IOptions<BalancerOptions> options, ILogger<ProxyMetrics> logger,
+        DestinationSlots? slots = null)
     {
+        _slots = slots ?? new DestinationSlots();
         _proxyState = proxyState;
         _reloads = reloads;
         _time = time;
@@ -148,13 +153,14 @@ internal sealed partial class ProxyMetrics
     /// <summary>The metrics of a destination; lock-free after the first call for that destination.</summary>
     public DestinationMetrics For(string clusterId, DestinationState destination)
     {
-        if (_byState.TryGetValue(destination, out var metrics))
+        var slot = _slots.Of(destination);
+        if (slot.Get(MetricsPart) is { } metrics)
         {
             return metrics;
         }
 
         metrics = _byId.GetOrAdd((clusterId, destination.DestinationId), static (key, self) => self.Create(key.Cluster, key.Destination), this);
-        return _byState.GetValue(destination, _ => metrics);
+        return slot.GetOrAdd(MetricsPart, metrics, static made => made);
     }
 
     private DestinationMetrics Create(string cluster, string destination)

@@ -1,3 +1,4 @@
+using Balancer.PerDestination;
 using Yarp.ReverseProxy.Transforms.Builder;
 
 namespace Balancer.Telemetry;
@@ -11,6 +12,7 @@ public static class TelemetryServiceCollectionExtensions
     public static IReverseProxyBuilder AddBalancerMetrics(this IReverseProxyBuilder proxy, bool perRequest = true)
     {
         proxy.Services.AddSingleton<BalancerMetricsRegistry>();
+        proxy.Services.AddDestinationSlots();
         proxy.Services.AddSingleton<ProxyMetrics>();
         proxy.Services.AddSingleton<ProtocolMetrics>();
         proxy.Services.AddSingleton<Yarp.ReverseProxy.Configuration.IConfigChangeListener, DestinationMetricsListener>();

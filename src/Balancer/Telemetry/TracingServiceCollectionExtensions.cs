@@ -1,5 +1,6 @@
 using Balancer.Configuration;
 using Balancer.Hosting;
+using Balancer.PerDestination;
 using Microsoft.Extensions.Options;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
@@ -51,6 +52,7 @@ public static class TracingServiceCollectionExtensions
             Random.Shared.NextDouble,
             provider.GetRequiredService<TimeProvider>(),
             provider.GetService<BalancerMetricsRegistry>()?.Factory));
+        services.AddDestinationSlots();
         if (!detailed)
         {
             services.AddSingleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, TraceContextTransformProvider>();

@@ -224,8 +224,8 @@ public sealed class DestinationHealthTrackerTests : IDisposable
         {
             _time.Advance(TimeSpan.FromSeconds(1));
             started.Add(_time.GetUtcNow());
-            _tracker.ProbeStarting(_a.Model);
-            _tracker.ProbeStarting(_b.Model).Elapsed = TimeSpan.FromMilliseconds(round);
+            _tracker.ProbeStarting(_a);
+            _tracker.ProbeStarting(_b).Elapsed = TimeSpan.FromMilliseconds(round);
             ProbeRound(success: round % 2 == 0);
         }
 
@@ -246,7 +246,7 @@ public sealed class DestinationHealthTrackerTests : IDisposable
         var refused = new HttpRequestException(HttpRequestError.ConnectionError, "refused", new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.ConnectionRefused));
         foreach (var exception in new Exception[] { refused, new TaskCanceledException("probe timeout"), new HttpRequestException(HttpRequestError.ResponseEnded, "cut") })
         {
-            _tracker.ProbeStarting(_b.Model).Elapsed = TimeSpan.FromMilliseconds(1.5);
+            _tracker.ProbeStarting(_b).Elapsed = TimeSpan.FromMilliseconds(1.5);
             _tracker.ProbesCompleted(_cluster, [new DestinationProbingResult(_b, null, exception)]);
         }
 
@@ -366,8 +366,8 @@ public sealed class DestinationHealthTrackerTests : IDisposable
 
     private void StartProbes()
     {
-        _tracker.ProbeStarting(_a.Model);
-        _tracker.ProbeStarting(_b.Model);
+        _tracker.ProbeStarting(_a);
+        _tracker.ProbeStarting(_b);
     }
 
     private void ProbeRound(bool success, DestinationHealthTracker? tracker = null)
