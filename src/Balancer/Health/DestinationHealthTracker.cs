@@ -47,15 +47,18 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
     private readonly Dictionary<DestinationState, Ejections> _ejections = [];
     private readonly OutlierDetectionOptions _outliers;
     private readonly LoadBalancing.PolicySnapshots? _snapshots;
+    private readonly Runtime.AvailabilityChanges? _availability;
 
     // Health changes are rare (probe rounds, failures); one lock keeps "read view, change, read view" atomic
     // so two racing updates never log the same transition twice or miss one.
     private readonly Lock _gate = new();
 
     public DestinationHealthTracker(IClusterDestinationsUpdater clusterUpdater, TimeProvider time, BalancerMetricsRegistry metrics, ILogger<DestinationHealthTracker> logger,
-        OutlierDetectionOptions? outliers = null, LoadBalancing.PolicySnapshots? snapshots = null, DestinationSlots? slots = null)
+        OutlierDetectionOptions? outliers = null, LoadBalancing.PolicySnapshots? snapshots = null, DestinationSlots? slots = null,
+        Runtime.AvailabilityChanges? availability = null)
     {
         _slots = slots ?? new DestinationSlots();
+        _availability = availability;
         _snapshots = snapshots;
         _clusterUpdater = clusterUpdater;
         _outliers = outliers ?? new OutlierDetectionOptions();
@@ -80,7 +83,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
         // Only a move into or out of Unhealthy changes an available set (both YARP policies the config accepts count
         // Unknown and Healthy alike). Probes judged one at a time would otherwise rebuild the cluster's list, O(N),
         // for each destination that turns from Unknown to Healthy: O(N^2) for the first round of a large cluster.
-        var changed = false;
+        List<DestinationState>? changed = null;
         lock (_gate)
         {
             foreach (var pair in newHealthPairs)
@@ -96,7 +99,11 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
                 var recovered = pair.NewActiveHealth == DestinationHealth.Healthy;
                 // Probes failing and then passing again means the backend was restarted or repaired.
                 var restarted = recovered && health.Active == DestinationHealth.Unhealthy;
-                changed |= (health.Active == DestinationHealth.Unhealthy) != (pair.NewActiveHealth == DestinationHealth.Unhealthy);
+                if ((health.Active == DestinationHealth.Unhealthy) != (pair.NewActiveHealth == DestinationHealth.Unhealthy))
+                {
+                    (changed ??= []).Add(destination);
+                }
+
                 health.Active = pair.NewActiveHealth;
                 if (restarted && health.Passive == DestinationHealth.Unhealthy)
                 {
@@ -109,9 +116,9 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
             }
         }
 
-        if (changed)
+        if (changed is not null)
         {
-            UpdateAvailable(cluster);
+            UpdateAvailable(cluster, changed);
         }
     }
 
@@ -174,7 +181,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
 
         // On the caller's thread (YARP's own updater defers this to the thread pool): the very next pick must
         // skip the destination, so that only requests already in flight meet a dead backend.
-        UpdateAvailable(cluster);
+        UpdateAvailable(cluster, destination);
     }
 
     /// <summary>True while fewer destinations than the cap are ejected by passive checks; one is always allowed.</summary>
@@ -248,7 +255,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
     /// </summary>
     public void ProbesCompleted(ClusterState cluster, IReadOnlyList<DestinationProbingResult> results)
     {
-        var changed = false;
+        List<DestinationState>? changed = null;
         lock (_gate)
         {
             foreach (var result in results)
@@ -266,7 +273,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
                         var why = $"ejection ended and {ejections.GoodProbes} probes in a row succeeded";
                         Returned(destination, why);
                         Record(cluster, destination, was, why);
-                        changed = true;
+                        (changed ??= []).Add(destination);
                         continue;
                     }
                 }
@@ -283,14 +290,14 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
                     const string Why = "active health probe succeeded after the connection failure";
                     Returned(destination, Why);
                     Record(cluster, destination, before, Why);
-                    changed = true;
+                    (changed ??= []).Add(destination);
                 }
             }
         }
 
-        if (changed)
+        if (changed is not null)
         {
-            UpdateAvailable(cluster);
+            UpdateAvailable(cluster, changed);
         }
     }
 
@@ -336,13 +343,31 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
             Record(cluster, destination, before, why);
         }
 
-        UpdateAvailable(cluster);
+        UpdateAvailable(cluster, destination);
     }
 
-    /// <summary>YARP's new available list, and the cluster's policy snapshot for it, so no request has to build one.</summary>
-    private void UpdateAvailable(ClusterState cluster)
+    /// <summary>
+    /// YARP's new available list, and the cluster's policy snapshot for it, so no request has to build one. The change is
+    /// announced, so that only <paramref name="changed"/> is looked at again, not every destination of the cluster.
+    /// </summary>
+    private void UpdateAvailable(ClusterState cluster, DestinationState changed)
     {
-        _clusterUpdater.UpdateAvailableDestinations(cluster);
+        using (_availability?.Announce(cluster, changed))
+        {
+            _clusterUpdater.UpdateAvailableDestinations(cluster);
+        }
+
+        _snapshots?.Prepare(cluster);
+    }
+
+    /// <inheritdoc cref="UpdateAvailable(ClusterState, DestinationState)"/>
+    private void UpdateAvailable(ClusterState cluster, List<DestinationState> changed)
+    {
+        using (_availability?.Announce(cluster, changed))
+        {
+            _clusterUpdater.UpdateAvailableDestinations(cluster);
+        }
+
         _snapshots?.Prepare(cluster);
     }
 

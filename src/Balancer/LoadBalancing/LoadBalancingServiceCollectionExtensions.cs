@@ -26,7 +26,7 @@ public static class LoadBalancingServiceCollectionExtensions
 
         services.TryAddSingleton<ClientIpResolver>();
         services.TryAddSingleton<PolicySnapshots>();
-        services.Decorate<IClusterDestinationsUpdater>((sp, inner) => new PreparingDestinationsUpdater(inner, sp.GetRequiredService<PolicySnapshots>()));
+        services.Decorate<IClusterDestinationsUpdater>((sp, inner) => new PreparingDestinationsUpdater(inner, sp.GetRequiredService<PolicySnapshots>(), sp.GetService<Runtime.AvailabilityChanges>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ILoadBalancingPolicy, RoundRobinPolicy>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ILoadBalancingPolicy, LeastConnectionsPolicy>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ILoadBalancingPolicy, IpHashPolicy>());

@@ -1,3 +1,4 @@
+using Balancer.Runtime;
 using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Model;
 
@@ -12,8 +13,13 @@ namespace Balancer.LoadBalancing;
 /// Without it, a config reload left the snapshot to the first request after it: at 10,000 destinations with every
 /// weight changed, that request weighed every destination again and built the round-robin order on a thread-pool
 /// thread (tens of milliseconds on the loaded CPU the proxy is pinned to), and the requests queued behind it waited.
+/// <para>
+/// An update of the available list that comes without an announcement of what changed (<see cref="AvailabilityChanges"/>)
+/// marks the cluster's next computation as one over every destination: whatever the caller changed is then read, even
+/// when YARP drops this call because another is already waiting and that one was announced.
+/// </para>
 /// </remarks>
-internal sealed class PreparingDestinationsUpdater(IClusterDestinationsUpdater inner, PolicySnapshots snapshots) : IClusterDestinationsUpdater
+internal sealed class PreparingDestinationsUpdater(IClusterDestinationsUpdater inner, PolicySnapshots snapshots, AvailabilityChanges? changes = null) : IClusterDestinationsUpdater
 {
     public void UpdateAllDestinations(ClusterState cluster)
     {
@@ -23,6 +29,11 @@ internal sealed class PreparingDestinationsUpdater(IClusterDestinationsUpdater i
 
     public void UpdateAvailableDestinations(ClusterState cluster)
     {
+        if (changes is not null && !changes.IsAnnouncing)
+        {
+            changes.Unannounced(cluster.ClusterId);
+        }
+
         inner.UpdateAvailableDestinations(cluster);
         snapshots.Prepare(cluster);
     }

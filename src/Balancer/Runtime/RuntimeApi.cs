@@ -38,10 +38,12 @@ internal sealed partial class RuntimeApi
     private readonly Counter _changes;
     private readonly IConfiguration _configuration;
     private readonly PolicySnapshots _snapshots;
+    private readonly AvailabilityChanges? _availability;
 
     public RuntimeApi(IConfiguration configuration, IProxyStateLookup proxyState, IClusterDestinationsUpdater updater, RuntimeOverrides overrides, DestinationRuntimeViews views,
-        DrainWatch drains, TimeProvider time, Telemetry.BalancerMetricsRegistry metrics, PolicySnapshots snapshots, ILogger<RuntimeApi> logger)
+        DrainWatch drains, TimeProvider time, Telemetry.BalancerMetricsRegistry metrics, PolicySnapshots snapshots, ILogger<RuntimeApi> logger, AvailabilityChanges? availability = null)
     {
+        _availability = availability;
         _snapshots = snapshots;
         _configuration = configuration;
         _proxyState = proxyState;
@@ -181,8 +183,12 @@ internal sealed partial class RuntimeApi
         var previous = _overrides.Update(cluster.ClusterId, destination.DestinationId, o =>
             new DestinationOverride(mode, o?.Weight, now, by));
         var before = previous?.Mode ?? AdminMode.Active;
-        // Synchronous: the very next pick already sees the destination in or out.
-        _updater.UpdateAvailableDestinations(cluster);
+        // Synchronous: the very next pick already sees the destination in or out. Announced, so that only this
+        // destination is looked at again, not every one of the cluster.
+        using (_availability?.Announce(cluster, destination))
+        {
+            _updater.UpdateAvailableDestinations(cluster);
+        }
         if (before == AdminMode.Maintenance && mode == AdminMode.Active)
         {
             _overrides.StartRamp(cluster.ClusterId, destination.DestinationId, _time.GetTimestamp(),

@@ -32,7 +32,8 @@ internal static class RuntimeServiceCollectionExtensions
         services.AddSingleton<RuntimeMetrics>();
         services.AddSingleton<SlowStartTrigger>();
         services.AddSingleton<IConfigChangeListener, RuntimeConfigListener>();
-        services.Decorate<IAvailableDestinationsPolicy>((sp, inner) => new RuntimeAvailableDestinations(inner, sp.GetRequiredService<RuntimeOverrides>()));
+        services.AddSingleton<AvailabilityChanges>();
+        services.Decorate<IAvailableDestinationsPolicy>((sp, inner) => new RuntimeAvailableDestinations(inner, sp.GetRequiredService<RuntimeOverrides>(), sp.GetRequiredService<AvailabilityChanges>()));
         return services;
     }
 

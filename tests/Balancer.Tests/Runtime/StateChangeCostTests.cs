@@ -186,8 +186,10 @@ public sealed class StateChangeCostTests : IDisposable
 
         _overrides.Update("c", "D", o => new DestinationOverride(AdminMode.Active, null, _time.GetUtcNow(), "test"));
         all[1].Health.Passive = DestinationHealth.Unknown;
-        // Every destination available: YARP's list of all of them is passed on as it is.
-        Assert.Same(all, policy.GetAvailalableDestinations(config, all));
+        // Every destination available: one array of all of them for this list, the same on every change.
+        var every = policy.GetAvailalableDestinations(config, all);
+        Assert.Equal(all.Select(d => d.DestinationId), every.Select(d => d.DestinationId));
+        Assert.Same(every, policy.GetAvailalableDestinations(config, all));
     }
 
     public void Dispose()
