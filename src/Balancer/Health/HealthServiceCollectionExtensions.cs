@@ -38,6 +38,17 @@ internal static class HealthServiceCollectionExtensions
         services.AddSingleton<IDestinationHealthUpdater>(sp => sp.GetRequiredService<DestinationHealthTracker>());
         services.AddSingleton<IDestinationHealthHistory>(sp => sp.GetRequiredService<DestinationHealthTracker>());
         services.AddSingleton<IPassiveHealthCheckPolicy, FirstFailurePassivePolicy>();
+        // YARP's own keeps its counts in a weak table of its own: ours, under the same name, keeps them in the slots. Were
+        // YARP's not found and so left in place, YARP would refuse the two policies of one name at start-up.
+        for (var i = services.Count - 1; i >= 0; i--)
+        {
+            if (services[i].ServiceType == typeof(IActiveHealthCheckPolicy) && services[i].ImplementationType?.FullName == "Yarp.ReverseProxy.Health.ConsecutiveFailuresHealthPolicy")
+            {
+                services.RemoveAt(i);
+            }
+        }
+
+        services.AddSingleton<IActiveHealthCheckPolicy, ConsecutiveFailuresPolicy>();
         services.Decorate<IActiveHealthCheckPolicy>((sp, inner) => new ProbeObservingPolicy(inner, sp.GetRequiredService<DestinationHealthTracker>()));
         return services;
     }

@@ -13,6 +13,9 @@ internal sealed class ProbeObservingPolicy(IActiveHealthCheckPolicy inner, Desti
 {
     public string Name => inner.Name;
 
+    /// <summary>The policy wrapped, for tests to tell whose it is.</summary>
+    internal IActiveHealthCheckPolicy Inner => inner;
+
     public void ProbingCompleted(ClusterState cluster, IReadOnlyList<DestinationProbingResult> probingResults)
     {
         probingResults = WithoutUnsent(probingResults);

@@ -84,7 +84,7 @@ internal sealed class DestinationSlot
 internal abstract class SlotPart
 {
     /// <summary>
-    /// How many parts a slot has room for; each feature's part is a static field, so the count is fixed (five in use,
+    /// How many parts a slot has room for; each feature's part is a static field, so the count is fixed (six in use,
     /// room for the tests' own).
     /// </summary>
     internal const int Capacity = 8;

@@ -29,6 +29,9 @@ internal sealed class DownSignals : IDisposable
         tracker.HealthChanged += OnHealthChanged;
     }
 
+    /// <summary>The destination slots the signals are kept in.</summary>
+    internal DestinationSlots Slots => _slots;
+
     /// <summary>The signal of <paramref name="destination"/>: its token is cancelled when the destination is next marked Down.</summary>
     public Signal For(DestinationState destination) => _slots.Of(destination).GetOrAdd(SignalPart, 0, static _ => new Signal());
 
@@ -49,33 +52,14 @@ internal sealed class DownSignals : IDisposable
         ThreadPool.UnsafeQueueUserWorkItem(static source => source.Cancel(), signal.Replace(), preferLocal: false);
     }
 
-    /// <summary>One destination's signal, and the client of <see cref="WithdrawableClient"/> that is linked to it.</summary>
+    /// <summary>One destination's signal.</summary>
     internal sealed class Signal
     {
         private CancellationTokenSource _source = new();
-        private Withdrawable? _client;
 
         public CancellationToken Token => Volatile.Read(ref _source).Token;
 
-        /// <summary>
-        /// The destination's client made by <paramref name="owner"/>, the cluster's client: made again when the cluster's
-        /// client was replaced (its config changed), since it sends through that client's handlers.
-        /// </summary>
-        internal HttpMessageInvoker ClientOf(WithdrawableClient owner, Func<Signal, HttpMessageInvoker> create)
-        {
-            if (Volatile.Read(ref _client) is { } client && ReferenceEquals(client.Owner, owner))
-            {
-                return client.Invoker;
-            }
-
-            var made = new Withdrawable(owner, create(this));
-            Volatile.Write(ref _client, made);
-            return made.Invoker;
-        }
-
         /// <summary>Puts a fresh source in place and returns the one to cancel. Never disposed: it has no timer.</summary>
         internal CancellationTokenSource Replace() => Interlocked.Exchange(ref _source, new CancellationTokenSource());
-
-        private sealed record Withdrawable(WithdrawableClient Owner, HttpMessageInvoker Invoker);
     }
 }

@@ -1,3 +1,4 @@
+using Balancer.PerDestination;
 using Balancer.Telemetry;
 using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Forwarder;
@@ -28,8 +29,12 @@ internal sealed class RedispatchHandler(BreakerHandler sends, DownSignals.Signal
 /// </summary>
 internal sealed class WithdrawableClient : HttpMessageInvoker
 {
+    // In the destination's slot, so that a destination costs no weak-table entry of its own per cluster client: the
+    // request path finds it with the one lookup that also finds the destination's metrics.
+    private static readonly SlotPart<DestinationClient> ClientPart = new();
+    private readonly DestinationSlots _slots;
     private readonly DownSignals _signals;
-    private readonly Func<DownSignals.Signal, HttpMessageInvoker> _create;
+    private readonly BreakerHandler _sends;
 
     /// <param name="handler">The cluster's handlers, as every request is sent through them.</param>
     /// <param name="sends">The handler under <paramref name="handler"/> that carries proxied requests.</param>
@@ -37,14 +42,32 @@ internal sealed class WithdrawableClient : HttpMessageInvoker
     public WithdrawableClient(HttpMessageHandler handler, BreakerHandler sends, DownSignals signals)
         : base(handler, disposeHandler: true)
     {
+        _slots = signals.Slots;
         _signals = signals;
-        // Never disposed themselves: they own nothing, and the cluster's handlers belong to this client. Kept with the
-        // destination's signal, so that a destination costs no weak-table entry of its own per cluster client.
-        _create = signal => new HttpMessageInvoker(new RedispatchHandler(sends, signal), disposeHandler: false);
+        _sends = sends;
     }
 
     /// <summary>The client that withdraws a request from <paramref name="destination"/> when it is marked Down.</summary>
-    public HttpMessageInvoker For(DestinationState destination) => _signals.For(destination).ClientOf(this, _create);
+    public HttpMessageInvoker For(DestinationState destination)
+    {
+        var slot = _slots.Of(destination);
+        if (slot.Get(ClientPart) is { } client && ReferenceEquals(client.Owner, this))
+        {
+            return client;
+        }
+
+        // First use, or the cluster's client was replaced (its config changed): the destination's client sends through
+        // this one's handlers. Never disposed itself: it owns nothing, and the cluster's handlers belong to this client.
+        client = new DestinationClient(this, new RedispatchHandler(_sends, _signals.For(destination)));
+        slot.Set(ClientPart, client);
+        return client;
+    }
+
+    /// <summary>One destination's client, and the cluster's client it was made by.</summary>
+    private sealed class DestinationClient(WithdrawableClient owner, HttpMessageHandler handler) : HttpMessageInvoker(handler, disposeHandler: false)
+    {
+        public WithdrawableClient Owner { get; } = owner;
+    }
 }
 
 /// <summary>

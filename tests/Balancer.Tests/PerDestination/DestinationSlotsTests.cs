@@ -1,10 +1,12 @@
 using System.Reflection;
 using System.Runtime.CompilerServices;
+using Balancer.Health;
 using Balancer.PerDestination;
 using Balancer.Tests.Health;
 using Balancer.Tests.Infrastructure;
 using Balancer.Tests.Integration;
 using Yarp.ReverseProxy;
+using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Model;
 
 namespace Balancer.Tests.PerDestination;
@@ -68,6 +70,10 @@ public sealed class DestinationSlotsTests
         await lb.StatusAsync();
         var slots = lb.App.Services.GetRequiredService<DestinationSlots>();
         Assert.Equal(3, slots.Count());
+        // YARP's ConsecutiveFailures policy, with a weak table of its own, is replaced by the one counting in the slots.
+        Assert.Equal(
+            [typeof(ConsecutiveFailuresPolicy)],
+            lb.App.Services.GetServices<IActiveHealthCheckPolicy>().Select(p => ((ProbeObservingPolicy)p).Inner.GetType()));
         var (slot, state) = WatchSlotOf(lb, "C");
 
         lb.WriteConfig("RoundRobin", config =>
