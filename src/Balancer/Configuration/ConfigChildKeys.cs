@@ -79,6 +79,44 @@ internal sealed class ConfigChildKeys
         }
     }
 
+    /// <summary>
+    /// Whether <paramref name="other"/> lists the same sections with the same arrays of children: then it can be kept in place of
+    /// this one, which is all new objects. A reload that changes only values (weights, a policy) gives the same index.
+    /// </summary>
+    public bool SameAs(ConfigChildKeys? other)
+    {
+        if (other is null || !Same(other._root, _root) || other._children.Count != _children.Count)
+        {
+            return false;
+        }
+
+        foreach (var (parent, children) in _children)
+        {
+            if (!other._children.TryGetValue(parent, out var theirs) || !Same(theirs, children))
+            {
+                return false;
+            }
+        }
+
+        return true;
+
+        // Mostly the very arrays; the few the file's defaults were added to are new arrays of the same names.
+        static bool Same(string[] a, string[] b) => a == b || a.AsSpan().SequenceEqual(b);
+    }
+
+    /// <summary>The index's own string for the section <paramref name="path"/> (compared ignoring case, as keys are), if it has children.</summary>
+    public bool TryGetPath(ReadOnlySpan<char> path, out string existing)
+    {
+        if (_children.TryGetAlternateLookup<ReadOnlySpan<char>>(out var lookup) && lookup.TryGetValue(path, out var found, out _))
+        {
+            existing = found;
+            return true;
+        }
+
+        existing = "";
+        return false;
+    }
+
     public string[] Of(string? parentPath) => parentPath is null ? _root : _children.TryGetValue(parentPath, out var children) ? children : [];
 
     /// <summary>

@@ -51,15 +51,18 @@ internal static class JsonFlattening
         private readonly Dictionary<string, string?> _data;
         private readonly Dictionary<string, string?>.AlternateLookup<ReadOnlySpan<char>> _previous;
         private readonly bool _hasPrevious;
+        private readonly HashSet<string> _values;
 
         public Target(Dictionary<string, string?> data, Dictionary<string, string?>? previous)
         {
             _data = data;
             _hasPrevious = previous is not null && previous.TryGetAlternateLookup(out _previous);
+            _values = new HashSet<string>(StringComparer.Ordinal);
         }
 
         public void Add(string path, string? value)
         {
+            var kept = false;
             // Only the same spelling: keys compare ignoring case, but a section's name keeps its file's case.
             if (_hasPrevious && _previous.TryGetValue(path, out var oldKey, out var oldValue) && string.Equals(oldKey, path, StringComparison.Ordinal))
             {
@@ -67,6 +70,24 @@ internal static class JsonFlattening
                 if (string.Equals(oldValue, value, StringComparison.Ordinal))
                 {
                     value = oldValue;
+                    kept = true;
+                }
+                else
+                {
+                    // The value it had may well be another key's new one (weights drawn again): offered to the keys after it.
+                    Share(oldValue);
+                }
+            }
+
+            if (!kept && value is { Length: <= SharedValueLength })
+            {
+                if (_values.TryGetValue(value, out var shared))
+                {
+                    value = shared;
+                }
+                else
+                {
+                    _values.Add(value);
                 }
             }
 
@@ -77,7 +98,22 @@ internal static class JsonFlattening
         }
 
         public void Set(string path, string? value) => _data[path] = value;
+
+        private void Share(string? value)
+        {
+            if (value is { Length: <= SharedValueLength })
+            {
+                _values.Add(value);
+            }
+        }
     }
+
+    /// <summary>
+    /// Values up to this length are kept once per file: short values repeat across keys (weights, flags, policy names),
+    /// and one string each instead of one per key is fewer objects for the reload's collections to copy (10,000 weights
+    /// drawn again are 10,000 new strings otherwise, though they take at most 1,000 distinct values).
+    /// </summary>
+    private const int SharedValueLength = 16;
 
     private static void VisitObject(JsonElement element, string? path, Target data)
     {

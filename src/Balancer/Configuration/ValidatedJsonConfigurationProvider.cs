@@ -55,6 +55,36 @@ internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider
     public override IEnumerable<string> GetChildKeys(IEnumerable<string> earlierKeys, string? parentPath) =>
         (_children ??= new ConfigChildKeys(Data)).Of(earlierKeys, parentPath);
 
+    /// <summary>The value of the key spelled by <paramref name="key"/>, looked up without making a string of it.</summary>
+    internal bool TryGet(ReadOnlySpan<char> key, out string? value)
+    {
+        if (Data is Dictionary<string, string?> data && data.TryGetAlternateLookup<ReadOnlySpan<char>>(out var lookup))
+        {
+            return lookup.TryGetValue(key, out value);
+        }
+
+        return Data.TryGetValue(key.ToString(), out value);
+    }
+
+    /// <summary>
+    /// The provider's own string for a section or key spelled exactly as <paramref name="path"/>, if it has one: the
+    /// config's paths outlive the reads, so a section read from them holds no new copy.
+    /// </summary>
+    internal string? Spelled(ReadOnlySpan<char> path)
+    {
+        var children = _children ??= new ConfigChildKeys(Data);
+        if (children.TryGetPath(path, out var section) && path.SequenceEqual(section))
+        {
+            return section;
+        }
+
+        return Data is Dictionary<string, string?> data && data.TryGetAlternateLookup<ReadOnlySpan<char>>(out var lookup)
+            && lookup.TryGetValue(path, out var key, out _) && path.SequenceEqual(key) ? key : null;
+    }
+
+    /// <summary>The names of the children of <paramref name="parentPath"/> in this file, sorted and distinct, as the index holds them.</summary>
+    internal string[] ChildrenOf(string? parentPath) => (_children ??= new ConfigChildKeys(Data)).Of(parentPath);
+
     public override void Set(string key, string? value)
     {
         base.Set(key, value);

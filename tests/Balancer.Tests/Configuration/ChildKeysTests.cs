@@ -72,5 +72,35 @@ public sealed class ChildKeysTests : IDisposable
         Assert.Equal(Distinct(scanning.GetChildKeys(earlier, parent)), Distinct(indexed.GetChildKeys(earlier, parent)));
     }
 
+    [Fact]
+    public void Reload_OnlyValuesChanged_KeepsTheIndexInForce_AKeyAddedOrRemovedBuildsANewOne()
+    {
+        var path = Path.Combine(_directory, "balancer.json");
+        string File(string weights, string extra) => $$"""
+            {
+              "ReverseProxy": {
+                "Routes": { "all": { "ClusterId": "backends", "Match": { "Path": "{**catch-all}" } } },
+                "Clusters": { "backends": { "Destinations": {
+                  "a": { "Address": "http://127.0.0.1:5001/", "Metadata": { "Weight": "{{weights}}" } }{{extra}} } } }
+              }
+            }
+            """;
+        System.IO.File.WriteAllText(path, File("1", ""));
+        var first = ConfigFile.Read(path);
+        var firstIndex = first.Children!;
+
+        System.IO.File.WriteAllText(path, File("2", ""));
+        var weightChanged = ConfigFile.Read(path, first.Data, firstIndex);
+        System.IO.File.WriteAllText(path, File("2", """, "b": { "Address": "http://127.0.0.1:5002/" }"""));
+        var added = ConfigFile.Read(path, weightChanged.Data, weightChanged.Children);
+
+        // The defaults the file is given (passive health checks, the available-destinations policy) are the same keys each time.
+        Assert.Equal("2", weightChanged.Data!["ReverseProxy:Clusters:backends:Destinations:a:Metadata:Weight"]);
+        Assert.Same(firstIndex, weightChanged.Children);
+        Assert.NotSame(firstIndex, added.Children);
+        Assert.Equal(["a", "b"], added.Children!.Of("ReverseProxy:Clusters:backends:Destinations"));
+        Assert.Equal(["Address"], added.Children.Of("ReverseProxy:Clusters:backends:Destinations:b"));
+    }
+
     private static string[] Distinct(IEnumerable<string> keys) => [.. keys.Distinct(StringComparer.OrdinalIgnoreCase)];
 }

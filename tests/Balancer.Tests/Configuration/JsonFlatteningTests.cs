@@ -75,6 +75,30 @@ public sealed class JsonFlatteningTests
     }
 
     [Fact]
+    public void ShortValueRepeatedAcrossKeys_IsOneString_LongOnesAreNotShared()
+    {
+        var data = JsonFlattening.Flatten("""{ "d1": { "Weight": "7" }, "d2": { "Weight": "7" }, "a": "seventeen chars!!", "b": "seventeen chars!!" }"""u8.ToArray());
+
+        Assert.Equal("7", data["d2:Weight"]);
+        Assert.Same(data["d1:Weight"], data["d2:Weight"]);
+        Assert.Equal(data["a"], data["b"]);
+        Assert.NotSame(data["a"], data["b"]);
+    }
+
+    [Fact]
+    public void WithThePreviousFile_ANewValueAnotherKeyHadBefore_IsThePreviousString()
+    {
+        // Weights drawn again: d2's new weight is the one d1 had.
+        var previous = JsonFlattening.Flatten("""{ "d1": { "Weight": "5" }, "d2": { "Weight": "7" } }"""u8.ToArray());
+
+        var next = JsonFlattening.Flatten("""{ "d1": { "Weight": "7" }, "d2": { "Weight": "5" } }"""u8.ToArray(), previous);
+
+        Assert.Equal("7", next["d1:Weight"]);
+        Assert.Equal("5", next["d2:Weight"]);
+        Assert.Same(previous["d1:Weight"], next["d2:Weight"]);
+    }
+
+    [Fact]
     public void WithThePreviousIndex_SameChildrenAsAFreshIndex_InTheNewFilesSpelling()
     {
         var previousData = JsonFlattening.Flatten("""{ "C": { "d1": { "Address": "x", "Metadata": { "Weight": "1" } }, "D2": { "Address": "y" } } }"""u8.ToArray());

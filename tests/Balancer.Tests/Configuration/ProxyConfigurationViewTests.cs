@@ -1,4 +1,5 @@
 using Balancer.Configuration;
+using Balancer.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Configuration.Memory;
 using Yarp.ReverseProxy.Configuration;
@@ -86,6 +87,85 @@ public sealed class ProxyConfigurationViewTests : IDisposable
         // The other source is asked once per section YARP reads (Clusters, Routes), not once per destination and route.
         Assert.Equal(2, asked);
         Assert.True(counting.ChildKeyCalls - asked > 20, $"the whole configuration asked the other source {counting.ChildKeyCalls - asked} times");
+    }
+
+    [Theory]
+    [InlineData("Clusters")]
+    [InlineData("clusters:BACKENDS")]
+    [InlineData("Clusters:backends:Destinations:d1")]
+    [InlineData("Clusters:backends:Destinations:D1:metadata")]
+    [InlineData("Clusters:backends:Destinations:d1:Metadata:Weight")]
+    [InlineData("Routes:api:Transforms:1")]
+    [InlineData("Routes:api:Match:Methods")]
+    [InlineData("Nope")]
+    [InlineData("Nope:deeper")]
+    [InlineData("")]
+    public void FromTheFileAlone_SectionsAnswerAsTheWholeConfigurations(string key)
+    {
+        using var root = Root(new CountingSource(new Dictionary<string, string?> { ["Balancer:Management:Listen"] = "http://127.0.0.1:0" }));
+        var fromFile = new ProxyConfigurationView(root).Current();
+        var fromWhole = root.GetSection(ProxyConfigurationView.SectionName);
+        Assert.IsNotType<ConfigurationSection>(fromFile);
+
+        static object?[] Describe(IConfigurationSection section) =>
+        [
+            section.Key, section.Path, section.Value, section.Exists(), section["Address"], section["Metadata:Weight"], section["0"],
+            string.Join(",", section.GetChildren().Select(c => $"{c.Key}|{c.Path}|{c.Value}|{c.GetChildren().Count()}")),
+            section.GetSection("a:b").Key, section.GetSection("a:b").Path,
+        ];
+
+        Assert.Equal(Describe(fromWhole.GetSection(key)), Describe(fromFile.GetSection(key)));
+        Assert.Equal(Describe(fromWhole), Describe(fromFile));
+        Assert.Throws<NotSupportedException>(() => fromFile.GetSection(key).Value = "x");
+    }
+
+    [Fact]
+    public void FromTheFileAlone_DestinationIdsAndMetadataAreTheFilesOwnStrings()
+    {
+        using var root = Root(new CountingSource(new Dictionary<string, string?> { ["Balancer:Management:Listen"] = "http://127.0.0.1:0" }));
+        var view = new ProxyConfigurationView(root);
+
+        var first = YarpConfig(view).Clusters.Single(c => c.ClusterId == "backends").Destinations!;
+        var second = YarpConfig(view).Clusters.Single(c => c.ClusterId == "backends").Destinations!;
+
+        // Two reads of one file name the destinations and their metadata with the same strings, not a copy each.
+        Assert.Same(first.Keys.Single(k => k == "d1"), second.Keys.Single(k => k == "d1"));
+        Assert.Same(first["d1"].Metadata!.Keys.Single(k => k == "Weight"), second["d1"].Metadata!.Keys.Single(k => k == "Weight"));
+        Assert.Same(root["ReverseProxy:Clusters:backends:Destinations:d1:Metadata:Weight"], second["d1"].Metadata!["Weight"]);
+        Assert.Same(root["ReverseProxy:Clusters:backends:Destinations:d1:Address"], second["d1"].Address);
+    }
+
+    [Fact]
+    public void FromTheFileAlone_ReadingAThousandDestinationsAllocatesLessThanAKilobyteEach()
+    {
+        var path = Path.Combine(_directory, "large.json");
+        var destinations = string.Join(",", Enumerable.Range(0, 1000).Select(i =>
+            $$"""
+            "d{{i:0000}}": { "Address": "http://127.0.0.1:{{5001 + (i % 3)}}/", "Metadata": { "Weight": "{{i % 100 + 1}}" } }
+            """));
+        File.WriteAllText(path, $$"""
+            { "ReverseProxy": {
+                "Routes": { "all": { "ClusterId": "backends", "Match": { "Path": "{**catch-all}" } } },
+                "Clusters": { "backends": { "LoadBalancingPolicy": "RoundRobin", "Destinations": { {{destinations}} } } } } }
+            """);
+        using var root = (ConfigurationRoot)new ConfigurationBuilder()
+            .Add(new ValidatedJsonConfigurationSource(path, new ConfigReloadTracker(TimeProvider.System), TimeProvider.System))
+            .Build();
+        var view = new ProxyConfigurationView(root);
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddReverseProxy().LoadFromConfig(view);
+        using var provider = services.BuildServiceProvider();
+        var yarp = provider.GetServices<IProxyConfigProvider>().Single();
+        Assert.Equal(1000, yarp.GetConfig().Clusters.Single().Destinations!.Count);
+
+        // YARP reads the whole section again, as on a reload (the configuration's Reload() reads the file only when it changed).
+        var bytes = Allocations.Fewest(() => root.Reload());
+
+        // Each destination's config and metadata dictionary (about 350 bytes) and the sections YARP walks; a string per path
+        // and per key name, as the whole configuration makes them, came to about 2,300 bytes a destination.
+        Assert.True(bytes < 1000 * 1000, $"{bytes} bytes for 1,000 destinations");
+        Assert.Equal(1000, yarp.GetConfig().Clusters.Single().Destinations!.Count);
     }
 
     [Fact]
