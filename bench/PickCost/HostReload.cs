@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Balancer.Configuration;
+using Microsoft.AspNetCore.Builder;
 
 namespace PickCost;
 
@@ -14,44 +15,47 @@ internal static class HostReload
 {
     public static async Task RunAsync(int count, int rounds, TimeSpan pauseBeforeReloads)
     {
-        await BenchHost.RunAsync(count, pauseBeforeReloads, async (app, path) =>
-        {
-            var tracker = app.Services.GetRequiredService<ConfigReloadTracker>();
-            Console.WriteLine("| round | applied in (ms) | allocated (MB) | process CPU (ms) | GCs gen0/1/2 | GC pause total (ms) | held after, change (MB) |");
-            Console.WriteLine("|---:|---:|---:|---:|---|---:|---:|");
-            for (var round = 1; round <= rounds; round++)
-            {
-                var next = Program.ConfigJson(count, seed: round, listen: true);
-                var staged = path + ".next";
-                await File.WriteAllBytesAsync(staged, next);
-                var held = GC.GetTotalMemory(forceFullCollection: true);
-                var applied = new TaskCompletionSource<ConfigReload>(TaskCreationOptions.RunContinuationsAsynchronously);
-                void OnRecorded(ConfigReload reload) => applied.TrySetResult(reload);
-                tracker.Recorded += OnRecorded;
-                var gens = new[] { GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2) };
-                var pause = GC.GetTotalPauseDuration();
-                var allocated = GC.GetTotalAllocatedBytes(precise: true);
-                var cpu = Process.GetCurrentProcess().TotalProcessorTime;
-                var watch = Stopwatch.StartNew();
-                File.Move(staged, path, overwrite: true);
-                var reload = await applied.Task.WaitAsync(TimeSpan.FromSeconds(120));
-                var appliedMs = watch.Elapsed.TotalMilliseconds;
-                tracker.Recorded -= OnRecorded;
-                if (!reload.Success)
-                {
-                    throw new InvalidOperationException($"reload failed: {reload.Error}");
-                }
+        await BenchHost.RunAsync(count, pauseBeforeReloads, (app, path) => RoundsAsync(app, path, rounds, round => Program.ConfigJson(count, seed: round, listen: true)));
+    }
 
-                // Whatever the change set off after YARP applied it (policies, metrics, status) runs within this.
-                await Task.Delay(TimeSpan.FromSeconds(2));
-                var allocatedMb = (GC.GetTotalAllocatedBytes(precise: true) - allocated) / 1e6;
-                var cpuMs = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalMilliseconds;
-                var gcs = $"{GC.CollectionCount(0) - gens[0]}/{GC.CollectionCount(1) - gens[1]}/{GC.CollectionCount(2) - gens[2]}";
-                var pauseMs = (GC.GetTotalPauseDuration() - pause).TotalMilliseconds;
-                var heldChange = (GC.GetTotalMemory(forceFullCollection: true) - held) / 1e6;
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {round} | {appliedMs:0} | {allocatedMb:0.0} | {cpuMs:0} | {gcs} | {pauseMs:0.0} | {heldChange:0.0} |"));
+    /// <summary>Replaces the balancer's config file <paramref name="rounds"/> times by <paramref name="config"/> of the round, and prints what each reload cost.</summary>
+    internal static async Task RoundsAsync(WebApplication app, string path, int rounds, Func<int, byte[]> config)
+    {
+        var tracker = app.Services.GetRequiredService<ConfigReloadTracker>();
+        Console.WriteLine("| round | applied in (ms) | allocated (MB) | process CPU (ms) | GCs gen0/1/2 | GC pause total (ms) | held after, change (MB) |");
+        Console.WriteLine("|---:|---:|---:|---:|---|---:|---:|");
+        for (var round = 1; round <= rounds; round++)
+        {
+            var next = config(round);
+            var staged = path + ".next";
+            await File.WriteAllBytesAsync(staged, next);
+            var held = GC.GetTotalMemory(forceFullCollection: true);
+            var applied = new TaskCompletionSource<ConfigReload>(TaskCreationOptions.RunContinuationsAsynchronously);
+            void OnRecorded(ConfigReload reload) => applied.TrySetResult(reload);
+            tracker.Recorded += OnRecorded;
+            var gens = new[] { GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2) };
+            var pause = GC.GetTotalPauseDuration();
+            var allocated = GC.GetTotalAllocatedBytes(precise: true);
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+            var watch = Stopwatch.StartNew();
+            File.Move(staged, path, overwrite: true);
+            var reload = await applied.Task.WaitAsync(TimeSpan.FromSeconds(120));
+            var appliedMs = watch.Elapsed.TotalMilliseconds;
+            tracker.Recorded -= OnRecorded;
+            if (!reload.Success)
+            {
+                throw new InvalidOperationException($"reload failed: {reload.Error}");
             }
-        });
+
+            // Whatever the change set off after YARP applied it (policies, metrics, status) runs within this.
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            var allocatedMb = (GC.GetTotalAllocatedBytes(precise: true) - allocated) / 1e6;
+            var cpuMs = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalMilliseconds;
+            var gcs = $"{GC.CollectionCount(0) - gens[0]}/{GC.CollectionCount(1) - gens[1]}/{GC.CollectionCount(2) - gens[2]}";
+            var pauseMs = (GC.GetTotalPauseDuration() - pause).TotalMilliseconds;
+            var heldChange = (GC.GetTotalMemory(forceFullCollection: true) - held) / 1e6;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {round} | {appliedMs:0} | {allocatedMb:0.0} | {cpuMs:0} | {gcs} | {pauseMs:0.0} | {heldChange:0.0} |"));
+        }
     }
 }

@@ -19,11 +19,12 @@ namespace PickCost;
 /// signal and withdrawable client made) and, with PROBE-SECONDS above 0, probed every PROBE-SECONDS (its health log and
 /// newest probe kept; probes keep running while it measures). Then 60 gen0 collections, each after allocating garbage
 /// on this thread: the median and 90th percentile pause of those with no older generation collected, and the GC handles
-/// the runtime reported (each weak-table entry is a dependent handle that every gen0 collection scans).
+/// the runtime reported (each weak-table entry is a dependent handle that every gen0 collection scans). With RELOADS,
+/// then as many reloads that draw every weight again, measured as <c>reload-host</c> measures them.
 /// </summary>
 internal static class HostYoung
 {
-    public static async Task RunAsync(int count, int probeSeconds)
+    public static async Task RunAsync(int count, int probeSeconds, int reloads)
     {
         await using var backends = await StartBackendsAsync();
         var addresses = backends.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.ToArray();
@@ -31,7 +32,8 @@ internal static class HostYoung
         try
         {
             var path = Path.Combine(directory.FullName, "balancer.json");
-            await File.WriteAllBytesAsync(path, Program.ConfigJson(count, seed: 0, listen: true, addresses: addresses, probeSeconds: probeSeconds));
+            byte[] Config(int seed) => Program.ConfigJson(count, seed, listen: true, addresses: addresses, probeSeconds: probeSeconds);
+            await File.WriteAllBytesAsync(path, Config(0));
             await using var app = BalancerHost.Create(path, [], builder => builder.Logging.ClearProviders());
             await app.StartAsync();
             var cluster = app.Services.GetRequiredService<IProxyStateLookup>().GetClusters().Single();
@@ -66,6 +68,11 @@ internal static class HostYoung
             var pauses = WeakTables.Gen0Pauses(new Random(1), onlyGen0: true, static () => Thread.Sleep(20));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{count} destinations, probes {(probeSeconds > 0 ? $"every {probeSeconds} s" : "off")}: gen0 pause median {pauses[pauses.Count / 2]:0.000} ms, p90 {pauses[pauses.Count * 9 / 10]:0.000} ms ({pauses.Count} gen0 alone), GC handles {handles.Last}"));
+            if (reloads > 0)
+            {
+                await HostReload.RoundsAsync(app, path, reloads, Config);
+            }
+
             await app.StopAsync();
         }
         finally

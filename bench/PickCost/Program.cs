@@ -13,7 +13,7 @@ namespace PickCost;
 /// set costs the request that meets it, what a pick costs afterwards, and what the IpHash table build costs off
 /// the request path. Medians of several rounds; single thread. Times are the thread's CPU time, not wall time,
 /// so that other processes on a busy machine do not count. Usage: PickCost [destination counts...]; PickCost config N
-/// (parse a file of N destinations), reload N (read its destinations as YARP does), disruption N (IpHash clients moved), reload-host N [rounds] [seconds before the first] (a whole balancer's reload), scrape N [scrapes] [seconds before] (what a /metrics scrape costs), drains [counts...] (RoundRobin drains and enables as the runtime API makes them), changes-host N [rounds] [policies...] (a whole balancer's drains and health changes), available [counts...] (one cluster's available list rebuilt), weak-tables N TABLES [REPLACED] [STORED] (what per-destination weak tables cost each gen0 collection), young-host N [PROBE-SECONDS] (a whole balancer's gen0 collections once every destination was used), lookups-host N (the request path's per-destination lookups).
+/// (parse a file of N destinations), reload N (read its destinations as YARP does), disruption N (IpHash clients moved), reload-host N [rounds] [seconds before the first] (a whole balancer's reload), scrape N [scrapes] [seconds before] (what a /metrics scrape costs), drains [counts...] (RoundRobin drains and enables as the runtime API makes them), changes-host N [rounds] [policies...] (a whole balancer's drains and health changes), available [counts...] (one cluster's available list rebuilt), weak-tables N TABLES [REPLACED] [STORED] (what per-destination weak tables cost each gen0 collection), young-host N [PROBE-SECONDS] [RELOADS] (a whole balancer's gen0 collections once every destination was used, then its reloads), lookups-host N (the request path's per-destination lookups).
 /// </summary>
 public static partial class Program
 {
@@ -68,7 +68,8 @@ public static partial class Program
 
         if (args.Length > 0 && args[0] == "young-host")
         {
-            HostYoung.RunAsync(int.Parse(args[1], CultureInfo.InvariantCulture), args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 0).GetAwaiter().GetResult();
+            HostYoung.RunAsync(int.Parse(args[1], CultureInfo.InvariantCulture), args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 0,
+                args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 0).GetAwaiter().GetResult();
             return;
         }
 
