@@ -470,9 +470,10 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
     }
 
     /// <summary>
-    /// A cluster's destinations by their models, built again when YARP replaces the cluster's list of all destinations
-    /// (which it does when a destination is added, removed or its model replaced), so that a probe round finds each
-    /// destination in constant time.
+    /// A cluster's destinations by their models, so that a probe round finds each destination in constant time. Built
+    /// again when YARP's list of the cluster's destinations is a new one, or a model of the list is not found (replaced
+    /// by a reload that changed the destination's address); a model of no destination of the list (one that left the
+    /// config while its probe was made) costs a walk of the list, no rebuild.
     /// </summary>
     private sealed class StatesByModel
     {
@@ -480,24 +481,33 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
 
         public DestinationState? Find(ClusterState cluster, DestinationModel model)
         {
-            var all = cluster.DestinationsState?.AllDestinations;
+            // YARP's list of all the cluster's destinations (their models are read now), else the dictionary itself. Built
+            // again from a new list at once, so that no destination a reload removed is held here.
+            IReadOnlyCollection<DestinationState> all = cluster.DestinationsState?.AllDestinations ?? [.. cluster.Destinations.Values];
             var built = Volatile.Read(ref _built);
-            if (built is null || all is null || !ReferenceEquals(built.From, all))
+            if (built is not null && ReferenceEquals(built.From, all))
             {
-                IReadOnlyList<DestinationState> destinations = all ?? [.. cluster.Destinations.Values];
-                var map = new Dictionary<DestinationModel, DestinationState>(destinations.Count, ReferenceEqualityComparer.Instance);
-                foreach (var destination in destinations)
+                if (built.Map.TryGetValue(model, out var found) && ReferenceEquals(found.Model, model))
                 {
-                    map[destination.Model] = destination;
+                    return found;
                 }
 
-                built = new Built(all, map);
-                Volatile.Write(ref _built, built);
+                if (!all.Any(d => ReferenceEquals(d.Model, model)))
+                {
+                    return null;
+                }
             }
 
-            return built.Map.TryGetValue(model, out var state) && ReferenceEquals(state.Model, model) ? state : null;
+            var map = new Dictionary<DestinationModel, DestinationState>(all.Count, ReferenceEqualityComparer.Instance);
+            foreach (var destination in all)
+            {
+                map[destination.Model] = destination;
+            }
+
+            Volatile.Write(ref _built, new Built(all, map));
+            return map.TryGetValue(model, out var state) && ReferenceEquals(state.Model, model) ? state : null;
         }
 
-        private sealed record Built(IReadOnlyList<DestinationState>? From, Dictionary<DestinationModel, DestinationState> Map);
+        private sealed record Built(IReadOnlyCollection<DestinationState> From, Dictionary<DestinationModel, DestinationState> Map);
     }
 }

@@ -84,10 +84,11 @@ internal sealed class DestinationSlot
 internal abstract class SlotPart
 {
     /// <summary>
-    /// How many parts a slot has room for; each feature's part is a static field, so the count is fixed (six in use,
-    /// room for the tests' own).
+    /// How many parts a slot has room for; each feature's part is a static field, so the count is fixed: seven in use
+    /// (metrics, span endpoint, health log, newest probe, failure count, Down signal, withdrawable client), room for the
+    /// tests' own, which share the process's numbering.
     /// </summary>
-    internal const int Capacity = 8;
+    internal const int Capacity = 10;
 
     private static int _next = -1;
 

@@ -39,6 +39,25 @@ public sealed class DestinationSlotsTests
 
     [Fact]
     [Trait("Category", "Unit")]
+    public void Slot_HasRoomForEveryFeaturesPart_AndTheTestsOwn()
+    {
+        var parts = typeof(DestinationSlots).Assembly.GetTypes()
+            .SelectMany(type => type.GetFields(BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly))
+            .Where(field => field.FieldType.IsGenericType && field.FieldType.GetGenericTypeDefinition() == typeof(SlotPart<>))
+            .Select(field => $"{field.DeclaringType!.Name}.{field.Name}")
+            .Order(StringComparer.Ordinal)
+            .ToList();
+
+        Assert.Equal(
+            ["AttemptSpanMiddleware.EndpointPart", "ConsecutiveFailuresPolicy.CountPart", "DestinationHealthTracker.LogPart", "DestinationHealthTracker.ProbePart",
+             "DownSignals.SignalPart", "ProxyMetrics.MetricsPart", "WithdrawableClient.ClientPart"],
+            parts);
+        // Parts are numbered across the process: the features' and this class's two must all fit.
+        Assert.True(parts.Count + 2 <= SlotPart.Capacity, $"{parts.Count} parts and the tests' 2 exceed {SlotPart.Capacity}");
+    }
+
+    [Fact]
+    [Trait("Category", "Unit")]
     public void Slot_PartsOfDifferentFeatures_KeptApart_FirstMadeWins()
     {
         var slots = new DestinationSlots();
