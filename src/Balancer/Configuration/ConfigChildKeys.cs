@@ -119,6 +119,10 @@ internal sealed class ConfigChildKeys
 
     public string[] Of(string? parentPath) => parentPath is null ? _root : _children.TryGetValue(parentPath, out var children) ? children : [];
 
+    /// <summary>Whether the section <paramref name="path"/> has children, looked up without a string for it.</summary>
+    public bool HasChildren(ReadOnlySpan<char> path) =>
+        _children.TryGetAlternateLookup<ReadOnlySpan<char>>(out var lookup) && lookup.TryGetValue(path, out var children) && children.Length > 0;
+
     /// <summary>
     /// The children of <paramref name="parentPath"/> as a provider returns them: after <paramref name="earlierKeys"/>, the
     /// ones the providers before it returned, sorted together.

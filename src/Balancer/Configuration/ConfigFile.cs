@@ -61,7 +61,9 @@ public static class ConfigFile
         try
         {
             provider = new Flattened(JsonFlattening.Flatten(bytes, previous), previousChildren);
-            parsed = new ConfigurationRoot([provider]);
+            provider.Load();
+            // Validation reads every destination's sections: by span, rather than a path string for each.
+            parsed = new IndexedRoot(provider, provider);
         }
         catch (FormatException e)
         {
@@ -157,7 +159,7 @@ public static class ConfigFile
     /// binds the options classes section by section, which at 10,000 destinations was most of its CPU. The same index is
     /// then kept by the file's provider instead of being built again.
     /// </remarks>
-    private sealed class Flattened(Dictionary<string, string?> values, ConfigChildKeys? previousChildren) : ConfigurationProvider
+    private sealed class Flattened(Dictionary<string, string?> values, ConfigChildKeys? previousChildren) : ConfigurationProvider, IIndexedKeys
     {
         private ConfigChildKeys? _children;
 
@@ -168,5 +170,13 @@ public static class ConfigFile
         public override void Load() => Data = values;
 
         public override IEnumerable<string> GetChildKeys(IEnumerable<string> earlierKeys, string? parentPath) => Children.Of(earlierKeys, parentPath);
+
+        bool IIndexedKeys.TryGet(ReadOnlySpan<char> key, out string? value) => IndexedKeys.TryGet(Data, key, out value);
+
+        string? IIndexedKeys.Spelled(ReadOnlySpan<char> path) => IndexedKeys.Spelled(Data, Children, path);
+
+        string[] IIndexedKeys.ChildrenOf(string? parentPath) => Children.Of(parentPath);
+
+        bool IIndexedKeys.HasChildren(ReadOnlySpan<char> path) => Children.HasChildren(path);
     }
 }

@@ -11,7 +11,7 @@ public sealed class InvalidConfigFileException(string path, IReadOnlyList<string
     public IReadOnlyList<string> Errors { get; } = errors;
 }
 
-internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider, IDisposable
+internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider, IIndexedKeys, IDisposable
 {
     private readonly ValidatedJsonConfigurationSource _source;
     private readonly Lock _reloadLock = new();
@@ -55,35 +55,13 @@ internal sealed class ValidatedJsonConfigurationProvider : ConfigurationProvider
     public override IEnumerable<string> GetChildKeys(IEnumerable<string> earlierKeys, string? parentPath) =>
         (_children ??= new ConfigChildKeys(Data)).Of(earlierKeys, parentPath);
 
-    /// <summary>The value of the key spelled by <paramref name="key"/>, looked up without making a string of it.</summary>
-    internal bool TryGet(ReadOnlySpan<char> key, out string? value)
-    {
-        if (Data is Dictionary<string, string?> data && data.TryGetAlternateLookup<ReadOnlySpan<char>>(out var lookup))
-        {
-            return lookup.TryGetValue(key, out value);
-        }
+    bool IIndexedKeys.TryGet(ReadOnlySpan<char> key, out string? value) => IndexedKeys.TryGet(Data, key, out value);
 
-        return Data.TryGetValue(key.ToString(), out value);
-    }
+    string? IIndexedKeys.Spelled(ReadOnlySpan<char> path) => IndexedKeys.Spelled(Data, _children ??= new ConfigChildKeys(Data), path);
 
-    /// <summary>
-    /// The provider's own string for a section or key spelled exactly as <paramref name="path"/>, if it has one: the
-    /// config's paths outlive the reads, so a section read from them holds no new copy.
-    /// </summary>
-    internal string? Spelled(ReadOnlySpan<char> path)
-    {
-        var children = _children ??= new ConfigChildKeys(Data);
-        if (children.TryGetPath(path, out var section) && path.SequenceEqual(section))
-        {
-            return section;
-        }
+    string[] IIndexedKeys.ChildrenOf(string? parentPath) => (_children ??= new ConfigChildKeys(Data)).Of(parentPath);
 
-        return Data is Dictionary<string, string?> data && data.TryGetAlternateLookup<ReadOnlySpan<char>>(out var lookup)
-            && lookup.TryGetValue(path, out var key, out _) && path.SequenceEqual(key) ? key : null;
-    }
-
-    /// <summary>The names of the children of <paramref name="parentPath"/> in this file, sorted and distinct, as the index holds them.</summary>
-    internal string[] ChildrenOf(string? parentPath) => (_children ??= new ConfigChildKeys(Data)).Of(parentPath);
+    bool IIndexedKeys.HasChildren(ReadOnlySpan<char> path) => (_children ??= new ConfigChildKeys(Data)).HasChildren(path);
 
     public override void Set(string key, string? value)
     {

@@ -95,6 +95,8 @@ public sealed class ProxyConfigurationViewTests : IDisposable
     [InlineData("Clusters:backends:Destinations:d1")]
     [InlineData("Clusters:backends:Destinations:D1:metadata")]
     [InlineData("Clusters:backends:Destinations:d1:Metadata:Weight")]
+    [InlineData("CLUSTERS:backends:destinations:d1:Metadata:WEIGHT")]
+    [InlineData("clusters:backends:Destinations:d1:Metadata")]
     [InlineData("Routes:api:Transforms:1")]
     [InlineData("Routes:api:Match:Methods")]
     [InlineData("Nope")]
