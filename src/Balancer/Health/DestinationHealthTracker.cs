@@ -45,6 +45,11 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
     // Probe requests are made from a destination's model; the model's state is found through its cluster.
     private readonly ConditionalWeakTable<ClusterState, StatesByModel> _byModel = new();
     private readonly Dictionary<DestinationState, Ejections> _ejections = [];
+
+    // Per cluster, the destinations whose passive health this tracker set to Unhealthy (the only writer of it since it
+    // replaced YARP's updater): the ejection cap counts these, not every destination's health (a read of each of
+    // thousands of objects, a cache miss each, on every passive failure).
+    private readonly Dictionary<string, HashSet<DestinationState>> _ejected = new(StringComparer.OrdinalIgnoreCase);
     private readonly OutlierDetectionOptions _outliers;
     private readonly LoadBalancing.PolicySnapshots? _snapshots;
     private readonly Runtime.AvailabilityChanges? _availability;
@@ -108,7 +113,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
                 if (restarted && health.Passive == DestinationHealth.Unhealthy)
                 {
                     CancelReactivation(destination);
-                    health.Passive = DestinationHealth.Unknown;
+                    SetPassiveHealth(cluster, destination, DestinationHealth.Unknown);
                     Returned(destination, "active health probes failed and then succeeded again");
                 }
 
@@ -158,7 +163,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
                     reason += $" (ejection {count} within {_outliers.MaxEjectionTime}: out for {duration})";
                 }
 
-                destination.Health.Passive = newHealth;
+                SetPassiveHealth(cluster, destination, newHealth);
                 CancelReactivation(destination);
                 Log(destination).AddEvent(new PassiveEvent(_time.GetUtcNow(), PassiveEvent.Ejected, count > 1 ? reason : $"{reason} (out for up to {duration})"));
                 var reactivation = new Reactivation(this, cluster, destination, duration, _time.GetUtcNow(), clearedByProbe, repeated: count > 1);
@@ -172,7 +177,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
                     Returned(destination, reason);
                 }
 
-                destination.Health.Passive = newHealth;
+                SetPassiveHealth(cluster, destination, newHealth);
                 CancelReactivation(destination);
             }
 
@@ -187,22 +192,37 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
     /// <summary>True while fewer destinations than the cap are ejected by passive checks; one is always allowed.</summary>
     private bool MayEject(ClusterState cluster)
     {
-        // YARP's list of all the cluster's destinations, not the dictionary's Values, which copies them into a new list
-        // (the dictionary itself when the list is not made yet, as in a cluster put together by hand).
-        var all = cluster.DestinationsState?.AllDestinations;
-        if (all is null || all.Count != cluster.Destinations.Count)
-        {
-            all = [.. cluster.Destinations.Values];
-        }
-
-        var total = all.Count;
+        var total = cluster.Destinations.Count;
         var ejected = 0;
-        for (var i = 0; i < all.Count; i++)
+        if (_ejected.TryGetValue(cluster.ClusterId, out var set))
         {
-            ejected += all[i].Health.Passive == DestinationHealth.Unhealthy ? 1 : 0;
+            // A destination a reload removed (or replaced by a new one of the same id) no longer counts.
+            set.RemoveWhere(d => d.Health.Passive != DestinationHealth.Unhealthy
+                || !cluster.Destinations.TryGetValue(d.DestinationId, out var current) || !ReferenceEquals(current, d));
+            ejected = set.Count;
         }
 
         return ejected < Math.Max(1, total * _outliers.MaxEjectionPercent / 100);
+    }
+
+    /// <summary>Sets a destination's passive health, keeping the cluster's set of ejected destinations with it.</summary>
+    private void SetPassiveHealth(ClusterState cluster, DestinationState destination, DestinationHealth health)
+    {
+        destination.Health.Passive = health;
+        if (health == DestinationHealth.Unhealthy)
+        {
+            if (!_ejected.TryGetValue(cluster.ClusterId, out var set))
+            {
+                set = new HashSet<DestinationState>(ReferenceEqualityComparer.Instance);
+                _ejected[cluster.ClusterId] = set;
+            }
+
+            set.Add(destination);
+        }
+        else if (_ejected.TryGetValue(cluster.ClusterId, out var set))
+        {
+            set.Remove(destination);
+        }
     }
 
     /// <summary>Records an ejection; its number among the recent ones, and how long it lasts (base x number, capped).</summary>
@@ -269,7 +289,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
                     {
                         ejections.WaitingForProbes = false;
                         var was = DestinationHealthView.Of(destination);
-                        destination.Health.Passive = DestinationHealth.Unknown;
+                        SetPassiveHealth(cluster, destination, DestinationHealth.Unknown);
                         var why = $"ejection ended and {ejections.GoodProbes} probes in a row succeeded";
                         Returned(destination, why);
                         Record(cluster, destination, was, why);
@@ -286,7 +306,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
                 {
                     CancelReactivation(destination);
                     var before = DestinationHealthView.Of(destination);
-                    destination.Health.Passive = DestinationHealth.Unknown;
+                    SetPassiveHealth(cluster, destination, DestinationHealth.Unknown);
                     const string Why = "active health probe succeeded after the connection failure";
                     Returned(destination, Why);
                     Record(cluster, destination, before, Why);
@@ -337,7 +357,7 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
             }
 
             var before = DestinationHealthView.Of(destination);
-            destination.Health.Passive = DestinationHealth.Unknown;
+            SetPassiveHealth(cluster, destination, DestinationHealth.Unknown);
             var why = $"passive failure expired after {period}";
             Returned(destination, why);
             Record(cluster, destination, before, why);

@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace Balancer.LoadBalancing;
 
 /// <summary>
@@ -40,16 +42,68 @@ public sealed class EarliestDeadlineFirst
         _weights = weights;
         _due = new long[_weights.Length];
         _heap = new int[_weights.Length];
+        var heaviest = 0;
         for (var i = 0; i < _weights.Length; i++)
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(_weights[i], 1, nameof(weights));
-            _due[i] = everyoneFirst ? 0 : 1;
+            heaviest = Math.Max(heaviest, _weights[i]);
             _heap[i] = i;
+        }
+
+        // Every destination due at once, so the order starts by the due time alone: a sorted array is a heap, and since
+        // ties go to the lower index, any heap of these deadlines gives the same picks. Everyone due at zero: the
+        // indices in order. Everyone due at 1/w: heaviest first, by counting the weights when they are few compared to
+        // the destinations (a cluster of thousands, rebuilt on every change: no comparison, O(N + largest weight)).
+        if (everyoneFirst)
+        {
+            return;
+        }
+
+        Array.Fill(_due, 1L);
+        if (heaviest <= CountingSortFactor * _weights.Length)
+        {
+            HeaviestFirst(heaviest);
+            return;
         }
 
         for (var i = _heap.Length / 2 - 1; i >= 0; i--)
         {
             SiftDown(i);
+        }
+    }
+
+    /// <summary>Weights no larger than this many times the number of destinations are sorted by counting them.</summary>
+    private const int CountingSortFactor = 8;
+
+    /// <summary>Fills the heap with the indices, heaviest first and, among equal weights, lowest index first.</summary>
+    private void HeaviestFirst(int heaviest)
+    {
+        var next = ArrayPool<int>.Shared.Rent(heaviest + 1);
+        try
+        {
+            Array.Clear(next, 0, heaviest + 1);
+            foreach (var weight in _weights)
+            {
+                next[weight]++;
+            }
+
+            // Where each weight's run starts, the heaviest at the front.
+            var start = 0;
+            for (var weight = heaviest; weight >= 1; weight--)
+            {
+                var count = next[weight];
+                next[weight] = start;
+                start += count;
+            }
+
+            for (var i = 0; i < _weights.Length; i++)
+            {
+                _heap[next[_weights[i]]++] = i;
+            }
+        }
+        finally
+        {
+            ArrayPool<int>.Shared.Return(next);
         }
     }
 

@@ -217,6 +217,35 @@ public sealed class DestinationHealthTrackerTests : IDisposable
     }
 
     [Fact]
+    public void MaxEjectionPercent_CountsTheEjectedStillInTheCluster_ReturnedOrRemovedOnesFreeTheirPlace()
+    {
+        // Ten destinations, at most 30 % (three) ejected at once.
+        using var tracker = Tracker(new OutlierDetectionOptions { MaxEjectionPercent = 30 });
+        var more = Enumerable.Range(0, 8).Select(i => Add($"M{i}")).ToArray();
+        _services.GetRequiredService<IClusterDestinationsUpdater>().UpdateAllDestinations(_cluster);
+        foreach (var destination in more[..3])
+        {
+            tracker.SetPassive(_cluster, destination, DestinationHealth.Unhealthy, Period, "request failed: refused", clearedByProbe: true);
+        }
+
+        tracker.SetPassive(_cluster, more[3], DestinationHealth.Unhealthy, Period, "request failed: refused", clearedByProbe: true);
+        Assert.Equal(DestinationHealth.Unknown, more[3].Health.Passive);
+
+        // One comes back: its place is free again.
+        tracker.SetPassive(_cluster, more[0], DestinationHealth.Unknown, Period, "request succeeded", clearedByProbe: false);
+        tracker.SetPassive(_cluster, more[3], DestinationHealth.Unhealthy, Period, "request failed: refused", clearedByProbe: true);
+        Assert.Equal(DestinationHealth.Unhealthy, more[3].Health.Passive);
+
+        // A reload removes an ejected one (and adds another, so the cluster stays at ten): it no longer counts.
+        tracker.SetPassive(_cluster, more[4], DestinationHealth.Unhealthy, Period, "request failed: refused", clearedByProbe: true);
+        Assert.Equal(DestinationHealth.Unknown, more[4].Health.Passive);
+        Assert.True(_cluster.Destinations.TryRemove(more[1].DestinationId, out _));
+        Add("N");
+        tracker.SetPassive(_cluster, more[4], DestinationHealth.Unhealthy, Period, "request failed: refused", clearedByProbe: true);
+        Assert.Equal(DestinationHealth.Unhealthy, more[4].Health.Passive);
+    }
+
+    [Fact]
     public void Probes_ExactlyTheLast20Kept_NewestFirst_OldestDropped()
     {
         var started = new List<DateTimeOffset>();

