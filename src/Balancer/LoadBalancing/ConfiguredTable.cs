@@ -120,8 +120,34 @@ internal sealed class ConfiguredTable(
     {
         var bits = new ulong[(Destinations.Length + 63) >> 6];
         var count = 0;
-        foreach (var index in Indices(available.Destinations))
+        // YARP lists the available destinations in the order of its list of all, so they are found by walking that list
+        // alongside (a reference compared or two per destination, no call per destination: this runs on every change);
+        // one found out of order (a retry's list, a table older than the list) sends the rest through a dictionary
+        // built once per table.
+        var next = 0;
+        var indexOf = Volatile.Read(ref _indexOf);
+        foreach (var destination in available.Destinations)
         {
+            var position = -1;
+            if (indexOf is null)
+            {
+                position = Find(destination, next);
+                if (position >= 0)
+                {
+                    next = position + 1;
+                }
+                else
+                {
+                    indexOf = IndexOf();
+                }
+            }
+
+            if (position < 0 && !indexOf!.TryGetValue(destination, out position))
+            {
+                continue;
+            }
+
+            var index = tableIndex[position];
             ref var word = ref bits[index >> 6];
             var bit = 1UL << index;
             if ((word & bit) == 0)
@@ -137,35 +163,18 @@ internal sealed class ConfiguredTable(
     /// <summary>The index of <paramref name="key"/>'s destination in <see cref="Destinations"/>, or -1 when the walk gave up.</summary>
     public int Lookup(ulong key, Availability available) => available.Count == 0 ? -1 : Table.Lookup(key, available.Bits, MaxWalk);
 
-    /// <summary>
-    /// The table index of each of <paramref name="destinations"/> this table holds. YARP lists the available destinations
-    /// in the order of its list of all, so they are found by walking that list alongside; one found out of order (a
-    /// retry's list, a table older than the list) sends the rest through a dictionary built once per table.
-    /// </summary>
-    private IEnumerable<int> Indices(DestinationState[] destinations)
+    /// <summary>Where <paramref name="destination"/> is in the list of all at or after <paramref name="from"/>, or -1.</summary>
+    private int Find(DestinationState destination, int from)
     {
-        var next = 0;
-        var indexOf = Volatile.Read(ref _indexOf);
-        foreach (var destination in destinations)
+        for (var i = from; i < source.Length; i++)
         {
-            if (indexOf is null)
+            if (ReferenceEquals(source[i], destination))
             {
-                var found = Array.IndexOf(source, destination, next);
-                if (found >= 0)
-                {
-                    next = found + 1;
-                    yield return tableIndex[found];
-                    continue;
-                }
-
-                indexOf = IndexOf();
-            }
-
-            if (indexOf.TryGetValue(destination, out var position))
-            {
-                yield return tableIndex[position];
+                return i;
             }
         }
+
+        return -1;
     }
 
     private Dictionary<DestinationState, int> IndexOf()
