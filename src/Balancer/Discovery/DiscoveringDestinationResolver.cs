@@ -19,22 +19,28 @@ internal sealed class DiscoveringDestinationResolver(IDestinationResolver discov
     public async ValueTask<ResolvedDestinationCollection> ResolveDestinationsAsync(IReadOnlyDictionary<string, DestinationConfig> destinations, CancellationToken cancellationToken)
     {
         Dictionary<string, DestinationConfig>? discovered = null;
-        var resolved = new Dictionary<string, DestinationConfig>(StringComparer.OrdinalIgnoreCase);
         foreach (var (id, destination) in destinations)
         {
             if (IsDiscovered(destination))
             {
                 (discovered ??= new(StringComparer.OrdinalIgnoreCase))[id] = destination;
             }
-            else
-            {
-                resolved[id] = destination;
-            }
         }
 
         if (discovered is null)
         {
-            return new ResolvedDestinationCollection(resolved, null);
+            // The cluster's own destinations, as YARP keeps them without a resolver: a copy would be one more table of
+            // every destination (10,000 entries at 10,000) made on every reload and kept until the next.
+            return new ResolvedDestinationCollection(destinations, null);
+        }
+
+        var resolved = new Dictionary<string, DestinationConfig>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (id, destination) in destinations)
+        {
+            if (!discovered.ContainsKey(id))
+            {
+                resolved[id] = destination;
+            }
         }
 
         // Named "<id>[<address>:<port>]", with the Host header of the name and the metadata (weight) of the entry.
