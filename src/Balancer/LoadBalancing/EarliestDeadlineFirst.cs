@@ -17,8 +17,13 @@ namespace Balancer.LoadBalancing;
 public sealed class EarliestDeadlineFirst
 {
     private readonly int[] _weights;
-    private readonly long[] _due;
+
+    // The n-th pick of a destination is due at n / w, so n fits in an int (4 bytes a destination less, rebuilt with
+    // every change at scale); at int.MaxValue picks of one destination the order starts again, as after a change.
+    private readonly int[] _due;
     private readonly int[] _heap;
+    private readonly bool _everyoneFirst;
+    private readonly int _restartAt;
     private readonly Lock _gate = new();
 
     /// <param name="weights">The weights, each at least 1.</param>
@@ -32,20 +37,32 @@ public sealed class EarliestDeadlineFirst
     /// Whether every destination is due once at time zero before the weighted order starts, so that a
     /// fixed number of picks reaches each destination at least once.
     /// </param>
-    internal EarliestDeadlineFirst(ReadOnlySpan<int> weights, bool everyoneFirst)
-        : this(weights.ToArray(), everyoneFirst)
+    internal EarliestDeadlineFirst(ReadOnlySpan<int> weights, bool everyoneFirst, int restartAt = int.MaxValue)
+        : this(weights.ToArray(), everyoneFirst, restartAt)
     {
     }
 
-    private EarliestDeadlineFirst(int[] weights, bool everyoneFirst)
+    private EarliestDeadlineFirst(int[] weights, bool everyoneFirst, int restartAt = int.MaxValue)
     {
         _weights = weights;
-        _due = new long[_weights.Length];
+        _due = new int[_weights.Length];
         _heap = new int[_weights.Length];
+        _everyoneFirst = everyoneFirst;
+        _restartAt = restartAt;
+        foreach (var weight in _weights)
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(weight, 1, nameof(weights));
+        }
+
+        Start();
+    }
+
+    /// <summary>Every destination due for its first pick, the heap ordered for it.</summary>
+    private void Start()
+    {
         var heaviest = 0;
         for (var i = 0; i < _weights.Length; i++)
         {
-            ArgumentOutOfRangeException.ThrowIfLessThan(_weights[i], 1, nameof(weights));
             heaviest = Math.Max(heaviest, _weights[i]);
             _heap[i] = i;
         }
@@ -54,12 +71,12 @@ public sealed class EarliestDeadlineFirst
         // ties go to the lower index, any heap of these deadlines gives the same picks. Everyone due at zero: the
         // indices in order. Everyone due at 1/w: heaviest first, by counting the weights when they are few compared to
         // the destinations (a cluster of thousands, rebuilt on every change: no comparison, O(N + largest weight)).
-        if (everyoneFirst)
+        Array.Fill(_due, _everyoneFirst ? 0 : 1);
+        if (_everyoneFirst)
         {
             return;
         }
 
-        Array.Fill(_due, 1L);
         if (heaviest <= CountingSortFactor * _weights.Length)
         {
             HeaviestFirst(heaviest);
@@ -131,6 +148,12 @@ public sealed class EarliestDeadlineFirst
     internal int NextUnlocked()
     {
         var top = _heap[0];
+        if (_due[top] >= _restartAt)
+        {
+            Start();
+            top = _heap[0];
+        }
+
         _due[top]++;
         SiftDown(0);
         return top;
@@ -169,8 +192,8 @@ public sealed class EarliestDeadlineFirst
     private bool Earlier(int a, int b)
     {
         Comparisons++;
-        var left = _due[a] * _weights[b];
-        var right = _due[b] * _weights[a];
+        var left = (long)_due[a] * _weights[b];
+        var right = (long)_due[b] * _weights[a];
         return left < right || (left == right && a < b);
     }
 }
