@@ -50,7 +50,7 @@ public static class LeastConnections
         for (var i = 1; i < inFlight.Length; i++)
         {
             var load = (long)inFlight[i] * weights[best] - (long)inFlight[best] * weights[i];
-            if (load < 0 || (load == 0 && due[i] * weights[best] < due[best] * weights[i]))
+            if (load < 0 || (load == 0 && (long)due[i] * weights[best] < (long)due[best] * weights[i]))
             {
                 best = i;
             }
@@ -65,25 +65,44 @@ public static class LeastConnections
     /// Updated without a lock: two concurrent picks may take the same turn, which costs one repeated
     /// destination, as the pick-then-increment race of the in-flight counts already does.
     /// </summary>
+    /// <remarks>
+    /// A turn number fits an int (4 bytes a destination less, rebuilt with every change of a large cluster); when one
+    /// would pass int.MaxValue, every destination's turns start again, as after a change.
+    /// </remarks>
     public sealed class Turns
     {
+        private readonly int _restartAt;
         private double _now;
 
         public Turns(int count)
+            : this(count, int.MaxValue)
         {
-            Due = new long[count];
-            Array.Fill(Due, 1L);
         }
 
-        internal long[] Due { get; }
+        internal Turns(int count, int restartAt)
+        {
+            _restartAt = restartAt;
+            Due = new int[count];
+            Array.Fill(Due, 1);
+        }
+
+        internal int[] Due { get; }
 
         internal void Take(int index, int weight)
         {
             // A destination that was not tied for a long time (busy) keeps no credit for the turns it missed:
             // it rejoins at the current time, else it would take every tie until it caught up.
             var now = Math.Max(_now, Due[index] / (double)weight);
+            var next = Math.Max(Due[index], (long)(now * weight)) + 1;
+            if (next >= _restartAt)
+            {
+                Array.Fill(Due, 1);
+                _now = 0;
+                return;
+            }
+
             _now = now;
-            Due[index] = Math.Max(Due[index], (long)(now * weight)) + 1;
+            Due[index] = (int)next;
         }
     }
 }

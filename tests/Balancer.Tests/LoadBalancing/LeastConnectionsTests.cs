@@ -148,6 +148,17 @@ public sealed class LeastConnectionsTests
     }
 
     [Fact]
+    public void AtScale_ATurnPastTheLimit_EveryTurnStartsAgain_AsAfterAChange()
+    {
+        // Two idle equal destinations alternate; the fifth pick would make A's turn 4, the limit here: all start again.
+        var turns = new LeastConnections.Turns(2, restartAt: 4);
+
+        var picks = PicksAtScale([0, 0], [1, 1], 10, turns);
+
+        Assert.Equal([0, 1, 0, 1, 0, 0, 1, 0, 1, 0], picks);
+    }
+
+    [Fact]
     public void AtScale_InFlightHeld_TiedWeights3_1_WithABusyThird_10000Picks_SplitByWeight()
     {
         var picks = PicksAtScale([3, 1, 9], [3, 1, 1], 10_000);
