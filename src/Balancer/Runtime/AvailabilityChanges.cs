@@ -31,6 +31,13 @@ internal sealed class AvailabilityChanges
     private static string? t_cluster;
 
     private readonly ConcurrentDictionary<string, Pending> _clusters = new(StringComparer.OrdinalIgnoreCase);
+    private int _overflows;
+
+    /// <summary>
+    /// How many times more than <see cref="MaxPending"/> changes piled up before a computation took them (each makes
+    /// the next computation a full one): a thread whose updates YARP's debounce drops keeps changing meanwhile.
+    /// </summary>
+    public int Overflows => Volatile.Read(ref _overflows);
 
     /// <summary>Whether the current thread is inside an announcement to this instance (for any cluster).</summary>
     public bool IsAnnouncing => ReferenceEquals(t_announcing, this);
@@ -48,7 +55,7 @@ internal sealed class AvailabilityChanges
         var pending = For(cluster.ClusterId);
         lock (pending.Gate)
         {
-            pending.Add(destination);
+            Count(pending.Add(destination));
         }
 
         return Enter(cluster.ClusterId);
@@ -62,7 +69,7 @@ internal sealed class AvailabilityChanges
         {
             for (var i = 0; i < destinations.Count; i++)
             {
-                pending.Add(destinations[i]);
+                Count(pending.Add(destinations[i]));
             }
         }
 
@@ -93,6 +100,14 @@ internal sealed class AvailabilityChanges
         lock (pending.Gate)
         {
             return pending.Take(into);
+        }
+    }
+
+    private void Count(bool overflowed)
+    {
+        if (overflowed)
+        {
+            Interlocked.Increment(ref _overflows);
         }
     }
 
@@ -134,20 +149,22 @@ internal sealed class AvailabilityChanges
 
         public Lock Gate { get; } = new();
 
-        public void Add(DestinationState destination)
+        /// <summary>Adds <paramref name="destination"/>; true when it made one too many, so the next computation reads every destination.</summary>
+        public bool Add(DestinationState destination)
         {
             if (_everything || Array.IndexOf(_items, destination, 0, _count) >= 0)
             {
-                return;
+                return false;
             }
 
             if (_count == MaxPending)
             {
                 Everything();
-                return;
+                return true;
             }
 
             _items[_count++] = destination;
+            return false;
         }
 
         public void Everything()
