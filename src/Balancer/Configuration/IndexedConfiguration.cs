@@ -52,8 +52,14 @@ internal static class IndexedKeys
 /// destinations and of their metadata that YARP keeps are the index's strings, which have long been in the oldest
 /// generation, rather than new copies. A section that the keys do not spell makes its path only when asked for it.
 /// </remarks>
-internal sealed class IndexedRoot(IIndexedKeys keys, IConfigurationProvider provider) : IConfigurationRoot
+/// <param name="keys">The keys it reads.</param>
+/// <param name="provider">The provider they belong to.</param>
+/// <param name="hidden">Sections whose children it does not list, if any.</param>
+internal sealed class IndexedRoot(IIndexedKeys keys, IConfigurationProvider provider, IndexedRoot.Hidden? hidden = null) : IConfigurationRoot
 {
+    /// <summary>Whether the section <paramref name="path"/> is shown without children.</summary>
+    public delegate bool Hidden(ReadOnlySpan<char> path);
+
     public IEnumerable<IConfigurationProvider> Providers => [provider];
 
     public string? this[string key]
@@ -98,7 +104,7 @@ internal sealed class IndexedRoot(IIndexedKeys keys, IConfigurationProvider prov
     internal IEnumerable<IConfigurationSection> Children(string? parent)
     {
         var names = keys.ChildrenOf(parent);
-        if (names.Length == 0)
+        if (names.Length == 0 || (parent is not null && hidden?.Invoke(parent) == true))
         {
             return [];
         }
@@ -116,7 +122,8 @@ internal sealed class IndexedRoot(IIndexedKeys keys, IConfigurationProvider prov
     internal bool HasChildren(string parent, string key)
     {
         Span<char> buffer = Length(parent, key) <= 256 ? stackalloc char[Length(parent, key)] : new char[Length(parent, key)];
-        return keys.HasChildren(Combine(buffer, parent, key));
+        var path = Combine(buffer, parent, key);
+        return keys.HasChildren(path) && hidden?.Invoke(path) != true;
     }
 
     private static int Length(string parent, string key) => parent.Length + 1 + key.Length;

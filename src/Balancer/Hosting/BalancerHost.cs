@@ -106,7 +106,7 @@ public static class BalancerHost
         // Read once: it decides whether the per-request transforms exist at all.
         var countRequests = builder.Configuration.GetValue(MetricsOptions.EnabledKey, true);
         builder.Services.AddSpreadHealthMonitor();
-        builder.Services.AddReverseProxy().LoadFromConfig(new ProxyConfigurationView(builder.Configuration)).AddBalancerMetrics(countRequests).AddBalancerDiscovery();
+        ProxyConfigurationView.LoadFromConfigFile(builder.Services.AddReverseProxy(), builder.Configuration).AddBalancerMetrics(countRequests).AddBalancerDiscovery();
         builder.Services.AddEphemeralDataProtection();
         builder.Services.AddBalancerPolicies();
         builder.Services.AddBalancerHeaders();

@@ -26,7 +26,8 @@ internal static class ServiceDecoration
         return found ? services : throw new InvalidOperationException($"No {typeof(TService).Name} is registered to decorate; call AddReverseProxy() first.");
     }
 
-    private static TService Create<TService>(IServiceProvider services, ServiceDescriptor descriptor) =>
+    /// <summary>The service <paramref name="descriptor"/> registers, made as the container would.</summary>
+    internal static TService Create<TService>(IServiceProvider services, ServiceDescriptor descriptor) =>
         (TService)(descriptor.ImplementationInstance
             ?? descriptor.ImplementationFactory?.Invoke(services)
             ?? ActivatorUtilities.CreateInstance(services, descriptor.ImplementationType!));

@@ -66,7 +66,13 @@ public sealed class ProxyConfigurationViewTests : IDisposable
 
     private readonly string _directory = Directory.CreateTempSubdirectory("proxy-view-").FullName;
 
-    public void Dispose() => Directory.Delete(_directory, recursive: true);
+    private readonly List<ServiceProvider> _containers = [];
+
+    public void Dispose()
+    {
+        _containers.ForEach(c => c.Dispose());
+        Directory.Delete(_directory, recursive: true);
+    }
 
     [Fact]
     public void NothingElseUnderReverseProxy_YarpReadsTheSameRoutesAndClustersAsFromTheWholeConfiguration()
@@ -171,6 +177,76 @@ public sealed class ProxyConfigurationViewTests : IDisposable
     }
 
     [Fact]
+    public void DestinationsReadBesideYarp_SameRoutesAndClustersAsYarpsOwnReadOfTheWholeConfiguration()
+    {
+        using var root = Root(new CountingSource(new Dictionary<string, string?> { ["Balancer:Management:Listen"] = "http://127.0.0.1:0" }));
+
+        var fromFile = FileConfig(root).GetConfig();
+        var fromWhole = YarpConfig(root.GetSection(ProxyConfigurationView.SectionName));
+
+        Assert.Equal(fromWhole.Routes.OrderBy(r => r.RouteId), fromFile.Routes.OrderBy(r => r.RouteId));
+        Assert.Equal(fromWhole.Clusters.OrderBy(c => c.ClusterId), fromFile.Clusters.OrderBy(c => c.ClusterId));
+        var destinations = fromFile.Clusters.Single(c => c.ClusterId == "backends").Destinations!;
+        Assert.Equal(["d1", "d10", "d2"], destinations.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(new Dictionary<string, string> { ["Weight"] = "5", ["zone"] = "a" }, destinations["d1"].Metadata);
+        Assert.Equal("one.example", destinations["d1"].Host);
+        Assert.Equal("http://127.0.0.1:6001/", destinations["d1"].Health);
+        Assert.Null(destinations["d2"].Metadata);
+        Assert.Equal("2", destinations["D10"].Metadata!["weight"]);
+    }
+
+    [Fact]
+    public void DestinationsReadBesideYarp_AReloadKeepsTheUnchangedDestinationsConfigs_EqualWeightsShareOneMetadata()
+    {
+        var path = Path.Combine(_directory, "balancer.json");
+        string File(string d2Weight) => $$"""
+            { "ReverseProxy": {
+                "Routes": { "all": { "ClusterId": "backends", "Match": { "Path": "{**catch-all}" } } },
+                "Clusters": { "backends": { "Destinations": {
+                  "d1": { "Address": "http://127.0.0.1:5001/", "Metadata": { "Weight": "3" } },
+                  "d2": { "Address": "http://127.0.0.1:5002/", "Metadata": { "Weight": "{{d2Weight}}" } },
+                  "d3": { "Address": "http://127.0.0.1:5003/" } } } } } }
+            """;
+        System.IO.File.WriteAllText(path, File("4"));
+        using var root = (ConfigurationRoot)new ConfigurationBuilder()
+            .Add(new ValidatedJsonConfigurationSource(path, new ConfigReloadTracker(TimeProvider.System), TimeProvider.System))
+            .Build();
+        var provider = FileConfig(root);
+        var before = provider.GetConfig();
+        var first = before.Clusters.Single().Destinations!;
+
+        // d2's weight becomes d1's: read again as a reload does (the file's provider, then YARP's reader through the change token).
+        System.IO.File.WriteAllText(path, File("3"));
+        System.IO.File.SetLastWriteTimeUtc(path, DateTime.UtcNow.AddMinutes(1));
+        root.Reload();
+        var after = provider.GetConfig();
+        var second = after.Clusters.Single().Destinations!;
+
+        Assert.NotSame(before, after);
+        Assert.Equal("3", second["d2"].Metadata!["Weight"]);
+        Assert.Same(first["d1"], second["d1"]);
+        Assert.Same(first["d3"], second["d3"]);
+        Assert.NotSame(first["d2"], second["d2"]);
+        Assert.Same(second["d1"].Metadata, second["d2"].Metadata);
+        Assert.Same(provider.GetConfig(), after);
+    }
+
+    [Fact]
+    public void DestinationsReadBesideYarp_AnotherSourceSetsAKeyUnderReverseProxy_YarpReadsTheDestinationsAndTheOverrideWins()
+    {
+        using var root = Root(new CountingSource(new Dictionary<string, string?>
+        {
+            ["ReverseProxy:Clusters:backends:Destinations:d2:Address"] = "http://127.0.0.1:7002/",
+        }));
+
+        var destinations = FileConfig(root).GetConfig().Clusters.Single(c => c.ClusterId == "backends").Destinations!;
+
+        Assert.Equal("http://127.0.0.1:7002/", destinations["d2"].Address);
+        Assert.Equal("http://127.0.0.1:5001/", destinations["d1"].Address);
+        Assert.Equal(3, destinations.Count);
+    }
+
+    [Fact]
     public void AnotherSourceSetsAKeyUnderReverseProxy_ItsValueWins()
     {
         var overrides = new CountingSource(new Dictionary<string, string?>
@@ -208,6 +284,17 @@ public sealed class ProxyConfigurationViewTests : IDisposable
         services.AddReverseProxy().LoadFromConfig(section);
         using var provider = services.BuildServiceProvider();
         return provider.GetServices<IProxyConfigProvider>().Single().GetConfig();
+    }
+
+    /// <summary>The balancer's own provider: YARP's reader over the view, the file's destinations read beside it.</summary>
+    private IProxyConfigProvider FileConfig(IConfigurationRoot root)
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        ProxyConfigurationView.LoadFromConfigFile(services.AddReverseProxy(), root);
+        var container = services.BuildServiceProvider();
+        _containers.Add(container);
+        return container.GetServices<IProxyConfigProvider>().Single();
     }
 
     /// <summary>An in-memory source that counts how often its provider is asked for a section's children.</summary>
