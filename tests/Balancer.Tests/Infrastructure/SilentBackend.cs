@@ -134,11 +134,13 @@ internal sealed class SilentBackend : IAsyncDisposable
 
                     if (_responseHead is not null)
                     {
-                        await socket.SendAsync(_responseHead, SocketFlags.None, _stop.Token);
+                        // Listed before the head goes out: a client holding the head may ask for the rest at once.
                         lock (_answered)
                         {
                             _answered.Add(socket);
                         }
+
+                        await socket.SendAsync(_responseHead, SocketFlags.None, _stop.Token);
                     }
                 }
             }
