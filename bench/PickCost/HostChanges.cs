@@ -12,7 +12,8 @@ namespace PickCost;
 /// What one state change costs a whole balancer: an in-process balancer of N destinations (no load, passive health
 /// checks on so that health decides the available list, no active probes), and per policy 20 drains and enables through
 /// the management API as an operator makes them, then 20 health changes Down and Up as the health tracker makes them
-/// (a passive failure and its end). Per change: the bytes the process allocated and the CPU it used from the call until
+/// (a passive failure and its end). Per change: the bytes the process allocated (also apart for the changes that take a
+/// destination out and those that bring it back, since only the first make a new available list) and the CPU it used from the call until
 /// it returned (the new available list and the policy's snapshot are built on that thread), and the CPU of the first
 /// pick after it. Nothing else runs in the process, so all of it is the change's. For IpHash, whose lookup table is
 /// built off the changing thread, the process CPU is also taken from the call until the policy has settled (every
@@ -24,8 +25,8 @@ internal static class HostChanges
 
     public static async Task RunAsync(int count, int rounds, string[] policies)
     {
-        Console.WriteLine("| destinations | policy | change | allocated per change, median / worst (KB) | CPU per change, median / worst (ms) | next pick, median / worst (ms) | CPU until settled, median / worst (ms) | tables built |");
-        Console.WriteLine("|---:|---|---|---:|---:|---:|---:|---:|");
+        Console.WriteLine("| destinations | policy | change | allocated per change, median / worst (KB) | allocated, out (drain, Down) / back (enable, Up), medians (KB) | CPU per change, median / worst (ms) | next pick, median / worst (ms) | CPU until settled, median / worst (ms) | tables built |");
+        Console.WriteLine("|---:|---|---|---:|---:|---:|---:|---:|---:|");
         foreach (var policy in policies)
         {
             var directory = Directory.CreateTempSubdirectory("pickcost-changes-");
@@ -51,7 +52,7 @@ internal static class HostChanges
                     {
                         var id = $"d{change / 2}";
                         var down = change % 2 == 0;
-                        await drains.MeasureAsync(async () =>
+                        await drains.MeasureAsync(down, async () =>
                         {
                             using var response = await management.PostAsync($"/api/destinations/backends/{id}/{(down ? "drain" : "enable")}", null);
                             response.EnsureSuccessStatusCode();
@@ -62,7 +63,7 @@ internal static class HostChanges
                     {
                         var destination = cluster.Destinations[$"d{change / 2 + 10}"];
                         var down = change % 2 == 0;
-                        await health.MeasureAsync(() =>
+                        await health.MeasureAsync(down, () =>
                         {
                             tracker.SetPassive(cluster, destination, down ? DestinationHealth.Unhealthy : DestinationHealth.Unknown, TimeSpan.FromHours(1));
                             return Task.CompletedTask;
@@ -84,18 +85,21 @@ internal static class HostChanges
     private sealed class Costs(Tables? tables)
     {
         private readonly List<double> _bytes = [];
+        private readonly List<double> _bytesOut = [];
+        private readonly List<double> _bytesBack = [];
         private readonly List<double> _cpu = [];
         private readonly List<double> _pick = [];
         private readonly List<double> _settled = [];
         private int _tables;
 
-        public async Task MeasureAsync(Func<Task> change, Action pick)
+        public async Task MeasureAsync(bool outOfService, Func<Task> change, Action pick)
         {
             var allocated = GC.GetTotalAllocatedBytes(precise: true);
             var cpu = Program.ProcessCpu();
             await change();
             _cpu.Add((Program.ProcessCpu() - cpu).TotalMilliseconds);
             _bytes.Add((GC.GetTotalAllocatedBytes(precise: true) - allocated) / 1024.0);
+            (outOfService ? _bytesOut : _bytesBack).Add(_bytes[^1]);
             var clock = Program.ThreadCpu();
             pick();
             _pick.Add((Program.ThreadCpu() - clock).TotalMilliseconds);
@@ -107,7 +111,13 @@ internal static class HostChanges
         }
 
         public string Row(int count, string policy, string change) =>
-            string.Create(CultureInfo.InvariantCulture, $"| {count:N0} | {policy} | {change} | {Cell(_bytes, "0")} | {Cell(_cpu, "0.000")} | {Cell(_pick, "0.000")} | {Cell(_settled, "0.000")} | {(tables is null ? "-" : _tables)} |");
+            string.Create(CultureInfo.InvariantCulture, $"| {count:N0} | {policy} | {change} | {Cell(_bytes, "0")} | {Median(_bytesOut, "0.0")} / {Median(_bytesBack, "0.0")} | {Cell(_cpu, "0.000")} | {Cell(_pick, "0.000")} | {Cell(_settled, "0.000")} | {(tables is null ? "-" : _tables)} |");
+
+        private static string Median(List<double> values, string format)
+        {
+            values.Sort();
+            return values.Count == 0 ? "-" : values[values.Count / 2].ToString(format, CultureInfo.InvariantCulture);
+        }
 
         private static string Cell(List<double> values, string format)
         {

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Balancer.PerDestination;
 using Balancer.Telemetry;
 using Yarp.ReverseProxy.Health;
@@ -51,7 +52,6 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
     // thousands of objects, a cache miss each, on every passive failure).
     private readonly Dictionary<string, HashSet<DestinationState>> _ejected = new(StringComparer.OrdinalIgnoreCase);
     private readonly OutlierDetectionOptions _outliers;
-    private readonly LoadBalancing.PolicySnapshots? _snapshots;
     private readonly Runtime.AvailabilityChanges? _availability;
 
     // Health changes are rare (probe rounds, failures); one lock keeps "read view, change, read view" atomic
@@ -59,12 +59,11 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
     private readonly Lock _gate = new();
 
     public DestinationHealthTracker(IClusterDestinationsUpdater clusterUpdater, TimeProvider time, BalancerMetricsRegistry metrics, ILogger<DestinationHealthTracker> logger,
-        OutlierDetectionOptions? outliers = null, LoadBalancing.PolicySnapshots? snapshots = null, DestinationSlots? slots = null,
+        OutlierDetectionOptions? outliers = null, DestinationSlots? slots = null,
         Runtime.AvailabilityChanges? availability = null)
     {
         _slots = slots ?? new DestinationSlots();
         _availability = availability;
-        _snapshots = snapshots;
         _clusterUpdater = clusterUpdater;
         _outliers = outliers ?? new OutlierDetectionOptions();
         _time = time;
@@ -367,28 +366,21 @@ internal sealed partial class DestinationHealthTracker : IDestinationHealthUpdat
     }
 
     /// <summary>
-    /// YARP's new available list, and the cluster's policy snapshot for it, so no request has to build one. The change is
-    /// announced, so that only <paramref name="changed"/> is looked at again, not every destination of the cluster.
+    /// YARP's new available list (and, through the updater, the cluster's policy snapshot for it, so no request has to
+    /// build one). The change is announced, so that only <paramref name="changed"/> is looked at again, not every
+    /// destination of the cluster.
     /// </summary>
-    private void UpdateAvailable(ClusterState cluster, DestinationState changed)
-    {
-        using (_availability?.Announce(cluster, changed))
-        {
-            _clusterUpdater.UpdateAvailableDestinations(cluster);
-        }
-
-        _snapshots?.Prepare(cluster);
-    }
+    private void UpdateAvailable(ClusterState cluster, DestinationState changed) => UpdateAvailable(cluster, new ReadOnlySpan<DestinationState>(in changed));
 
     /// <inheritdoc cref="UpdateAvailable(ClusterState, DestinationState)"/>
-    private void UpdateAvailable(ClusterState cluster, List<DestinationState> changed)
+    private void UpdateAvailable(ClusterState cluster, List<DestinationState> changed) => UpdateAvailable(cluster, CollectionsMarshal.AsSpan(changed));
+
+    private void UpdateAvailable(ClusterState cluster, ReadOnlySpan<DestinationState> changed)
     {
         using (_availability?.Announce(cluster, changed))
         {
             _clusterUpdater.UpdateAvailableDestinations(cluster);
         }
-
-        _snapshots?.Prepare(cluster);
     }
 
     private void CancelReactivation(DestinationState destination)

@@ -12,36 +12,128 @@ internal sealed class ClusterPolicyState(Action<Action> runBuild)
 {
     private readonly Lock _firstTable = new();
     private DestinationSet? _set;
+
+    // The buffers of the set replaced last, which the next build takes over once no pick holds that set (see DestinationSet).
+    private DestinationSet.Buffers? _retired;
     private ConfiguredTable? _table;
     private ConfiguredTable.Availability? _availability;
     private int _building;
     private int _tableBuilds;
     private uint _counter;
     private int _builds;
+    private int _handOvers;
 
     /// <summary>Snapshots built for the cluster's own available list (a retry's are not counted): the work a change causes.</summary>
     public int Builds => Volatile.Read(ref _builds);
+
+    /// <summary>Snapshots built into the buffers of an earlier one rather than new arrays (see <see cref="DestinationSet"/>).</summary>
+    public int HandOvers => Volatile.Read(ref _handOvers);
 
     /// <summary>The snapshot kept for the cluster's own available set, if one was built.</summary>
     public DestinationSet? Cached => Volatile.Read(ref _set);
 
     /// <summary>
-    /// The snapshot for <paramref name="available"/>. Only the cluster's own available list is kept (replaced
-    /// without a lock when it is stale); any other list, such as the destinations a retry has left, gets a
-    /// snapshot of its own that is not kept, so a retry never evicts what the next ordinary request needs.
+    /// The snapshot for <paramref name="available"/>, held for the caller until it calls <see cref="Exit"/>. Only the
+    /// cluster's own available list is kept (replaced without a lock when it is stale); any other list, such as the
+    /// destinations a retry has left, gets a snapshot of its own that is not kept, so a retry never evicts what the
+    /// next ordinary request needs.
     /// </summary>
+    /// <remarks>
+    /// A set with buffers (a large cluster's own, see <see cref="DestinationSet"/>) is held by counting the pick in its
+    /// buffers and then checking that it is still the cluster's. Once replaced, it is never the cluster's again, and its
+    /// buffers go to a later set only when no pick is counted in them (read after a full fence): a pick counted in before
+    /// the replacement is seen, and one counted in after it finds the set replaced and leaves before reading anything.
+    /// Lock-free: a pick never waits.
+    /// </remarks>
+    public DestinationSet Enter(ClusterState cluster, IReadOnlyList<DestinationState> available, EffectiveWeights weights, DestinationSet.PickKind kind)
+    {
+        while (true)
+        {
+            var current = Volatile.Read(ref _set);
+            if (current is not null && !TryHold(current))
+            {
+                // Replaced meanwhile: its successor is the one to match or to build from.
+                continue;
+            }
+
+            if (current is not null && current.Matches(cluster, available, weights))
+            {
+                return current;
+            }
+
+            var own = ReferenceEquals(available, cluster.DestinationsState.AvailableDestinations);
+            DestinationSet set;
+            try
+            {
+                // The current set is held while the new one copies its weights.
+                var spare = own && DestinationSet.Pools(kind, available.Count) ? TakeSpare() : null;
+                set = DestinationSet.Build(cluster, available, weights, kind, current, own, spare);
+            }
+            finally
+            {
+                Exit(current);
+            }
+
+            if (!own)
+            {
+                return set;
+            }
+
+            Interlocked.Increment(ref _builds);
+            // Losing this race only means another request's equivalent snapshot wins; the loop then holds whichever is current.
+            if (Interlocked.Exchange(ref _set, set)?.Pooled is { } replaced)
+            {
+                // Only the arrays wait for the next build: the set and the available list it held are left to the collector.
+                Volatile.Write(ref _retired, replaced);
+            }
+        }
+    }
+
+    /// <summary>Ends the hold <see cref="Enter"/> took on <paramref name="set"/>.</summary>
+    public static void Exit(DestinationSet? set) => set?.Pooled?.Exit();
+
+    /// <summary>The snapshot for <paramref name="available"/> when nothing is read from it afterwards (see <see cref="Enter"/>).</summary>
     public DestinationSet SetFor(ClusterState cluster, IReadOnlyList<DestinationState> available, EffectiveWeights weights, DestinationSet.PickKind kind)
     {
-        var current = Volatile.Read(ref _set);
-        var set = DestinationSet.For(current, cluster, available, weights, kind);
-        if (!ReferenceEquals(set, current) && ReferenceEquals(available, cluster.DestinationsState.AvailableDestinations))
+        var set = Enter(cluster, available, weights, kind);
+        Exit(set);
+        return set;
+    }
+
+    private bool TryHold(DestinationSet set)
+    {
+        if (set.Pooled is not { } buffers)
         {
-            Interlocked.Increment(ref _builds);
-            // Losing this race only means another request's equivalent snapshot wins.
-            Volatile.Write(ref _set, set);
+            return true;
         }
 
-        return set;
+        buffers.Enter();
+        if (ReferenceEquals(Volatile.Read(ref _set), set))
+        {
+            return true;
+        }
+
+        buffers.Exit();
+        return false;
+    }
+
+    /// <summary>The buffers of the set replaced last, if no pick holds it any more; otherwise it stays for a later build.</summary>
+    private DestinationSet.Buffers? TakeSpare()
+    {
+        // The exchange is the full fence before Idle's read.
+        if (Interlocked.Exchange(ref _retired, null) is not { } retired)
+        {
+            return null;
+        }
+
+        if (retired.Idle)
+        {
+            Interlocked.Increment(ref _handOvers);
+            return retired;
+        }
+
+        Interlocked.CompareExchange(ref _retired, retired, null);
+        return null;
     }
 
     /// <summary>The newest IpHash table of this cluster (possibly of an older config while a newer one is built).</summary>
@@ -180,6 +272,9 @@ internal sealed class ClusterPolicyState(Action<Action> runBuild)
 
         /// <summary>How many snapshots of <paramref name="cluster"/>'s own available list were built, for tests to bound the work of a change.</summary>
         public int Builds(ClusterState cluster) => _states.TryGetValue(cluster, out var state) ? state.Builds : 0;
+
+        /// <summary>How many of them took over the buffers of an earlier snapshot, for tests to check that a change allocates none.</summary>
+        public int HandOvers(ClusterState cluster) => _states.TryGetValue(cluster, out var state) ? state.HandOvers : 0;
 
         /// <summary>The newest IpHash table of <paramref name="cluster"/>, for tests to wait for a build.</summary>
         public ConfiguredTable? CachedTable(ClusterState cluster) => _states.TryGetValue(cluster, out var state) ? state.LatestTable : null;

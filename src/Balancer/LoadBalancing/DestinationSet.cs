@@ -14,6 +14,14 @@ namespace Balancer.LoadBalancing;
 /// whatever the weights: the round-robin order is unrolled only while its period is short, and the
 /// IpHash table of a large cluster is built from its config, not from this set (see <see cref="ConfiguredTable"/>). After a
 /// change of membership it copies references and weights rather than weighing every destination again.
+/// <para>
+/// The set of a large cluster's own available list (RoundRobin's earliest-deadline order, LeastConnections' turns) keeps
+/// its arrays in <see cref="Buffers"/> that the next set but one takes over, rather than allocating three (two) arrays
+/// of the cluster's size on every change: tens of KB at 10,000 that the next young collection copies because an old
+/// object holds them. A set's buffers are handed on only once it is no longer the cluster's and no pick holds it
+/// (<see cref="ClusterPolicyState"/> counts the picks in and out), so a pick never sees arrays being rewritten; the set
+/// built into them is the very set new arrays would give.
+/// </para>
 /// </remarks>
 internal sealed class DestinationSet
 {
@@ -28,8 +36,14 @@ internal sealed class DestinationSet
     private readonly long _expires;
     private readonly PickKind _kind;
 
-    private DestinationSet(ClusterState cluster, IReadOnlyList<DestinationState> destinations, EffectiveWeights weights, PickKind kind, DestinationSet? previous)
+    // The weights are the first _weighed places of _weights (longer when it is a buffer taken over from an earlier set).
+    private readonly int[] _weights;
+    private readonly int _weighed;
+    private readonly Buffers? _buffers;
+
+    private DestinationSet(ClusterState cluster, IReadOnlyList<DestinationState> destinations, EffectiveWeights weights, PickKind kind, DestinationSet? previous, bool kept, Buffers? spare)
     {
+        Kept = kept;
         _source = destinations;
         _kind = kind;
         _generation = weights.Generation;
@@ -43,14 +57,20 @@ internal sealed class DestinationSet
         {
             // IpHash over a large cluster picks through the table of its configured destinations, which holds their id
             // hashes and weights (see ConfiguredTable): a change of the available set then costs no array of either.
-            Weights = [];
+            _weights = [];
             IdHashes = [];
             Configured = _all;
             _expires = long.MaxValue;
             return;
         }
 
-        Weights = new int[count];
+        if (kept && Pools(kind, count))
+        {
+            _buffers = spare is not null && spare.Fits(count, kind) ? spare : new Buffers(Math.Max(count, _all?.Count ?? 0), kind);
+        }
+
+        _weights = _buffers?.Weights ?? new int[count];
+        _weighed = count;
         IdHashes = kind == PickKind.IpHash ? new ulong[count] : [];
 
         // No slow start for IpHash: a ramp would move clients twice, away and back, for no gain.
@@ -60,18 +80,58 @@ internal sealed class DestinationSet
             return;
         }
 
-        if (SmoothWeightedRoundRobin.FitsUnrolled(Weights))
+        if (_buffers is null && SmoothWeightedRoundRobin.FitsUnrolled(Weights))
         {
             Schedule = SmoothWeightedRoundRobin.BuildSchedule(Weights);
         }
         else if (kind == PickKind.RoundRobin)
         {
-            Deadlines = EarliestDeadlineFirst.Over(Weights);
+            Deadlines = _buffers is { } buffers
+                ? EarliestDeadlineFirst.Over(_weights, count, buffers.Due, buffers.Heap!)
+                : EarliestDeadlineFirst.Over(_weights, count, new int[count], new int[count]);
         }
         else
         {
-            Turns = new LeastConnections.Turns(count);
+            Turns = _buffers is { } buffers ? LeastConnections.Turns.Over(buffers.Due, count) : new LeastConnections.Turns(count);
         }
+    }
+
+    /// <summary>
+    /// Whether a cluster's own set of <paramref name="count"/> destinations keeps its arrays in <see cref="Buffers"/>: only
+    /// where they are large, and never unrolled (no cluster this large fits, see <see cref="SmoothWeightedRoundRobin.FitsUnrolled"/>).
+    /// </summary>
+    public static bool Pools(PickKind kind, int count) => kind != PickKind.IpHash && (long)count * count > SmoothWeightedRoundRobin.MaxBuildSteps;
+
+    /// <summary>The arrays this set keeps in, when a later set may take them over; picks are counted while they hold it.</summary>
+    public Buffers? Pooled => _buffers;
+
+    /// <summary>Whether this set was built for the cluster's own available list (not the destinations a retry has left).</summary>
+    public bool Kept { get; }
+
+    /// <summary>
+    /// The arrays of a large cluster's snapshot: weights, and the deadlines and heap of the earliest-deadline order or the
+    /// turns of LeastConnections. In use by one set at a time; at least as long as its destinations. They count the picks
+    /// holding that set, so that the set after next takes them over only when none does.
+    /// </summary>
+    public sealed class Buffers(int capacity, PickKind kind)
+    {
+        private int _readers;
+
+        public int[] Weights { get; } = new int[capacity];
+
+        public int[] Due { get; } = new int[capacity];
+
+        public int[]? Heap { get; } = kind == PickKind.RoundRobin ? new int[capacity] : null;
+
+        /// <summary>Whether no pick holds the set using them. Read after a full fence, once that set is no longer the cluster's.</summary>
+        public bool Idle => Volatile.Read(ref _readers) == 0;
+
+        public bool Fits(int count, PickKind kind) => Weights.Length >= count && (kind != PickKind.RoundRobin || Heap is not null);
+
+        /// <summary>A pick starts to hold the set using these (a full fence: the caller then checks that the set is still the cluster's).</summary>
+        public void Enter() => Interlocked.Increment(ref _readers);
+
+        public void Exit() => Interlocked.Decrement(ref _readers);
     }
 
     /// <summary>
@@ -87,7 +147,7 @@ internal sealed class DestinationSet
         var count = Destinations.Length;
         var slowStart = kind != PickKind.IpHash;
         var reuse = previous is not null && previous._kind == kind && previous._generation == _generation && previous._expires == long.MaxValue
-            && previous._all is not null && ReferenceEquals(previous._all, _all) && previous.Weights.Length == previous.Destinations.Length ? previous : null;
+            && previous._all is not null && ReferenceEquals(previous._all, _all) && previous._weighed == previous.Destinations.Length ? previous : null;
         List<int>? missing = null;
         var next = 0;
         for (var i = 0; i < count; i++)
@@ -109,7 +169,7 @@ internal sealed class DestinationSet
 
             if (found >= 0)
             {
-                Weights[i] = reuse!.Weights[found];
+                _weights[i] = reuse!._weights[found];
                 if (!slowStart)
                 {
                     IdHashes[i] = reuse.IdHashes[found];
@@ -134,7 +194,7 @@ internal sealed class DestinationSet
 
         if (missing.Count == count)
         {
-            return weights.Fill(cluster, Destinations, Weights, slowStart);
+            return weights.Fill(cluster, Destinations, _weights.AsSpan(0, count), slowStart);
         }
 
         var fresh = new DestinationState[missing.Count];
@@ -147,7 +207,7 @@ internal sealed class DestinationSet
         var expires = weights.Fill(cluster, fresh, freshWeights, slowStart);
         for (var k = 0; k < fresh.Length; k++)
         {
-            Weights[missing[k]] = freshWeights[k];
+            _weights[missing[k]] = freshWeights[k];
         }
 
         return expires;
@@ -164,7 +224,7 @@ internal sealed class DestinationSet
     public DestinationState[] Destinations { get; }
 
     /// <summary>The effective weights (in twentieths for RoundRobin and LeastConnections, which follow slow start); empty for IpHash over a table.</summary>
-    public int[] Weights { get; }
+    public ReadOnlySpan<int> Weights => _weights.AsSpan(0, _weighed);
 
     /// <summary>How many destinations this set weighed (and, for IpHash, hashed) itself rather than took from the previous set.</summary>
     public int Computed { get; private set; }
@@ -190,11 +250,15 @@ internal sealed class DestinationSet
     /// <summary>The tie-breaking turns of a LeastConnections set with no <see cref="Schedule"/>.</summary>
     public LeastConnections.Turns? Turns { get; }
 
-    /// <summary>Returns <paramref name="current"/> if it still describes <paramref name="available"/>, else a new snapshot.</summary>
-    public static DestinationSet For(DestinationSet? current, ClusterState cluster, IReadOnlyList<DestinationState> available, EffectiveWeights weights, PickKind kind) =>
-        current is not null && current.Matches(cluster, available, weights) ? current : new DestinationSet(cluster, available, weights, kind, current);
+    /// <summary>
+    /// A new snapshot of <paramref name="available"/>, taking what it can from <paramref name="previous"/> (which the caller
+    /// holds). <paramref name="kept"/>: built for the cluster's own list, into <paramref name="spare"/> when it fits.
+    /// </summary>
+    public static DestinationSet Build(ClusterState cluster, IReadOnlyList<DestinationState> available, EffectiveWeights weights, PickKind kind, DestinationSet? previous, bool kept, Buffers? spare) =>
+        new(cluster, available, weights, kind, previous, kept, spare);
 
-    private bool Matches(ClusterState cluster, IReadOnlyList<DestinationState> available, EffectiveWeights weights)
+    /// <summary>Whether this set still describes <paramref name="available"/>. Reads nothing of its buffers.</summary>
+    public bool Matches(ClusterState cluster, IReadOnlyList<DestinationState> available, EffectiveWeights weights)
     {
         if (available.Count != Destinations.Length || _generation != weights.Generation
             || (_expires != long.MaxValue && weights.Time.GetTimestamp() >= _expires))

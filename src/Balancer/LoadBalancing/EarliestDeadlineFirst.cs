@@ -22,6 +22,10 @@ public sealed class EarliestDeadlineFirst
     // every change at scale); at int.MaxValue picks of one destination the order starts again, as after a change.
     private readonly int[] _due;
     private readonly int[] _heap;
+
+    // The destinations ordered: the arrays may be longer (a cluster's arrays reused from an earlier snapshot, see
+    // DestinationSet), and only their first _count places belong to this order.
+    private readonly int _count;
     private readonly bool _everyoneFirst;
     private readonly int _restartAt;
     private readonly Lock _gate = new();
@@ -38,20 +42,21 @@ public sealed class EarliestDeadlineFirst
     /// fixed number of picks reaches each destination at least once.
     /// </param>
     internal EarliestDeadlineFirst(ReadOnlySpan<int> weights, bool everyoneFirst, int restartAt = int.MaxValue)
-        : this(weights.ToArray(), everyoneFirst, restartAt)
+        : this(weights.ToArray(), weights.Length, new int[weights.Length], new int[weights.Length], everyoneFirst, restartAt)
     {
     }
 
-    private EarliestDeadlineFirst(int[] weights, bool everyoneFirst, int restartAt = int.MaxValue)
+    private EarliestDeadlineFirst(int[] weights, int count, int[] due, int[] heap, bool everyoneFirst, int restartAt = int.MaxValue)
     {
         _weights = weights;
-        _due = new int[_weights.Length];
-        _heap = new int[_weights.Length];
+        _count = count;
+        _due = due;
+        _heap = heap;
         _everyoneFirst = everyoneFirst;
         _restartAt = restartAt;
-        foreach (var weight in _weights)
+        for (var i = 0; i < count; i++)
         {
-            ArgumentOutOfRangeException.ThrowIfLessThan(weight, 1, nameof(weights));
+            ArgumentOutOfRangeException.ThrowIfLessThan(weights[i], 1, nameof(weights));
         }
 
         Start();
@@ -61,7 +66,7 @@ public sealed class EarliestDeadlineFirst
     private void Start()
     {
         var heaviest = 0;
-        for (var i = 0; i < _weights.Length; i++)
+        for (var i = 0; i < _count; i++)
         {
             heaviest = Math.Max(heaviest, _weights[i]);
             _heap[i] = i;
@@ -71,19 +76,19 @@ public sealed class EarliestDeadlineFirst
         // ties go to the lower index, any heap of these deadlines gives the same picks. Everyone due at zero: the
         // indices in order. Everyone due at 1/w: heaviest first, by counting the weights when they are few compared to
         // the destinations (a cluster of thousands, rebuilt on every change: no comparison, O(N + largest weight)).
-        Array.Fill(_due, _everyoneFirst ? 0 : 1);
+        Array.Fill(_due, _everyoneFirst ? 0 : 1, 0, _count);
         if (_everyoneFirst)
         {
             return;
         }
 
-        if (heaviest <= CountingSortFactor * _weights.Length)
+        if (heaviest <= CountingSortFactor * _count)
         {
             HeaviestFirst(heaviest);
             return;
         }
 
-        for (var i = _heap.Length / 2 - 1; i >= 0; i--)
+        for (var i = _count / 2 - 1; i >= 0; i--)
         {
             SiftDown(i);
         }
@@ -99,9 +104,9 @@ public sealed class EarliestDeadlineFirst
         try
         {
             Array.Clear(next, 0, heaviest + 1);
-            foreach (var weight in _weights)
+            for (var i = 0; i < _count; i++)
             {
-                next[weight]++;
+                next[_weights[i]]++;
             }
 
             // Where each weight's run starts, the heaviest at the front.
@@ -113,7 +118,7 @@ public sealed class EarliestDeadlineFirst
                 start += count;
             }
 
-            for (var i = 0; i < _weights.Length; i++)
+            for (var i = 0; i < _count; i++)
             {
                 _heap[next[_weights[i]]++] = i;
             }
@@ -125,12 +130,15 @@ public sealed class EarliestDeadlineFirst
     }
 
     /// <summary>
-    /// An order over <paramref name="weights"/> itself rather than a copy, for a caller that never changes the array
-    /// (a destination snapshot's weights): one array of a cluster's size less to allocate per change.
+    /// An order over the first <paramref name="count"/> of <paramref name="weights"/> itself rather than a copy, for a
+    /// caller that never changes them while the order is in use (a destination snapshot's weights), kept in
+    /// <paramref name="due"/> and <paramref name="heap"/> (at least <paramref name="count"/> long), which the caller may
+    /// have had from an earlier order no one uses any more: at scale, no array of a cluster's size is allocated per change.
+    /// Whatever those arrays held, the order starts as a new one over these weights does.
     /// </summary>
-    internal static EarliestDeadlineFirst Over(int[] weights) => new(weights, everyoneFirst: false);
+    internal static EarliestDeadlineFirst Over(int[] weights, int count, int[] due, int[] heap) => new(weights, count, due, heap, everyoneFirst: false);
 
-    public int Count => _weights.Length;
+    public int Count => _count;
 
     /// <summary>Comparisons made so far (build and picks): the measure of work tests bound instead of wall time.</summary>
     public long Comparisons { get; private set; }
@@ -162,16 +170,17 @@ public sealed class EarliestDeadlineFirst
     private void SiftDown(int at)
     {
         var heap = _heap;
+        var count = _count;
         var item = heap[at];
         while (true)
         {
             var child = 2 * at + 1;
-            if (child >= heap.Length)
+            if (child >= count)
             {
                 break;
             }
 
-            if (child + 1 < heap.Length && Earlier(heap[child + 1], heap[child]))
+            if (child + 1 < count && Earlier(heap[child + 1], heap[child]))
             {
                 child++;
             }

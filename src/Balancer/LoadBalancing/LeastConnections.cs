@@ -72,6 +72,7 @@ public static class LeastConnections
     public sealed class Turns
     {
         private readonly int _restartAt;
+        private readonly int _count;
         private double _now;
 
         public Turns(int count)
@@ -80,12 +81,25 @@ public static class LeastConnections
         }
 
         internal Turns(int count, int restartAt)
+            : this(new int[count], count, restartAt)
         {
-            _restartAt = restartAt;
-            Due = new int[count];
-            Array.Fill(Due, 1);
         }
 
+        private Turns(int[] due, int count, int restartAt)
+        {
+            _restartAt = restartAt;
+            _count = count;
+            Due = due;
+            Array.Fill(Due, 1, 0, count);
+        }
+
+        /// <summary>
+        /// Turns of <paramref name="count"/> destinations kept in <paramref name="due"/> (at least that long), which the
+        /// caller may have had from earlier turns no one uses any more; they start as new turns do.
+        /// </summary>
+        internal static Turns Over(int[] due, int count) => new(due, count, int.MaxValue);
+
+        /// <summary>Each destination's next turn; only the first <c>count</c> places are these turns' (the array may be longer).</summary>
         internal int[] Due { get; }
 
         internal void Take(int index, int weight)
@@ -96,7 +110,7 @@ public static class LeastConnections
             var next = Math.Max(Due[index], (long)(now * weight)) + 1;
             if (next >= _restartAt)
             {
-                Array.Fill(Due, 1);
+                Array.Fill(Due, 1, 0, _count);
                 _now = 0;
                 return;
             }

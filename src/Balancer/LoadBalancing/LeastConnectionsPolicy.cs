@@ -38,23 +38,30 @@ internal sealed class LeastConnectionsPolicy(EffectiveWeights weights) : ILoadBa
         }
 
         var state = _clusters.For(cluster);
-        var set = state.SetFor(cluster, availableDestinations, weights, DestinationSet.PickKind.LeastConnections);
-        var destinations = set.Destinations;
-        Span<int> inFlight = count <= StackLimit ? stackalloc int[count] : InFlightBuffer(count);
-        for (var i = 0; i < count; i++)
+        var set = state.Enter(cluster, availableDestinations, weights, DestinationSet.PickKind.LeastConnections);
+        try
         {
-            inFlight[i] = destinations[i].ConcurrentRequestCount;
-        }
+            var destinations = set.Destinations;
+            Span<int> inFlight = count <= StackLimit ? stackalloc int[count] : InFlightBuffer(count);
+            for (var i = 0; i < count; i++)
+            {
+                inFlight[i] = destinations[i].ConcurrentRequestCount;
+            }
 
-        if (set.Schedule is not { } schedule)
+            if (set.Schedule is not { } schedule)
+            {
+                return destinations[LeastConnections.PickAtScale(inFlight, set.Weights, set.Turns!)];
+            }
+
+            var position = state.Peek();
+            var (index, advance) = LeastConnections.Pick(inFlight, set.Weights, schedule, position);
+            state.Advance(position, (uint)advance);
+            return destinations[index];
+        }
+        finally
         {
-            return destinations[LeastConnections.PickAtScale(inFlight, set.Weights, set.Turns!)];
+            ClusterPolicyState.Exit(set);
         }
-
-        var position = state.Peek();
-        var (index, advance) = LeastConnections.Pick(inFlight, set.Weights, schedule, position);
-        state.Advance(position, (uint)advance);
-        return destinations[index];
     }
 
     public void Prepare(ClusterState cluster) => _clusters.Prepare(cluster, weights, DestinationSet.PickKind.LeastConnections);

@@ -25,25 +25,32 @@ internal sealed class RoundRobinPolicy(EffectiveWeights weights) : ILoadBalancin
         }
 
         var state = _clusters.For(cluster);
-        var set = state.SetFor(cluster, availableDestinations, weights, DestinationSet.PickKind.RoundRobin);
-        if (set.Schedule is { } schedule)
+        var set = state.Enter(cluster, availableDestinations, weights, DestinationSet.PickKind.RoundRobin);
+        try
         {
-            return set.Destinations[schedule[(int)(state.Next() % (uint)schedule.Length)]];
-        }
+            if (set.Schedule is { } schedule)
+            {
+                return set.Destinations[schedule[(int)(state.Next() % (uint)schedule.Length)]];
+            }
 
-        if (ReferenceEquals(set, state.Cached))
+            if (set.Kept)
+            {
+                return set.Destinations[set.Deadlines!.Next()];
+            }
+
+            // A set built for one pick (the destinations a retry has left) would start its order at the heaviest
+            // destination every time; a weighted draw keyed by the cluster's counter spreads retries by weight.
+            return set.Destinations[WeightedDraw(set.Weights, RendezvousHash.Mix(state.Next()))];
+        }
+        finally
         {
-            return set.Destinations[set.Deadlines!.Next()];
+            ClusterPolicyState.Exit(set);
         }
-
-        // A set built for one pick (the destinations a retry has left) would start its order at the heaviest
-        // destination every time; a weighted draw keyed by the cluster's counter spreads retries by weight.
-        return set.Destinations[WeightedDraw(set.Weights, RendezvousHash.Mix(state.Next()))];
     }
 
     public void Prepare(ClusterState cluster) => _clusters.Prepare(cluster, weights, DestinationSet.PickKind.RoundRobin);
 
-    private static int WeightedDraw(int[] weights, ulong random)
+    private static int WeightedDraw(ReadOnlySpan<int> weights, ulong random)
     {
         long total = 0;
         foreach (var weight in weights)

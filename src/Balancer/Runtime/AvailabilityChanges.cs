@@ -50,26 +50,17 @@ internal sealed class AvailabilityChanges
     public bool IsAnnouncingFor(string clusterId) => IsAnnouncing && string.Equals(t_cluster, clusterId, StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Announces that <paramref name="destination"/>'s health or state changed; dispose after the update that follows.</summary>
-    public Scope Announce(ClusterState cluster, DestinationState destination)
-    {
-        var pending = For(cluster.ClusterId);
-        lock (pending.Gate)
-        {
-            Count(pending.Add(destination));
-        }
-
-        return Enter(cluster.ClusterId);
-    }
+    public Scope Announce(ClusterState cluster, DestinationState destination) => Announce(cluster, new ReadOnlySpan<DestinationState>(in destination));
 
     /// <summary>Announces that each of <paramref name="destinations"/> changed; dispose after the update that follows.</summary>
-    public Scope Announce(ClusterState cluster, IReadOnlyList<DestinationState> destinations)
+    public Scope Announce(ClusterState cluster, ReadOnlySpan<DestinationState> destinations)
     {
         var pending = For(cluster.ClusterId);
         lock (pending.Gate)
         {
-            for (var i = 0; i < destinations.Count; i++)
+            foreach (var destination in destinations)
             {
-                Count(pending.Add(destinations[i]));
+                Count(pending.Add(destination));
             }
         }
 

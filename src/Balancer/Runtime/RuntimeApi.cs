@@ -183,19 +183,19 @@ internal sealed partial class RuntimeApi
         var previous = _overrides.Update(cluster.ClusterId, destination.DestinationId, o =>
             new DestinationOverride(mode, o?.Weight, now, by));
         var before = previous?.Mode ?? AdminMode.Active;
-        // Synchronous: the very next pick already sees the destination in or out. Announced, so that only this
-        // destination is looked at again, not every one of the cluster.
-        using (_availability?.Announce(cluster, destination))
-        {
-            _updater.UpdateAvailableDestinations(cluster);
-        }
         if (before == AdminMode.Maintenance && mode == AdminMode.Active)
         {
+            // Before the update, whose snapshot then weighs the returning destination at the ramp's first step.
             _overrides.StartRamp(cluster.ClusterId, destination.DestinationId, _time.GetTimestamp(),
                 changesWeights: SlowStart.DurationOf(destination, cluster.Model) is not null);
         }
 
-        _snapshots.Prepare(cluster);
+        // Synchronous: the very next pick already sees the destination in or out, and the updater (PreparingDestinationsUpdater)
+        // has built the policy's snapshot for it. Announced, so that only this destination is looked at again.
+        using (_availability?.Announce(cluster, destination))
+        {
+            _updater.UpdateAvailableDestinations(cluster);
+        }
 
         var inFlight = destination.ConcurrentRequestCount;
         var action = mode switch { AdminMode.Drain => "drain", AdminMode.Maintenance => "maintenance", _ => "enable" };

@@ -76,6 +76,65 @@ public sealed class StateChangeCostTests : IDisposable
         AssertNoTableBuilt(clusters);
     }
 
+    /// <summary>
+    /// Drains, enables, Downs and Ups one after another: past the first change (which makes the arrays the snapshots then
+    /// hand on), each costs the policy no array of the cluster's size, only a few small objects; what remains is the new
+    /// available list when one is made (a drain or Down; an enable or Up gets the one array of all destinations back).
+    /// </summary>
+    [Theory]
+    [InlineData("RoundRobin")]
+    [InlineData("LeastConnections")]
+    [InlineData("IpHash")]
+    public void DrainsAndEnables_DownsAndUps_10000Destinations_PastTheFirst_EachAllocatesTheNewListAndUnder4KB(string name)
+    {
+        const int Changes = 24;
+        const long Bound = 4 * 1024;
+        // The fewest bytes above the new list of each kind of change (see Allocations for why the fewest).
+        var beyondList = new Dictionary<string, long>();
+        var (policy, clusters) = Cluster(name, slowStart: null);
+        var random = new Random(61);
+        var seen = new HashSet<IReadOnlyList<DestinationState>>(ReferenceEqualityComparer.Instance) { _cluster.DestinationsState.AvailableDestinations };
+        var destination = _all[0];
+        for (var change = 0; change < Changes; change++)
+        {
+            var outOf = change % 2 == 0;
+            destination = outOf ? _all[random.Next(Count)] : destination;
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            if (change % 4 < 2)
+            {
+                _overrides.Update("c", destination.DestinationId, o => new DestinationOverride(outOf ? AdminMode.Drain : AdminMode.Active, o?.Weight, _time.GetUtcNow(), "test"));
+                _updater.UpdateAvailableDestinations(_cluster);
+            }
+            else
+            {
+                _tracker.SetPassive(_cluster, destination, outOf ? DestinationHealth.Unhealthy : DestinationHealth.Unknown, TimeSpan.FromMinutes(1), "test", clearedByProbe: false);
+            }
+
+            ((IPreparingPolicy)policy).Prepare(_cluster);
+            var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+            var list = _cluster.DestinationsState.AvailableDestinations;
+            Assert.Equal(outOf ? Count - 1 : Count, list.Count);
+            Assert.Equal(outOf, !list.Contains(destination));
+            Assert.Same(list, clusters.CachedSet(_cluster)!.Destinations);
+            // An array's header and length, and a reference per destination.
+            var newList = seen.Add(list) ? 24L + 8L * list.Count : 0;
+            Assert.Equal(outOf, newList > 0);
+            if (change > 0)
+            {
+                var kind = change % 4 < 2 ? (outOf ? "drain" : "enable") : (outOf ? "Down" : "Up");
+                beyondList[kind] = Math.Min(beyondList.GetValueOrDefault(kind, long.MaxValue), allocated - newList);
+            }
+        }
+
+        Assert.Equal(4, beyondList.Count);
+        Assert.All(beyondList, kind => Assert.True(kind.Value is >= 0 and <= Bound, $"a {kind.Key} allocated {kind.Value:N0} bytes besides the new list"));
+
+        // Every change after the first built its snapshot into the arrays of the one before last.
+        Assert.Equal(Changes + 1, clusters.Builds(_cluster));
+        Assert.Equal(name == "IpHash" ? 0 : Changes - 1, clusters.HandOvers(_cluster));
+    }
+
     /// <summary>IpHash's table is of the configured destinations: a health or admin change neither builds nor asks for one.</summary>
     private void AssertNoTableBuilt(ClusterPolicyState.Table clusters)
     {
