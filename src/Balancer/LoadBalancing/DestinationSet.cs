@@ -41,6 +41,10 @@ internal sealed class DestinationSet
     private readonly int _weighed;
     private readonly Buffers? _buffers;
 
+    // The destinations are the first _count places of _destinations (longer when it is a buffer).
+    private readonly DestinationState[] _destinations;
+    private readonly int _count;
+
     private DestinationSet(ClusterState cluster, IReadOnlyList<DestinationState> destinations, EffectiveWeights weights, PickKind kind, DestinationSet? previous, bool kept, Buffers? spare)
     {
         Kept = kept;
@@ -50,9 +54,25 @@ internal sealed class DestinationSet
         var state = cluster.DestinationsState;
         _all = state?.AllDestinations;
         var count = destinations.Count;
-        // The cluster's own list is an array no one changes (RuntimeAvailableDestinations makes one per change):
-        // it is taken as it is rather than copied.
-        Destinations = destinations is DestinationState[] array && ReferenceEquals(destinations, state?.AvailableDestinations) ? array : [.. destinations];
+        if (kept && Pools(kind, count))
+        {
+            _buffers = spare is not null && spare.Fits(count, kind) ? spare : new Buffers(Math.Max(count, _all?.Count ?? 0), kind);
+        }
+
+        // The cluster's own list, when an array, is one no one changes (RuntimeAvailableDestinations makes one per change or
+        // per list of all): it is taken as it is rather than copied. A list of all but a few (an AvailableList) is read
+        // into the buffer, which costs no allocation.
+        _count = count;
+        if (destinations is DestinationState[] array && ReferenceEquals(destinations, state?.AvailableDestinations))
+        {
+            _destinations = array;
+        }
+        else
+        {
+            _destinations = _buffers?.DestinationsFor(count) ?? new DestinationState[count];
+            Copy(destinations, _destinations);
+        }
+
         if (kind == PickKind.IpHash && _all is { Count: > MaglevTable.MinDestinations })
         {
             // IpHash over a large cluster picks through the table of its configured destinations, which holds their id
@@ -64,12 +84,7 @@ internal sealed class DestinationSet
             return;
         }
 
-        if (kept && Pools(kind, count))
-        {
-            _buffers = spare is not null && spare.Fits(count, kind) ? spare : new Buffers(Math.Max(count, _all?.Count ?? 0), kind);
-        }
-
-        _weights = _buffers?.Weights ?? new int[count];
+        _weights = kind != PickKind.IpHash && _buffers is { } pooled ? pooled.Weights : new int[count];
         _weighed = count;
         IdHashes = kind == PickKind.IpHash ? new ulong[count] : [];
 
@@ -98,9 +113,34 @@ internal sealed class DestinationSet
 
     /// <summary>
     /// Whether a cluster's own set of <paramref name="count"/> destinations keeps its arrays in <see cref="Buffers"/>: only
-    /// where they are large, and never unrolled (no cluster this large fits, see <see cref="SmoothWeightedRoundRobin.FitsUnrolled"/>).
+    /// where they are large; for RoundRobin and LeastConnections never unrolled (no cluster this large fits, see
+    /// <see cref="SmoothWeightedRoundRobin.FitsUnrolled"/>), for IpHash only over a table (its destinations alone).
     /// </summary>
-    public static bool Pools(PickKind kind, int count) => kind != PickKind.IpHash && (long)count * count > SmoothWeightedRoundRobin.MaxBuildSteps;
+    public static bool Pools(PickKind kind, int count) =>
+        kind == PickKind.IpHash ? count > MaglevTable.MinDestinations : (long)count * count > SmoothWeightedRoundRobin.MaxBuildSteps;
+
+    private static void Copy(IReadOnlyList<DestinationState> list, DestinationState[] into)
+    {
+        switch (list)
+        {
+            case Runtime.AvailableList available:
+                available.CopyTo(into);
+                break;
+            case DestinationState[] array:
+                array.CopyTo(into, 0);
+                break;
+            default:
+                for (var i = 0; i < list.Count; i++)
+                {
+                    into[i] = list[i];
+                }
+
+                break;
+        }
+
+        // A reused buffer holds nothing past the list, so it keeps no destination a reload removed.
+        Array.Clear(into, list.Count, into.Length - list.Count);
+    }
 
     /// <summary>The arrays this set keeps in, when a later set may take them over; picks are counted while they hold it.</summary>
     public Buffers? Pooled => _buffers;
@@ -110,23 +150,29 @@ internal sealed class DestinationSet
 
     /// <summary>
     /// The arrays of a large cluster's snapshot: weights, and the deadlines and heap of the earliest-deadline order or the
-    /// turns of LeastConnections. In use by one set at a time; at least as long as its destinations. They count the picks
+    /// turns of LeastConnections, and the destinations when the available list is not an array. In use by one set at a time; at least as long as its destinations. They count the picks
     /// holding that set, so that the set after next takes them over only when none does.
     /// </summary>
     public sealed class Buffers(int capacity, PickKind kind)
     {
         private int _readers;
+        private DestinationState[]? _destinations;
 
-        public int[] Weights { get; } = new int[capacity];
+        public int[] Weights { get; } = kind == PickKind.IpHash ? [] : new int[capacity];
 
-        public int[] Due { get; } = new int[capacity];
+        public int[] Due { get; } = kind == PickKind.IpHash ? [] : new int[capacity];
 
         public int[]? Heap { get; } = kind == PickKind.RoundRobin ? new int[capacity] : null;
 
         /// <summary>Whether no pick holds the set using them. Read after a full fence, once that set is no longer the cluster's.</summary>
         public bool Idle => Volatile.Read(ref _readers) == 0;
 
-        public bool Fits(int count, PickKind kind) => Weights.Length >= count && (kind != PickKind.RoundRobin || Heap is not null);
+        public bool Fits(int count, PickKind kind) => capacity >= count && kind == Kind;
+
+        private PickKind Kind { get; } = kind;
+
+        /// <summary>Where a set copies a list it cannot hold as it is (see <see cref="Runtime.AvailableList"/>); made the first time one does.</summary>
+        public DestinationState[] DestinationsFor(int count) => _destinations ??= new DestinationState[Math.Max(capacity, count)];
 
         /// <summary>A pick starts to hold the set using these (a full fence: the caller then checks that the set is still the cluster's).</summary>
         public void Enter() => Interlocked.Increment(ref _readers);
@@ -221,7 +267,7 @@ internal sealed class DestinationSet
         IpHash,
     }
 
-    public DestinationState[] Destinations { get; }
+    public ReadOnlySpan<DestinationState> Destinations => _destinations.AsSpan(0, _count);
 
     /// <summary>The effective weights (in twentieths for RoundRobin and LeastConnections, which follow slow start); empty for IpHash over a table.</summary>
     public ReadOnlySpan<int> Weights => _weights.AsSpan(0, _weighed);
@@ -257,7 +303,7 @@ internal sealed class DestinationSet
     public static DestinationSet Build(ClusterState cluster, IReadOnlyList<DestinationState> available, EffectiveWeights weights, PickKind kind, DestinationSet? previous, bool kept, Buffers? spare) =>
         new(cluster, available, weights, kind, previous, kept, spare);
 
-    /// <summary>Whether this set still describes <paramref name="available"/>. Reads nothing of its buffers.</summary>
+    /// <summary>Whether this set still describes <paramref name="available"/> (read while the set is held: see <see cref="ClusterPolicyState.Enter"/>).</summary>
     public bool Matches(ClusterState cluster, IReadOnlyList<DestinationState> available, EffectiveWeights weights)
     {
         if (available.Count != Destinations.Length || _generation != weights.Generation

@@ -35,31 +35,38 @@ internal sealed class IpHashPolicy(ClientIpResolver clientIp, EffectiveWeights w
         }
 
         var state = _clusters.For(cluster);
-        var set = state.SetFor(cluster, availableDestinations, weights, DestinationSet.PickKind.IpHash);
-        var address = clientIp.Resolve(context);
-        var key = address is null ? 0 : RendezvousHash.HashAddress(address);
-        if (set.Configured is not { } configured)
+        var set = state.Enter(cluster, availableDestinations, weights, DestinationSet.PickKind.IpHash);
+        try
         {
-            return set.Destinations[RendezvousHash.Pick(key, set.IdHashes, set.Weights)];
-        }
+            var address = clientIp.Resolve(context);
+            var key = address is null ? 0 : RendezvousHash.HashAddress(address);
+            if (set.Configured is not { } configured)
+            {
+                return set.Destinations[RendezvousHash.Pick(key, set.IdHashes, set.Weights)];
+            }
 
-        var table = state.TableFor(cluster, Current(cluster, configured), weights);
-        var available = state.Availability(table, set);
-        var index = table.Lookup(key, available);
-        if (index < 0)
+            var table = state.TableFor(cluster, Current(cluster, configured), weights);
+            var available = state.Availability(table, set);
+            var index = table.Lookup(key, available);
+            if (index < 0)
+            {
+                // The walk gave up: the exact rendezvous pick over the available ones, from the table's hashes and weights.
+                index = RendezvousHash.Pick(key, table.IdHashes, table.Weights, available.Bits);
+            }
+
+            return index >= 0 ? table.Destinations[index] : Unlisted(cluster, set.Destinations, key);
+        }
+        finally
         {
-            // The walk gave up: the exact rendezvous pick over the available ones, from the table's hashes and weights.
-            index = RendezvousHash.Pick(key, table.IdHashes, table.Weights, available.Bits);
+            ClusterPolicyState.Exit(set);
         }
-
-        return index >= 0 ? table.Destinations[index] : Unlisted(cluster, set.Destinations, key);
     }
 
     /// <summary>
     /// Rendezvous hashing over destinations none of which the table holds: a reload replaced every available one and
     /// its table is still being built. Hashes and weighs each on every pick until then, which nothing else does.
     /// </summary>
-    private DestinationState Unlisted(ClusterState cluster, DestinationState[] available, ulong key)
+    private DestinationState Unlisted(ClusterState cluster, ReadOnlySpan<DestinationState> available, ulong key)
     {
         var hashes = ArrayPool<ulong>.Shared.Rent(available.Length);
         var weighed = ArrayPool<int>.Shared.Rent(available.Length);
@@ -93,10 +100,17 @@ internal sealed class IpHashPolicy(ClientIpResolver clientIp, EffectiveWeights w
         }
 
         var state = _clusters.For(cluster);
-        var set = state.SetFor(cluster, available, weights, DestinationSet.PickKind.IpHash);
-        if (set.Configured is { } configured)
+        var set = state.Enter(cluster, available, weights, DestinationSet.PickKind.IpHash);
+        try
         {
-            state.Availability(state.TableFor(cluster, Current(cluster, configured), weights), set);
+            if (set.Configured is { } configured)
+            {
+                state.Availability(state.TableFor(cluster, Current(cluster, configured), weights), set);
+            }
+        }
+        finally
+        {
+            ClusterPolicyState.Exit(set);
         }
     }
 

@@ -13,8 +13,9 @@ namespace Balancer.Runtime;
 /// Runs on every health or state change of any destination of the cluster, on the thread that made it. For YARP's two
 /// built-in policies (<c>HealthyOrPanic</c>, the default, and <c>HealthyAndUnknown</c>) it applies their rule itself, in
 /// the same pass that leaves out the destinations taken out of service: one array of exactly the available destinations
-/// per change (which the load-balancing policies then hold as it is), instead of YARP's growing list and a filtered copy
-/// of it. When every destination is available, one array of all of them per list of all (per reload), not per change.
+/// per change, instead of YARP's growing list and a filtered copy of it. When every destination is available, one array
+/// of all of them per list of all (per reload), not per change, which the load-balancing policies hold as it is; when all
+/// but a few, that array read with the positions left out (<see cref="AvailableList"/>), no array of the cluster's size.
 /// Any other policy's list is filtered as it comes.
 /// <para>
 /// For the built-in policies it also keeps, per list of all destinations, what it found for each (unhealthy, out of
@@ -208,7 +209,7 @@ internal sealed class RuntimeAvailableDestinations(IAvailableDestinationsPolicy 
         /// YARP's rule over the flags: the healthy in service, or with <c>HealthyOrPanic</c> and none healthy, all in service.
         /// When that is every destination, the one array of them made for this list: the policies hold an array of the
         /// cluster's own as it is, where they would copy YARP's list (tens of KB at 10,000, on every change that brings the
-        /// last destination back).
+        /// last destination back). When all but a few, a list read through that array (<see cref="AvailableList"/>).
         /// </summary>
         private IReadOnlyList<DestinationState> Build(bool panic)
         {
@@ -220,6 +221,20 @@ internal sealed class RuntimeAvailableDestinations(IAvailableDestinationsPolicy 
             }
 
             var flags = _flags!;
+            if (_destinations.Length - count <= AvailableList.MaxLeftOut)
+            {
+                var leftOut = new int[_destinations.Length - count];
+                for (int i = 0, left = 0; left < leftOut.Length; i++)
+                {
+                    if ((flags[i] & mask) != 0)
+                    {
+                        leftOut[left++] = i;
+                    }
+                }
+
+                return new AvailableList(_destinations, leftOut);
+            }
+
             var available = new DestinationState[count];
             var next = 0;
             for (var i = 0; next < count; i++)

@@ -22,7 +22,7 @@ public sealed class PolicyCacheTests
         Assert.NotNull(policy.PickDestination(Context(0), cluster, all));
         var cached = clusters.CachedSet(cluster);
         Assert.NotNull(cached);
-        Assert.Equal(["A", "B", "C"], cached.Destinations.Select(d => d.DestinationId));
+        Assert.Equal(["A", "B", "C"], cached.Destinations.ToArray().Select(d => d.DestinationId));
 
         for (var i = 0; i < 30; i++)
         {
@@ -50,7 +50,7 @@ public sealed class PolicyCacheTests
         policy.PickDestination(Context(0), cluster, withoutB);
 
         Assert.NotSame(before, clusters.CachedSet(cluster));
-        Assert.Equal(["A", "C"], clusters.CachedSet(cluster)!.Destinations.Select(d => d.DestinationId));
+        Assert.Equal(["A", "C"], clusters.CachedSet(cluster)!.Destinations.ToArray().Select(d => d.DestinationId));
     }
 
     private static DefaultHttpContext Context(int client) =>

@@ -66,7 +66,7 @@ public sealed class PreparingDestinationsUpdaterTests
         }
         else
         {
-            Assert.Equal(prepared.Destinations.Select(d => weights[d.DestinationId] * SlowStart.ScaledWeight(1, SlowStart.Steps)), prepared.Weights.ToArray());
+            Assert.Equal(prepared.Destinations.ToArray().Select(d => weights[d.DestinationId] * SlowStart.ScaledWeight(1, SlowStart.Steps)), prepared.Weights.ToArray());
         }
         // The least of three rounds: a collection started elsewhere can be counted on this thread once.
         var bytes = long.MaxValue;

@@ -40,7 +40,7 @@ public sealed class RetryCostTests
         Assert.InRange(retries, 3, 9);
         Assert.Equal(retries, samples.Value("balancer_destination_requests_total", ("destination", "B"), ("code", "error")));
         Assert.Same(cached, policy.Clusters.CachedSet(cluster));
-        Assert.Equal(["A", "B", "C"], cached.Destinations.Select(d => d.DestinationId).Order());
+        Assert.Equal(["A", "B", "C"], cached.Destinations.ToArray().Select(d => d.DestinationId).Order());
     }
 
     /// <summary>
