@@ -21,6 +21,7 @@
 #   --load-cpus L --proxy-cpus L --backend-cpus L   override the CPU layout (taskset lists)
 #   --aot              race, race-unpinned and warmup also run the balancer's Native AOT build as balancer-aot
 #                      (published by deploy/aot/publish.sh into artifacts/aot/, once: about ten minutes); report folder -aot
+#   BENCH_BALANCER_ENV="NAME=VALUE ..."   more environment for the balancer's processes alone (a runtime trace: bench/PauseWatch)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = profile ]; then shift; exec bench/profile.sh "$@"; fi

@@ -19,9 +19,14 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        if (args.Length > 0 && args[0].EndsWith(".nettrace", StringComparison.Ordinal))
+        {
+            return Compiles(args[0], args.Length > 2 ? (TimeOnly.Parse(args[1], CultureInfo.InvariantCulture), TimeOnly.Parse(args[2], CultureInfo.InvariantCulture)) : null);
+        }
+
         if (args.Length < 2 || !int.TryParse(args[0], out var pid) || !double.TryParse(args[1], CultureInfo.InvariantCulture, out var seconds))
         {
-            Console.Error.WriteLine("Usage: PauseWatch PID SECONDS");
+            Console.Error.WriteLine("Usage: PauseWatch PID SECONDS | PauseWatch FILE.nettrace [FROM TO]");
             return 2;
         }
 
@@ -77,6 +82,38 @@ public static class Program
 
         using var stop = new Timer(_ => session.Stop(), null, TimeSpan.FromSeconds(seconds), Timeout.InfiniteTimeSpan);
         source.Process();
+        return 0;
+    }
+
+    /// <summary>
+    /// Every method the JIT compiled, from a trace the process wrote itself (<c>DOTNET_EnableEventPipe=1</c>,
+    /// <c>DOTNET_EventPipeConfig=Microsoft-Windows-DotNETRuntime:0x10:5</c>, <c>DOTNET_EventPipeOutputPath=DIR/trace-{pid}.nettrace</c>;
+    /// bench/run.sh gives them to the balancer alone through <c>BENCH_BALANCER_ENV</c>): one line each, the UTC time its
+    /// compilation started, how long it took (wall clock, on its thread), the thread and the tier; between FROM and TO
+    /// (UTC times of day, as the scale experiment's pauses files give its windows) only, then their count and total.
+    /// </summary>
+    private static int Compiles(string path, (TimeOnly From, TimeOnly To)? window)
+    {
+        using var source = new EventPipeEventSource(path);
+        var started = new Dictionary<int, DateTime>();
+        var (count, ms, replaced, replacedMs) = (0, 0.0, 0, 0.0);
+        source.Clr.MethodJittingStarted += e => started[e.ThreadID] = e.TimeStamp.ToUniversalTime();
+        source.Clr.MethodLoadVerbose += e =>
+        {
+            if (!started.Remove(e.ThreadID, out var start)
+                || (window is var (from, to) && (TimeOnly.FromDateTime(start) < from || TimeOnly.FromDateTime(start) >= to)))
+            {
+                return;
+            }
+
+            var took = (e.TimeStamp.ToUniversalTime() - start).TotalMilliseconds;
+            var onStack = e.OptimizationTier == OptimizationTier.OptimizedTier1OSR;
+            (count, ms) = (count + 1, ms + took);
+            (replaced, replacedMs) = onStack ? (replaced + 1, replacedMs + took) : (replaced, replacedMs);
+            Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{start:HH:mm:ss.ffffff} {took,8:0.000} ms thread {e.ThreadID} {e.OptimizationTier} {e.MethodNamespace}.{e.MethodName}"));
+        };
+        source.Process();
+        Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{count} methods compiled, {ms:0.0} ms; on-stack replacement {replaced}, {replacedMs:0.0} ms"));
         return 0;
     }
 }

@@ -44,6 +44,14 @@ internal sealed class Lab : IDisposable
     /// Dockerfile, run.sh), given to bare YARP too so the two differ in features only.
     /// </summary>
     private static readonly string[] RuntimeSettings = ["DOTNET_TC_CallCountingDelayMs=0"];
+
+    /// <summary>
+    /// More environment for the balancer's process alone, from <c>BENCH_BALANCER_ENV</c> ("NAME=VALUE ..."): a diagnosis
+    /// run's runtime settings (an EventPipe trace of what the JIT compiled, see bench/PauseWatch), which the backends, bare
+    /// YARP and the harness must not get.
+    /// </summary>
+    private static readonly string[] BalancerSettings =
+        Environment.GetEnvironmentVariable("BENCH_BALANCER_ENV")?.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
     private readonly Options _options;
     private readonly ProcessGroup _processes;
     private readonly HttpClient _http;
@@ -305,7 +313,7 @@ internal sealed class Lab : IDisposable
         var (port, management) = (FreePort(), FreePort());
         var config = WriteConfig(name + ".json", Edited(ProxyConfigs.Balancer(port, management, policy, Backends, tls), edit));
         command ??= ["dotnet", Dll("src/Balancer", "Balancer")];
-        var process = _processes.Start(name, ProxyCpus, "env", [.. RuntimeSettings, .. command, "--config", config, .. settings]);
+        var process = _processes.Start(name, ProxyCpus, "env", [.. RuntimeSettings, .. BalancerSettings, .. command, "--config", config, .. settings]);
         await WaitReadyAsync(name + " management", new Uri($"http://127.0.0.1:{management}/healthz"), process);
         return new RunningBalancer(await ReadyAsync(name, port, process, tls is null ? "http" : "https"), config, port, management);
     }

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using Yarp.ReverseProxy.Model;
 
 namespace Balancer.LoadBalancing;
@@ -52,6 +53,7 @@ internal sealed class ConfiguredTable(
     /// slots when the ids and weights are the same (a reload that changed an address, an override or ramp that left
     /// every weight as it was); a new <see cref="MaglevTable"/> only when they differ (<paramref name="built"/>).
     /// </summary>
+    [MethodImpl(PerChangeCode.Optimized)]
     public static ConfiguredTable For(ClusterState cluster, IReadOnlyList<DestinationState> all, EffectiveWeights weights, ConfiguredTable? previous, out bool built)
     {
         built = false;
@@ -116,6 +118,7 @@ internal sealed class ConfiguredTable(
     /// One bit per table index, set for each of <paramref name="available"/> this table holds (a destination it does
     /// not hold, added by a reload whose table is still being built, is left out until that table is ready).
     /// </summary>
+    [MethodImpl(PerChangeCode.Optimized)]
     public Availability AvailabilityOf(DestinationSet available)
     {
         var bits = new ulong[(Destinations.Length + 63) >> 6];

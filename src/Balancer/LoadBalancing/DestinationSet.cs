@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Yarp.ReverseProxy.Model;
 
 namespace Balancer.LoadBalancing;
@@ -187,6 +188,7 @@ internal sealed class DestinationSet
     /// destinations it leaves in a list, so the previous set is walked alongside, looking a few places ahead; a
     /// destination not found there is computed. Returns when a ramp takes its next step (<see cref="long.MaxValue"/>: never).
     /// </summary>
+    [MethodImpl(PerChangeCode.Optimized)]
     private long Fill(ClusterState cluster, EffectiveWeights weights, PickKind kind, DestinationSet? previous)
     {
         const int LookAhead = 8;

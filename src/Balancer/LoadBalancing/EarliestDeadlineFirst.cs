@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 
 namespace Balancer.LoadBalancing;
 
@@ -46,6 +47,7 @@ public sealed class EarliestDeadlineFirst
     {
     }
 
+    [MethodImpl(PerChangeCode.Optimized)]
     private EarliestDeadlineFirst(int[] weights, int count, int[] due, int[] heap, bool everyoneFirst, int restartAt = int.MaxValue)
     {
         _weights = weights;
@@ -63,6 +65,7 @@ public sealed class EarliestDeadlineFirst
     }
 
     /// <summary>Every destination due for its first pick, the heap ordered for it.</summary>
+    [MethodImpl(PerChangeCode.Optimized)]
     private void Start()
     {
         var heaviest = 0;
@@ -98,6 +101,7 @@ public sealed class EarliestDeadlineFirst
     private const int CountingSortFactor = 8;
 
     /// <summary>Fills the heap with the indices, heaviest first and, among equal weights, lowest index first.</summary>
+    [MethodImpl(PerChangeCode.Optimized)]
     private void HeaviestFirst(int heaviest)
     {
         var next = ArrayPool<int>.Shared.Rent(heaviest + 1);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Balancer.Runtime;
 using Yarp.ReverseProxy.Model;
 
@@ -27,6 +28,7 @@ internal sealed class EffectiveWeights(RuntimeOverrides overrides, TimeProvider 
     /// weight is counted in twentieths (<see cref="SlowStart.Scale"/>) and a ramping destination gets its fraction;
     /// returns the timestamp at which a ramp takes its next step (<see cref="long.MaxValue"/>: never).
     /// </summary>
+    [MethodImpl(PerChangeCode.Optimized)]
     public long Fill(ClusterState cluster, ReadOnlySpan<DestinationState> destinations, Span<int> weights, bool slowStart)
     {
         var expires = long.MaxValue;

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Balancer.LoadBalancing;
 
 /// <summary>
@@ -40,6 +42,7 @@ public sealed class MaglevTable
     /// <param name="idHashes">The hashed destination ids.</param>
     /// <param name="weights">Their weights, each at least 1.</param>
     /// <param name="size">The number of slots: a prime larger than the number of destinations.</param>
+    [MethodImpl(PerChangeCode.Optimized)]
     public MaglevTable(ReadOnlySpan<ulong> idHashes, ReadOnlySpan<int> weights, int size)
     {
         var count = idHashes.Length;

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Balancer.LoadBalancing;
 
 /// <summary>
@@ -38,6 +40,7 @@ public static class SmoothWeightedRoundRobin
     }
 
     /// <summary>Returns one period of the pick order as indices into <paramref name="weights"/>.</summary>
+    [MethodImpl(PerChangeCode.Optimized)]
     public static int[] BuildSchedule(ReadOnlySpan<int> weights)
     {
         if (weights.IsEmpty)

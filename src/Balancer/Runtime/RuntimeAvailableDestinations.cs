@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using Balancer.LoadBalancing;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Model;
@@ -136,6 +138,7 @@ internal sealed class RuntimeAvailableDestinations(IAvailableDestinationsPolicy 
         public bool IsFor(ClusterConfig config) => _result is not null && ReferenceEquals(config, _config);
 
         /// <summary>Every destination looked at: health, and its id when any is out of service.</summary>
+        [MethodImpl(PerChangeCode.Optimized)]
         public IReadOnlyList<DestinationState> Recompute(ClusterConfig config, OutOfService outOfService, bool panic)
         {
             // The copy is handed out as the available list when every destination is available, so it is never changed:
@@ -170,6 +173,7 @@ internal sealed class RuntimeAvailableDestinations(IAvailableDestinationsPolicy 
         }
 
         /// <summary>Only the <paramref name="changed"/> destinations announced (in <see cref="Changed"/>) looked at again; none, the list returned last time.</summary>
+        [MethodImpl(PerChangeCode.Optimized)]
         public IReadOnlyList<DestinationState> Update(ClusterConfig config, RuntimeOverrides overrides, int changed, bool panic)
         {
             var destinations = _destinations!;
@@ -211,6 +215,7 @@ internal sealed class RuntimeAvailableDestinations(IAvailableDestinationsPolicy 
         /// cluster's own as it is, where they would copy YARP's list (tens of KB at 10,000, on every change that brings the
         /// last destination back). When all but a few, a list read through that array (<see cref="AvailableList"/>).
         /// </summary>
+        [MethodImpl(PerChangeCode.Optimized)]
         private IReadOnlyList<DestinationState> Build(bool panic)
         {
             var mask = _healthy == 0 && panic ? OutOfServiceFlag : (byte)(Unhealthy | OutOfServiceFlag);
@@ -248,6 +253,7 @@ internal sealed class RuntimeAvailableDestinations(IAvailableDestinationsPolicy 
             return available;
         }
 
+        [MethodImpl(PerChangeCode.Optimized)]
         private static bool Holds(DestinationState[] destinations, IReadOnlyList<DestinationState> list)
         {
             if (destinations.Length != list.Count)
@@ -266,6 +272,7 @@ internal sealed class RuntimeAvailableDestinations(IAvailableDestinationsPolicy 
             return true;
         }
 
+        [MethodImpl(PerChangeCode.Optimized)]
         private static int IndexOf(DestinationState[] destinations, DestinationState destination)
         {
             for (var i = 0; i < destinations.Length; i++)

@@ -20,6 +20,12 @@ internal static class ProcessConfig
             cluster["HealthCheck"] = healthCheck;
         }
 
+        return Of(cluster);
+    }
+
+    /// <summary>A config of one cluster, <c>backends</c>, as given, behind a route for every path.</summary>
+    public static JsonObject Of(JsonObject cluster)
+    {
         return new JsonObject
         {
             ["Balancer"] = new JsonObject
