@@ -83,6 +83,9 @@ public static class BalancerHost
         builder.Services.AddGracefulShutdown(() => Startup().ShutdownTimeout);
         builder.Services.AddHostedService<GarbageCollectorLog>();
         builder.Services.AddHostedService<NativeHeapTrim>();
+        // Before the listeners start: the first real Down then compiles none of its path on the thread judging its probe.
+        builder.Services.AddSingleton<HealthPathWarmUp>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<HealthPathWarmUp>());
         builder.Services.AddReadiness();
         var listeners = new Listeners();
         builder.Services.AddSingleton(listeners);
