@@ -151,8 +151,9 @@ internal sealed class DestinationSet
 
     /// <summary>
     /// The arrays of a large cluster's snapshot: weights, and the deadlines and heap of the earliest-deadline order or the
-    /// turns of LeastConnections, and the destinations when the available list is not an array. In use by one set at a time; at least as long as its destinations. They count the picks
-    /// holding that set, so that the set after next takes them over only when none does.
+    /// turns of LeastConnections, and the destinations when the available list is not an array. In use by one set at a
+    /// time; at least as long as its destinations. They count the picks holding that set, so that the set after next
+    /// takes them over only when none does.
     /// </summary>
     public sealed class Buffers(int capacity, PickKind kind)
     {
